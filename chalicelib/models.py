@@ -15,6 +15,8 @@ DEFAULT_SIZE_QUOTA = 2048
 DEFAULT_SOURCE_ARN = "arn:{partition}:states:*:{account}:*"
 SERVICE_LINKED_PATH = "/aws-service-role/"
 
+# arn:{partition}:<states or *>:<region>:{account}:<resource>, no other placeholders.
+_SOURCE_ARN_TEMPLATE = re.compile(r"^arn:\{partition\}:(?:states|\*):[^:{}]*:\{account\}:[^{}]+$")
 _ROLE_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role(?P<rest>/.*)$")
 
 
@@ -101,6 +103,20 @@ class EngineOptions:
     # Templates for the aws:SourceArn values the fix adds; {partition} and {account} are filled in.
     source_arns: tuple[str, ...] = (DEFAULT_SOURCE_ARN,)
 
+    def __post_init__(self) -> None:
+        # A template that does not pin the role's account would make a fix that is itself
+        # non-compliant, so bad options fail at construction instead of producing such fixes.
+        if self.size_quota < 1:
+            raise ValueError(f"size_quota must be a positive number of characters, not {self.size_quota}")
+        if not self.source_arns:
+            raise ValueError("source_arns must hold at least one ARN template")
+        for template in self.source_arns:
+            if not _SOURCE_ARN_TEMPLATE.match(template):
+                raise ValueError(
+                    f"source ARN template {template!r} must look like "
+                    "arn:{partition}:states:REGION:{account}:RESOURCE (REGION and RESOURCE may use * and ?)"
+                )
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -117,3 +133,82 @@ class Evaluation:
             "problems": [p.to_dict() for p in self.problems],
             "fixed_policy": self.fixed_policy,
         }
+
+
+class Mode(StrEnum):
+    """How the bot acts on a non-compliant role (contract: DEPUTY_GUARD_MODE and the role tag)."""
+
+    DRY_RUN = "dry-run"
+    NOTIFY = "notify"
+    ENFORCE = "enforce"
+
+
+class Action(StrEnum):
+    """What the bot did (or would do) about one role; part of every report and notification."""
+
+    NONE = "none"  # compliant or not applicable: nothing to do
+    FIXED = "fixed"  # trust policy rewritten
+    WOULD_FIX = "would_fix"  # dry run: the fix that enforce mode would apply
+    NOTIFIED = "notified"  # notify mode (or a CloudFormation-managed role): owners told, patch attached
+    CAPPED = "capped"  # the per-run fix cap was reached: owners told, fix left for the next run
+    REVIEW = "review"  # needs_review: a human must decide
+    EXEMPT = "exempt"  # exempted by tag or central list
+    FAILED = "failed"  # the fix was attempted and AWS refused, or the audit store was unavailable
+    SKIPPED = "skipped"  # role vanished or changed under us and needs nothing now
+    REVERTED = "reverted"  # a recorded original was restored
+
+
+@dataclass(frozen=True)
+class RoleRecord:
+    """A role as read from IAM: the trust document is kept as IAM returned it (possibly URL-encoded)."""
+
+    name: str
+    arn: str
+    path: str
+    document: PolicyDoc | str
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    tags_loaded: bool = True  # False when read from ListRoles, which omits tags
+
+    @property
+    def account_id(self) -> str:
+        return self.arn.split(":")[4]
+
+    @property
+    def partition(self) -> str:
+        return self.arn.split(":")[1]
+
+    def context(self) -> RoleContext:
+        return RoleContext(
+            account_id=self.account_id,
+            partition=self.partition,
+            path=self.path,
+            role_name=self.name,
+            tags=MappingProxyType(dict(self.tags)),
+        )
+
+
+NOTICE_SCHEMA_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Everything owners are told about one role; rendered for SNS and Slack by chalicelib.notify."""
+
+    account: str
+    region: str
+    role_name: str
+    role_arn: str
+    verdict: Verdict
+    problems: tuple[Problem, ...]
+    action: Action
+    reason: str  # one line: why this action (mode, exemption, CloudFormation, cap, AWS error...)
+    before: PolicyDoc | None
+    after: PolicyDoc | None  # the applied fix, or the ready patch when not applied
+    diff: str
+    owner: str  # resolved owner (tag value, actor, or the default channel)
+    actor: str | None  # who made the change that triggered this, from CloudTrail
+    event_id: str | None
+    time: str  # ISO 8601, UTC
+    revert_command: str | None = None
+    change_id: str | None = None
+    trigger: str = "event"  # event | sweep | scan | api

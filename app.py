@@ -1,0 +1,141 @@
+"""deputy-guard: Chalice wiring only. Handlers are a few lines; the work lives in chalicelib/.
+
+Dependencies are built lazily on first use and cached per container: Chalice sets stage environment
+variables only while a handler runs, and the cold path should import as little as possible.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from chalice.app import (
+    BadRequestError,
+    Chalice,
+    ChaliceViewError,
+    CloudWatchEvent,
+    IAMAuthorizer,
+    NotFoundError,
+    Response,
+)
+
+from chalicelib import runtime
+
+app = Chalice(app_name="deputy-guard")
+authorizer = IAMAuthorizer()
+
+# CloudTrail delivers IAM's management events to EventBridge in us-east-1 only.
+IAM_EVENT_PATTERN: dict[str, Any] = {
+    "source": ["aws.iam"],
+    "detail-type": ["AWS API Call via CloudTrail"],
+    "detail": {
+        "eventSource": ["iam.amazonaws.com"],
+        "eventName": ["CreateRole", "UpdateAssumeRolePolicy", "PutRolePolicy", "AttachRolePolicy"],
+        "errorCode": [{"exists": False}],
+    },
+}
+# Read at deploy time (chalice deploy/package imports this module); daily unless told otherwise.
+SWEEP_SCHEDULE = os.environ.get("DEPUTY_GUARD_SWEEP_SCHEDULE", "rate(1 day)")
+
+
+class LenientCloudWatchEvent(CloudWatchEvent):
+    """Chalice's event class, minus the KeyError on a malformed envelope: the service validates and drops it."""
+
+    def _extract_attributes(self, event_dict: Any) -> None:
+        raw = event_dict if isinstance(event_dict, dict) else {}
+
+        def text(key: str) -> str:
+            value = raw.get(key)
+            return value if isinstance(value, str) else ""
+
+        detail = raw.get("detail")
+        resources = raw.get("resources")
+        self.version = text("version")
+        self.account = text("account")
+        self.region = text("region")
+        self.detail = detail if isinstance(detail, dict) else {}
+        self.detail_type = text("detail-type")
+        self.source = text("source")
+        self.time = text("time")
+        self.event_id = text("id")
+        self.resources = resources if isinstance(resources, list) else []
+
+
+@app.middleware("all")
+def observe(event: Any, get_response: Any) -> Any:
+    """Logger keys and metrics flushing around every handler (Powertools, as Chalice middleware)."""
+    return runtime.observe(event, get_response)
+
+
+@app.on_cw_event(IAM_EVENT_PATTERN, name="on_iam_event")
+def on_iam_event(event: CloudWatchEvent) -> dict[str, Any]:
+    return runtime.on_iam_event(event.to_dict(), event.context)
+
+
+on_iam_event.event_class = LenientCloudWatchEvent
+
+
+@app.schedule(SWEEP_SCHEDULE, name="sweep")
+def sweep(event: Any) -> dict[str, Any]:
+    return runtime.sweep(event.context)
+
+
+@app.route("/scans", methods=["POST"], authorizer=authorizer)
+def post_scans() -> Any:
+    return _respond(lambda: runtime.post_scans(_body()))
+
+
+@app.route("/roles/{role_name}", methods=["GET"], authorizer=authorizer)
+def get_role(role_name: str) -> Any:
+    return _respond(lambda: runtime.get_role(_role_name(role_name)))
+
+
+@app.route("/roles/{role_name}/remediate", methods=["POST"], authorizer=authorizer)
+def remediate_role(role_name: str) -> Any:
+    return _respond(lambda: runtime.remediate(_role_name(role_name), _body(), _caller()))
+
+
+@app.route("/roles/{role_name}/revert", methods=["POST"], authorizer=authorizer)
+def revert_role(role_name: str) -> Any:
+    return _respond(lambda: runtime.revert(_role_name(role_name), _body(), _caller()))
+
+
+def _role_name(value: str) -> str:
+    if not runtime.valid_role_name(value or ""):
+        raise BadRequestError("invalid role name: 1-64 characters of letters, digits and +=,.@_-")
+    return value
+
+
+def _body() -> dict[str, Any]:
+    request = app.current_request
+    if request is None or not request.raw_body:
+        return {}
+    try:
+        body = request.json_body
+    except BadRequestError:
+        raise BadRequestError("malformed body: not JSON") from None
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise BadRequestError("malformed body: expected a JSON object")
+    return body
+
+
+def _caller() -> str | None:
+    request = app.current_request
+    identity = (request.context or {}).get("identity") if request is not None else None
+    return identity.get("userArn") if isinstance(identity, dict) else None
+
+
+def _respond(call: Any) -> Any:
+    try:
+        status, body = call()
+    except runtime.BadInput as exc:
+        raise BadRequestError(str(exc)) from None
+    except runtime.UnknownRole as exc:
+        raise NotFoundError(str(exc)) from None
+    except runtime.Unavailable as exc:
+        return Response(body={"Code": "BadGateway", "Message": str(exc)}, status_code=502)
+    except runtime.Misconfigured as exc:
+        raise ChaliceViewError(str(exc)) from None
+    return Response(body=body, status_code=status)

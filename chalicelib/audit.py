@@ -1,0 +1,247 @@
+"""Write-ahead audit trail of every trust-policy change, and the notification ledger.
+
+Layout in the single table (``pk``/``sk`` strings, TTL attribute ``expiration``):
+
+* ``pk = role#<role arn>``, ``sk = change#<UTC time>#<change id>``: one item per change, written
+  *before* the change with status ``pending`` (the original document first, then the new one), and
+  updated to ``applied``, ``failed``, ``superseded`` or ``reverted`` afterwards. Never expires.
+* ``pk = notice#<fingerprint>``, ``sk = notice``: the notification ledger (expires after the window).
+* Powertools Idempotency records live under ``pk = idempotency#deputy-guard``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from chalicelib.models import PolicyDoc
+
+IDEMPOTENCY_PK = "idempotency#deputy-guard"
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Table(Protocol):
+    """What the audit trail needs of a table (chalicelib.aws.DynamoTable provides it)."""
+
+    def put(
+        self, item: Mapping[str, Any], *, condition: str | None = None, values: Mapping[str, Any] | None = None
+    ) -> None: ...
+
+    def update(self, pk: str, sk: str, changes: Mapping[str, Any]) -> None: ...
+
+    def delete(self, pk: str, sk: str) -> None: ...
+
+    def query(
+        self, pk: str, *, sk_prefix: str = "", newest_first: bool = True, limit: int = 100
+    ) -> list[dict[str, Any]]: ...
+
+
+class ChangeKind(StrEnum):
+    FIX = "fix"
+    REVERT = "revert"
+
+
+class ChangeStatus(StrEnum):
+    PENDING = "pending"  # recorded, not yet applied (or the bot stopped mid-way: check the role)
+    APPLIED = "applied"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"  # the role changed before the write; nothing was written
+    REVERTED = "reverted"  # an applied fix that a later revert undid
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    change_id: str
+    role_arn: str
+    role_name: str
+    kind: ChangeKind
+    status: ChangeStatus
+    before: PolicyDoc
+    after: PolicyDoc
+    actor: str | None
+    event_id: str | None
+    mode: str
+    trigger: str
+    reason: str
+    created_at: str
+    sk: str
+    error: str | None = None
+    reverts: str | None = None
+
+    @property
+    def pk(self) -> str:
+        return role_pk(self.role_arn)
+
+
+def role_pk(role_arn: str) -> str:
+    return f"role#{role_arn}"
+
+
+class AuditTrail:
+    """Records each change before it happens, and its outcome after."""
+
+    def __init__(self, table: Table, clock: Clock = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def record_intent(
+        self,
+        *,
+        role_arn: str,
+        role_name: str,
+        before: PolicyDoc,
+        after: PolicyDoc,
+        kind: ChangeKind,
+        actor: str | None,
+        event_id: str | None,
+        mode: str,
+        trigger: str,
+        reason: str,
+        reverts: str | None = None,
+    ) -> ChangeRecord:
+        """Write the pending record; raises chalicelib.aws.AwsError when the store is unavailable."""
+        now = self._clock().isoformat(timespec="microseconds")
+        change_id = uuid.uuid4().hex
+        record = ChangeRecord(
+            change_id=change_id,
+            role_arn=role_arn,
+            role_name=role_name,
+            kind=kind,
+            status=ChangeStatus.PENDING,
+            before=before,
+            after=after,
+            actor=actor,
+            event_id=event_id,
+            mode=mode,
+            trigger=trigger,
+            reason=reason,
+            created_at=now,
+            sk=f"change#{now}#{change_id}",
+            reverts=reverts,
+        )
+        self._table.put(
+            {
+                "pk": record.pk,
+                "sk": record.sk,
+                "change_id": change_id,
+                "role_arn": role_arn,
+                "role_name": role_name,
+                "kind": kind.value,
+                "status": record.status.value,
+                "before": _dump(before),
+                "after": _dump(after),
+                "actor": actor,
+                "event_id": event_id,
+                "mode": mode,
+                "trigger": trigger,
+                "reason": reason,
+                "created_at": now,
+                "updated_at": now,
+                "reverts": reverts,
+            },
+            condition="attribute_not_exists(pk)",
+        )
+        return record
+
+    def record_outcome(self, record: ChangeRecord, status: ChangeStatus, error: str | None = None) -> None:
+        """Mark a recorded change applied, failed, superseded or reverted."""
+        changes: dict[str, Any] = {"status": status.value, "updated_at": self._clock().isoformat()}
+        if error is not None:
+            changes["error"] = error[:1000]
+        self._table.update(record.pk, record.sk, changes)
+
+    def history(self, role_arn: str, limit: int = 50) -> list[ChangeRecord]:
+        """The role's changes, newest first."""
+        items = self._table.query(role_pk(role_arn), sk_prefix="change#", newest_first=True, limit=limit)
+        return [_record(item) for item in items]
+
+    def last_applied_fix(self, role_arn: str) -> ChangeRecord | None:
+        """The newest fix the bot applied and nobody reverted yet."""
+        for record in self.history(role_arn, limit=100):
+            if record.kind is ChangeKind.FIX and record.status is ChangeStatus.APPLIED:
+                return record
+        return None
+
+
+SWEEP_CURSOR_PK = "sweep#cursor"
+
+
+class SweepCursor:
+    """Where an unfinished sweep stopped, so the next scheduled run resumes there."""
+
+    def __init__(self, table: Table, clock: Clock = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def load(self) -> str | None:
+        items = self._table.query(SWEEP_CURSOR_PK, limit=1)
+        token = items[0].get("token") if items else None
+        return token if isinstance(token, str) and token else None
+
+    def save(self, token: str | None) -> None:
+        """Store the continuation token, or clear it (an empty token) when a sweep completes."""
+        self._table.put(
+            {"pk": SWEEP_CURSOR_PK, "sk": "cursor", "token": token or "", "updated_at": self._clock().isoformat()}
+        )
+
+
+class DynamoLedger:
+    """The notification ledger: ``claim`` succeeds once per key per window (a conditional put)."""
+
+    def __init__(self, table: Table, clock: Clock = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def claim(self, key: str, ttl_seconds: int) -> bool:
+        """True if nobody announced ``key`` within the window (and records it now)."""
+        # Imported here so this module stays importable without boto3 in pure tests.
+        from chalicelib.aws import ConditionFailed
+
+        now = int(self._clock().timestamp())
+        try:
+            self._table.put(
+                {"pk": f"notice#{key}", "sk": "notice", "expiration": now + ttl_seconds, "claimed_at": now},
+                condition="attribute_not_exists(pk) OR expiration < :now",
+                values={":now": now},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def release(self, key: str) -> None:
+        """Forget ``key`` (no channel carried the news, so the next attempt must not be muted)."""
+        self._table.delete(f"notice#{key}", "notice")
+
+
+def _dump(document: PolicyDoc) -> str:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def _record(item: Mapping[str, Any]) -> ChangeRecord:
+    return ChangeRecord(
+        change_id=str(item["change_id"]),
+        role_arn=str(item["role_arn"]),
+        role_name=str(item["role_name"]),
+        kind=ChangeKind(str(item["kind"])),
+        status=ChangeStatus(str(item["status"])),
+        before=json.loads(str(item["before"])),
+        after=json.loads(str(item["after"])),
+        actor=item.get("actor"),
+        event_id=item.get("event_id"),
+        mode=str(item.get("mode", "")),
+        trigger=str(item.get("trigger", "")),
+        reason=str(item.get("reason", "")),
+        created_at=str(item["created_at"]),
+        sk=str(item["sk"]),
+        error=item.get("error"),
+        reverts=item.get("reverts"),
+    )

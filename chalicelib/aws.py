@@ -1,0 +1,374 @@
+"""The only module that imports boto3: client factory and thin, typed gateways.
+
+Every gateway receives its client, translates botocore errors into the small ``AwsError`` family and
+returns plain data. Clients use botocore's *standard* retry mode, so throttling is retried with
+backoff before an error reaches the service. ``AWS_ENDPOINT_URL`` (moto's server locally) is honoured
+by botocore itself.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.models import PolicyDoc, RoleRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_iam.client import IAMClient
+    from mypy_boto3_sns.client import SNSClient
+    from mypy_boto3_sts.client import STSClient
+
+USER_AGENT = "deputy-guard/0.1.0"
+_MAX_ATTEMPTS = 6
+_client_lock = threading.Lock()
+_clients: dict[tuple[str, str | None], Any] = {}
+
+
+class AwsError(Exception):
+    """An AWS call failed; ``code`` is AWS's error code (or a botocore class name)."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(f"{operation}: {code}: {message}")
+        self.operation = operation
+        self.code = code
+        self.message = message
+
+
+class NotFound(AwsError):
+    """The resource does not exist (IAM NoSuchEntity, DynamoDB ResourceNotFoundException, ...)."""
+
+
+class AccessDenied(AwsError):
+    """The bot's role may not make this call."""
+
+
+class Throttled(AwsError):
+    """Still throttled after botocore's standard retries."""
+
+
+class LimitExceeded(AwsError):
+    """An IAM quota (policy size, ...) would be exceeded."""
+
+
+class MalformedPolicy(AwsError):
+    """IAM rejected the document."""
+
+
+class ConditionFailed(AwsError):
+    """A DynamoDB conditional write lost (the item already exists)."""
+
+
+class Unavailable(AwsError):
+    """The endpoint could not be reached or answered with a server error."""
+
+
+_CODES: dict[str, type[AwsError]] = {
+    "NoSuchEntity": NotFound,
+    "NoSuchEntityException": NotFound,
+    "ResourceNotFoundException": NotFound,
+    "NotFound": NotFound,
+    "ParameterNotFound": NotFound,
+    "AccessDenied": AccessDenied,
+    "AccessDeniedException": AccessDenied,
+    "UnauthorizedOperation": AccessDenied,
+    "AuthorizationError": AccessDenied,
+    "Throttling": Throttled,
+    "ThrottlingException": Throttled,
+    "ThrottledException": Throttled,
+    "RequestLimitExceeded": Throttled,
+    "TooManyRequestsException": Throttled,
+    "ProvisionedThroughputExceededException": Throttled,
+    "LimitExceeded": LimitExceeded,
+    "LimitExceededException": LimitExceeded,
+    "MalformedPolicyDocument": MalformedPolicy,
+    "MalformedPolicyDocumentException": MalformedPolicy,
+    "ConditionalCheckFailedException": ConditionFailed,
+    "ServiceFailure": Unavailable,
+    "ServiceUnavailable": Unavailable,
+    "InternalError": Unavailable,
+    "InternalFailure": Unavailable,
+    "InternalServerError": Unavailable,
+}
+
+
+def translate(operation: str, exc: ClientError | BotoCoreError) -> AwsError:
+    """Map a botocore exception to the AwsError family (unknown codes stay a plain AwsError)."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", ""))
+        return _CODES.get(code, AwsError)(operation, code, message)
+    return Unavailable(operation, type(exc).__name__, str(exc))
+
+
+def make_client(service: str, region: str | None = None) -> Any:
+    """A cached client with standard retries and deputy-guard's user agent (thread-safe)."""
+    key = (service, region)
+    with _client_lock:
+        client = _clients.get(key)
+        if client is None:
+            config = Config(
+                retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
+                user_agent_extra=USER_AGENT,
+                connect_timeout=5,
+                read_timeout=20,
+            )
+            session = boto3.session.Session()
+            client = session.client(service, region_name=region or session.region_name or "us-east-1", config=config)  # type: ignore[call-overload]
+            _clients[key] = client
+        return client
+
+
+def reset_clients() -> None:
+    """Forget cached clients (after the endpoint or credentials change, e.g. in the demo and tests)."""
+    with _client_lock:
+        _clients.clear()
+
+
+def current_region() -> str:
+    return boto3.session.Session().region_name or "us-east-1"
+
+
+def _call(operation: str, fn: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(**kwargs)
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(operation, exc) from exc
+
+
+def _tags(raw: list[Mapping[str, str]] | None) -> dict[str, str]:
+    return {str(t["Key"]): str(t.get("Value", "")) for t in raw or []}
+
+
+def _role(raw: Mapping[str, Any], *, tags_loaded: bool) -> RoleRecord:
+    return RoleRecord(
+        name=str(raw["RoleName"]),
+        arn=str(raw["Arn"]),
+        path=str(raw.get("Path", "/")),
+        document=raw.get("AssumeRolePolicyDocument") or "",
+        tags=_tags(raw.get("Tags")),
+        tags_loaded=tags_loaded,
+    )
+
+
+@dataclass(frozen=True)
+class RolePage:
+    roles: tuple[RoleRecord, ...]
+    marker: str | None
+
+
+class IamGateway:
+    """The IAM calls deputy-guard makes, and no others."""
+
+    def __init__(self, client: IAMClient) -> None:
+        self._client = client
+
+    def get_role(self, name: str) -> RoleRecord | None:
+        """The role with its trust document and tags, or None when it does not exist."""
+        try:
+            response = _call("GetRole", self._client.get_role, RoleName=name)
+        except NotFound:
+            return None
+        return _role(response["Role"], tags_loaded=True)
+
+    def list_roles_page(self, *, path_prefix: str = "/", marker: str | None = None, max_items: int = 1000) -> RolePage:
+        """One page of ListRoles; the listing carries trust documents and paths but not tags."""
+        kwargs: dict[str, Any] = {"PathPrefix": path_prefix, "MaxItems": max_items}
+        if marker:
+            kwargs["Marker"] = marker
+        response = _call("ListRoles", self._client.list_roles, **kwargs)
+        roles = tuple(_role(r, tags_loaded=False) for r in response.get("Roles", []))
+        next_marker = response.get("Marker") if response.get("IsTruncated") else None
+        return RolePage(roles=roles, marker=next_marker)
+
+    def iter_roles(self, *, path_prefix: str = "/") -> Iterator[RoleRecord]:
+        marker: str | None = None
+        while True:
+            page = self.list_roles_page(path_prefix=path_prefix, marker=marker)
+            yield from page.roles
+            if page.marker is None:
+                return
+            marker = page.marker
+
+    def update_assume_role_policy(self, name: str, document: PolicyDoc) -> None:
+        """Replace the trust policy (sent compact: IAM counts the policy without whitespace)."""
+        body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        _call("UpdateAssumeRolePolicy", self._client.update_assume_role_policy, RoleName=name, PolicyDocument=body)
+
+    def tag_role(self, name: str, tags: Mapping[str, str]) -> None:
+        _call(
+            "TagRole",
+            self._client.tag_role,
+            RoleName=name,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )
+
+    def get_assume_role_policy_size_quota(self) -> int | None:
+        """The account's trust-policy size quota, or None when the summary does not carry it."""
+        response = _call("GetAccountSummary", self._client.get_account_summary)
+        value = response.get("SummaryMap", {}).get("AssumeRolePolicySizeQuota")
+        return int(value) if value else None
+
+
+class StsGateway:
+    def __init__(self, client: STSClient) -> None:
+        self._client = client
+
+    def get_caller_arn(self) -> tuple[str, str]:
+        """(account id, caller ARN) of the current credentials."""
+        response = _call("GetCallerIdentity", self._client.get_caller_identity)
+        return str(response["Account"]), str(response["Arn"])
+
+
+class SnsGateway:
+    def __init__(self, client: SNSClient) -> None:
+        self._client = client
+
+    def publish_message(self, topic_arn: str, subject: str, message: str, attributes: Mapping[str, str]) -> str:
+        """Publish one message with String attributes; returns the MessageId."""
+        response = _call(
+            "Publish",
+            self._client.publish,
+            TopicArn=topic_arn,
+            Subject=subject,
+            Message=message,
+            MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+        )
+        return str(response["MessageId"])
+
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+class DynamoTable:
+    """A single DynamoDB table keyed by ``pk`` (hash) and ``sk`` (range), both strings."""
+
+    def __init__(self, client: DynamoDBClient, name: str) -> None:
+        self._client = client
+        self.name = name
+
+    def put(
+        self, item: Mapping[str, Any], *, condition: str | None = None, values: Mapping[str, Any] | None = None
+    ) -> None:
+        kwargs: dict[str, Any] = {"TableName": self.name, "Item": _to_item(item)}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if values:
+            kwargs["ExpressionAttributeValues"] = _to_item(values)
+        _call("PutItem", self._client.put_item, **kwargs)
+
+    def update(self, pk: str, sk: str, changes: Mapping[str, Any]) -> None:
+        """Set the given attributes on an existing item (``None`` values are removed)."""
+        names = {f"#a{i}": key for i, key in enumerate(changes)}
+        sets = [f"#a{i} = :v{i}" for i, (_k, v) in enumerate(changes.items()) if v is not None]
+        removes = [f"#a{i}" for i, (_k, v) in enumerate(changes.items()) if v is None]
+        expression = " ".join(
+            part
+            for part in (
+                ("SET " + ", ".join(sets)) if sets else "",
+                ("REMOVE " + ", ".join(removes)) if removes else "",
+            )
+            if part
+        )
+        values = {f":v{i}": _serializer.serialize(v) for i, (_k, v) in enumerate(changes.items()) if v is not None}
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": _to_item({"pk": pk, "sk": sk}),
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ConditionExpression": "attribute_exists(pk)",
+        }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        _call("UpdateItem", self._client.update_item, **kwargs)
+
+    def delete(self, pk: str, sk: str) -> None:
+        _call("DeleteItem", self._client.delete_item, TableName=self.name, Key=_to_item({"pk": pk, "sk": sk}))
+
+    def query(
+        self, pk: str, *, sk_prefix: str = "", newest_first: bool = True, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Items under one partition key, ordered by sort key."""
+        condition = "pk = :pk" + (" AND begins_with(sk, :sk)" if sk_prefix else "")
+        values: dict[str, Any] = {":pk": pk}
+        if sk_prefix:
+            values[":sk"] = sk_prefix
+        response = _call(
+            "Query",
+            self._client.query,
+            TableName=self.name,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=_to_item(values),
+            ScanIndexForward=not newest_first,
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        return [_from_item(item) for item in response.get("Items", [])]
+
+    def ensure_exists(self) -> bool:
+        """Create the table (pay per request, TTL on ``expiration``) unless it exists; True if created."""
+        try:
+            _call("DescribeTable", self._client.describe_table, TableName=self.name)
+            return False
+        except NotFound:
+            pass
+        try:
+            _call(
+                "CreateTable",
+                self._client.create_table,
+                TableName=self.name,
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        except AwsError as exc:
+            if exc.code == "ResourceInUseException":  # created concurrently
+                return False
+            raise
+        self._client.get_waiter("table_exists").wait(TableName=self.name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        _call(
+            "UpdateTimeToLive",
+            self._client.update_time_to_live,
+            TableName=self.name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+        )
+        return True
+
+
+def read_secret_parameter(name: str, *, is_secret: bool, max_age: int = 300) -> str:
+    """Read an SSM SecureString or a Secrets Manager secret through Powertools Parameters (cached)."""
+    # Imported here: Parameters pulls in extra modules that the cold path does not need.
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        if is_secret:
+            provider = parameters.SecretsProvider(boto3_client=make_client("secretsmanager"))
+            value = provider.get(name, max_age=max_age)
+        else:
+            ssm = parameters.SSMProvider(boto3_client=make_client("ssm"))
+            value = ssm.get(name, decrypt=True, max_age=max_age)
+    except parameters.exceptions.GetParameterError as exc:
+        # The message may quote the value's location but never the value; keep only the type.
+        raise AwsError("GetParameter", "GetParameterError", f"could not read parameter {name!r}") from exc
+    return cast(str, value).strip()

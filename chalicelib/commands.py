@@ -1,0 +1,150 @@
+"""The AWS-facing CLI commands: scan, revert, setup (and demo, in chalicelib.demo).
+
+Settings come from the environment like the Lambda's; credentials from the standard boto3 chain
+(``AWS_PROFILE``, ``AWS_ENDPOINT_URL`` honoured). Results go to stdout, logs and progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from chalicelib.settings import Settings, SettingsError, load_settings
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def _fail(message: str) -> int:
+    print(f"deputy-guard: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _cli_settings() -> Settings:
+    return load_settings(os.environ)
+
+
+def _cli_deps(settings: Settings) -> Any:
+    from chalicelib.wiring import build_deps, make_logger
+
+    logger = make_logger(settings.service_name, to_stderr=True)
+    if not os.environ.get("LOG_LEVEL"):
+        logger.setLevel("WARNING")
+    return build_deps(settings, logger=logger, idempotent=False)
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    """`deputy-guard scan`: dry run unless --fix; exit 0 when clean, 1 when anything needs action."""
+    from chalicelib import aws
+    from chalicelib.service import scan
+
+    try:
+        settings = _cli_settings()
+        deps = _cli_deps(settings)
+        account, _arn = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
+        progress = _progress(sys.stderr) if sys.stderr.isatty() else None
+        reports = []
+        token = None
+        while True:
+            report = scan(
+                deps,
+                dry_run=not args.fix,
+                role_names=args.role or None,
+                path_prefix=args.path_prefix,
+                next_token=token,
+                account=account,
+                progress=progress,
+            )
+            reports.append(report)
+            if report.complete:
+                break
+            token = report.next_token
+    except SettingsError as exc:
+        return _fail(str(exc))
+    except aws.AwsError as exc:
+        return _fail(f"AWS call failed: {exc}")
+    merged = _merge(reports)
+    if progress:
+        sys.stderr.write("\n")
+    if args.format == "json":
+        print(json.dumps(merged.to_dict(), indent=2, sort_keys=False))
+    else:
+        print(render_table(merged.to_dict()))
+    return EXIT_FINDINGS if merged.needs_action or merged.missing else EXIT_OK
+
+
+def _merge(reports: list[Any]) -> Any:
+    from chalicelib.service import ScanReport
+
+    results = tuple(r for report in reports for r in report.results)
+    missing = tuple(m for report in reports for m in report.missing)
+    return ScanReport(account=reports[-1].account, complete=True, next_token=None, results=results, missing=missing)
+
+
+def _progress(stream: TextIO) -> Any:
+    def show(count: int) -> None:
+        stream.write(f"\rscanned {count} roles…")
+        stream.flush()
+
+    return show
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """A scan report for people: one line per role (verdict, role, problems, action) and a summary."""
+    rows = [("VERDICT", "ROLE", "PROBLEMS", "ACTION")]
+    for result in report["results"]:
+        codes = ",".join(sorted({p["code"] for p in result["problems"]})) or "-"
+        rows.append((result["verdict"], result["role_name"], codes, result["action"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows]
+    summary = ", ".join(f"{count} {verdict}" for verdict, count in report["summary"].items() if count)
+    lines.append("")
+    lines.append(f"account {report['account'] or '?'}: {len(report['results'])} roles ({summary or 'none'})")
+    for name in report.get("missing", []):
+        lines.append(f"not found: {name}")
+    return "\n".join(lines)
+
+
+def run_revert(args: argparse.Namespace) -> int:
+    """`deputy-guard revert ROLE [--force]`."""
+    from chalicelib import aws
+    from chalicelib.service import revert
+
+    try:
+        settings = _cli_settings()
+        deps = _cli_deps(settings)
+        try:
+            _account, actor = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
+        except aws.AwsError:
+            actor = None
+        result = revert(args.role, deps, force=args.force, actor=actor)
+    except SettingsError as exc:
+        return _fail(str(exc))
+    except aws.AwsError as exc:
+        return _fail(f"AWS call failed: {exc}")
+    stream = sys.stdout if result.status == "reverted" else sys.stderr
+    print(result.message, file=stream)
+    return EXIT_OK if result.status == "reverted" else EXIT_FINDINGS if result.status == "refused" else EXIT_ERROR
+
+
+def run_setup(args: argparse.Namespace) -> int:
+    """`deputy-guard setup`: create the DynamoDB table the settings name, if missing (idempotent)."""
+    from chalicelib import aws
+
+    try:
+        settings = _cli_settings()
+        created = aws.DynamoTable(aws.make_client("dynamodb"), settings.table).ensure_exists()
+    except SettingsError as exc:
+        return _fail(str(exc))
+    except aws.AwsError as exc:
+        return _fail(f"AWS call failed: {exc}")
+    print(f"table {settings.table}: {'created' if created else 'already exists'}")
+    return EXIT_OK
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from chalicelib.demo import run_demo as demo
+
+    return demo(args)

@@ -1,0 +1,145 @@
+"""Pure: turn an EventBridge "AWS API Call via CloudTrail" event into a pointer at one role, or a skip.
+
+The event is only a pointer: the service re-reads the role before acting, so nothing in an event can
+make the bot write a document it did not compute itself from IAM's current state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.policy import has_states_principal
+
+EVENT_NAMES = frozenset({"CreateRole", "UpdateAssumeRolePolicy", "PutRolePolicy", "AttachRolePolicy"})
+# Events whose request carries the new trust document: a document without Step Functions needs no AWS call.
+_DOCUMENT_FIELDS = {"CreateRole": "assumeRolePolicyDocument", "UpdateAssumeRolePolicy": "policyDocument"}
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[^:]*/)?([\w+=,.@-]{1,64})$")
+MAX_DOCUMENT_CHARS = 131_072  # far above IAM's own limits; anything larger is not a real request
+
+
+@dataclass(frozen=True)
+class RoleRef:
+    """The role an event is about, and who did what to it."""
+
+    role_name: str
+    event_id: str
+    event_name: str
+    account: str
+    region: str
+    time: str
+    actor: str | None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Why an event needs no work (each reason is logged and counted)."""
+
+    reason: str
+    event_id: str | None = None
+    event_name: str | None = None
+
+
+def to_role_ref(event: Any, is_self: Callable[[tuple[str, str]], bool] | None = None) -> RoleRef | Skip:
+    """Read an EventBridge event into a role pointer, or say why it needs no work.
+
+    ``is_self`` tells whether a session issuer (account, role name) is the bot's own role; it is asked
+    only for events that would otherwise need work, so resolving the bot's identity stays off the
+    path of irrelevant events.
+    """
+    if not isinstance(event, Mapping):
+        return Skip("not_an_object")
+    event_id = _text(event.get("id"))
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        return Skip("no_detail", event_id)
+    event_id = event_id or _text(detail.get("eventID"))
+    event_name = _text(detail.get("eventName"))
+    if event.get("source") != "aws.iam" or detail.get("eventSource") != "iam.amazonaws.com":
+        return Skip("not_iam", event_id, event_name)
+    if event_name not in EVENT_NAMES:
+        return Skip("unsupported_event", event_id, event_name)
+    if detail.get("errorCode") is not None:
+        return Skip("failed_call", event_id, event_name)
+    if event_id is None:
+        return Skip("no_event_id", event_id, event_name)
+    identity = detail.get("userIdentity")
+    role_name = _role_name(detail)
+    if role_name is None:
+        return Skip("no_role_name", event_id, event_name)
+    field = _DOCUMENT_FIELDS.get(event_name)
+    request = detail.get("requestParameters")
+    if field is not None and isinstance(request, Mapping):
+        document = request.get(field)
+        if isinstance(document, str) and len(document) <= MAX_DOCUMENT_CHARS and not has_states_principal(document):
+            return Skip("no_step_functions_principal", event_id, event_name)
+    issuer = _issuer(identity)
+    if issuer is not None and is_self is not None and is_self(issuer):
+        return Skip("own_event", event_id, event_name)
+    return RoleRef(
+        role_name=role_name,
+        event_id=event_id,
+        event_name=event_name,
+        account=_text(event.get("account")) or _text(detail.get("recipientAccountId")) or "",
+        region=_text(event.get("region")) or _text(detail.get("awsRegion")) or "",
+        time=_text(event.get("time")) or _text(detail.get("eventTime")) or "",
+        actor=_actor(identity),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _role_name(detail: Mapping[str, Any]) -> str | None:
+    request = detail.get("requestParameters")
+    if isinstance(request, Mapping):
+        name = request.get("roleName")
+        if isinstance(name, str) and _ROLE_NAME.match(name):
+            return name
+        if name is not None:
+            return None  # present but malformed: never guess another role
+    response = detail.get("responseElements")
+    if isinstance(response, Mapping) and isinstance(response.get("role"), Mapping):
+        role = response["role"]
+        name = role.get("roleName")
+        if isinstance(name, str) and _ROLE_NAME.match(name):
+            return name
+        arn = role.get("arn")
+        match = _ROLE_ARN.match(arn) if isinstance(arn, str) else None
+        if match:
+            return match.group(2)
+    return None
+
+
+def _issuer(identity: Any) -> tuple[str, str] | None:
+    """(account, role name) of the role whose session made the call, if the caller was a role session."""
+    if not isinstance(identity, Mapping):
+        return None
+    context = identity.get("sessionContext")
+    issuer = context.get("sessionIssuer") if isinstance(context, Mapping) else None
+    arn = issuer.get("arn") if isinstance(issuer, Mapping) else None
+    match = _ROLE_ARN.match(arn) if isinstance(arn, str) else None
+    return (match.group(1), match.group(2)) if match else None
+
+
+def _actor(identity: Any) -> str | None:
+    if not isinstance(identity, Mapping):
+        return None
+    for key in ("arn", "principalId", "userName", "invokedBy"):
+        value = identity.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def self_role_from_arn(arn: str) -> tuple[str, str] | None:
+    """(account, role name) from the bot's role ARN or its assumed-role session ARN."""
+    match = _ROLE_ARN.match(arn)
+    if match:
+        return match.group(1), match.group(2)
+    assumed = re.match(r"^arn:aws[a-z-]*:sts::(\d{12}):assumed-role/([\w+=,.@-]{1,64})/", arn)
+    return (assumed.group(1), assumed.group(2)) if assumed else None

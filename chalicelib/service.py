@@ -1,0 +1,711 @@
+"""Orchestration: handle_event, scan, remediate, revert.
+
+Plan, then apply: ``decide`` turns an evaluation into an action (pure data that can be logged, shown
+in a dry run and tested without AWS); ``_apply`` carries out a fix under the write-ahead audit rule.
+Every decision is one structured log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.audit import AuditTrail, ChangeKind, ChangeRecord, ChangeStatus, Clock, SweepCursor, utc_now
+from chalicelib.aws import AccessDenied, AwsError, LimitExceeded, MalformedPolicy, NotFound
+from chalicelib.engine import evaluate
+from chalicelib.events import RoleRef, Skip, to_role_ref
+from chalicelib.models import (
+    DEFAULT_SIZE_QUOTA,
+    Action,
+    Evaluation,
+    Mode,
+    Notice,
+    PolicyDoc,
+    ProblemCode,
+    RoleRecord,
+    Verdict,
+)
+from chalicelib.notify import resolve_owner
+from chalicelib.policy import PolicyError, parse_policy, render_diff
+from chalicelib.settings import Settings
+
+MODE_TAG = "deputy-guard:mode"
+REASON_TAG = "deputy-guard:reason"
+CFN_STACK_TAG = "aws:cloudformation:stack-name"
+_NOTIFIED_ACTIONS = frozenset({Action.FIXED, Action.NOTIFIED, Action.CAPPED, Action.REVIEW, Action.FAILED})
+
+
+class Iam(Protocol):
+    """The IAM gateway as the service sees it (chalicelib.aws.IamGateway)."""
+
+    def get_role(self, name: str) -> RoleRecord | None: ...
+
+    def list_roles_page(self, *, path_prefix: str = "/", marker: str | None = None, max_items: int = 1000) -> Any: ...
+
+    def update_assume_role_policy(self, name: str, document: PolicyDoc) -> None: ...
+
+    def tag_role(self, name: str, tags: Mapping[str, str]) -> None: ...
+
+    def get_assume_role_policy_size_quota(self) -> int | None: ...
+
+
+class Metrics(Protocol):
+    def add_metric(self, name: str, value: float = 1) -> None: ...
+
+
+class Notifier(Protocol):
+    def notify(self, notice: Notice) -> Any: ...
+
+    def notify_digest(self, owner: str, notices: Sequence[Notice]) -> Any: ...
+
+
+class Logger(Protocol):
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class OnceGuard(Protocol):
+    """Runs ``work`` at most once per key (Powertools Idempotency on DynamoDB in production)."""
+
+    def run(self, key: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]: ...
+
+
+@dataclass
+class Deps:
+    """What the service needs; built lazily by app.py and the CLI, handed in fakes by tests."""
+
+    settings: Settings
+    iam: Iam
+    audit: AuditTrail
+    notifier: Notifier | None
+    logger: Logger
+    metrics: Metrics
+    region: str
+    self_role: Callable[[], tuple[str, str] | None] = lambda: None
+    once: OnceGuard | None = None
+    cursor: SweepCursor | None = None
+    clock: Clock = utc_now
+    _quota: int | None = field(default=None, repr=False)
+
+    def account_quota(self) -> int:
+        """The trust-policy size quota: the setting, else the account's (read once), else 2,048."""
+        if self.settings.size_quota is not None:
+            return self.settings.size_quota
+        if self._quota is None:
+            try:
+                self._quota = self.iam.get_assume_role_policy_size_quota() or DEFAULT_SIZE_QUOTA
+            except AwsError as exc:
+                self.logger.warning("size quota unreadable; using the default", extra={"error": str(exc)})
+                self._quota = DEFAULT_SIZE_QUOTA
+        return self._quota
+
+
+@dataclass(frozen=True)
+class RoleResult:
+    """One role's outcome: the row of a scan report and the seed of a notification."""
+
+    role_name: str
+    role_arn: str
+    verdict: Verdict
+    action: Action
+    reason: str
+    evaluation: Evaluation
+    before: PolicyDoc | None = None
+    after: PolicyDoc | None = None
+    diff: str = ""
+    owner: str | None = None
+    change_id: str | None = None
+
+    def to_report(self) -> dict[str, Any]:
+        return {
+            "role_name": self.role_name,
+            "role_arn": self.role_arn,
+            "verdict": self.verdict.value,
+            "problems": [p.to_dict() for p in self.evaluation.problems],
+            "action": self.action.value,
+            "reason": self.reason,
+            "diff": self.diff,
+        }
+
+
+@dataclass
+class Run:
+    """State of one run (an event, a sweep, a scan request): the fix cap and the time budget."""
+
+    mode: Mode
+    trigger: str
+    max_fixes: int
+    forced: bool = False
+    deadline: float | None = None
+    fixes: int = 0
+    notices: list[Notice] = field(default_factory=list)
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+# --- pure decision ---------------------------------------------------------------------------------
+
+
+def tag_value(tags: Mapping[str, str], key: str) -> str | None:
+    """A tag's value by case-insensitive key (IAM tag keys are case-insensitive for uniqueness)."""
+    wanted = key.lower()
+    for k, v in tags.items():
+        if k.lower() == wanted:
+            return v
+    return None
+
+
+def decide(
+    evaluation: Evaluation,
+    role: RoleRecord,
+    *,
+    settings: Settings,
+    run: Run,
+    today: datetime,
+) -> tuple[Action, str]:
+    """The action for one evaluated role, and why (pure)."""
+    if evaluation.verdict is Verdict.COMPLIANT:
+        return Action.NONE, "compliant"
+    if evaluation.verdict is Verdict.NOT_APPLICABLE:
+        if role.path.startswith("/aws-service-role/"):
+            return Action.NONE, "service-linked role: IAM allows no changes"
+        return Action.NONE, "no statement lets Step Functions assume the role"
+    exemption = settings.exemption_for(role.name, role.path, today.date())
+    if exemption is not None:
+        return Action.EXEMPT, exemption.describe()
+    tag = (tag_value(role.tags, MODE_TAG) or "").strip().lower()
+    if tag == "exempt":
+        return Action.EXEMPT, f"tag {MODE_TAG}=exempt"
+    if evaluation.verdict is Verdict.NEEDS_REVIEW:
+        codes = ", ".join(sorted({p.code.value for p in evaluation.problems}))
+        return Action.REVIEW, f"needs a human decision ({codes}); deputy-guard never rewrites such a policy"
+    mode, why = run.mode, f"{run.mode.value} mode"
+    if run.forced and mode is not Mode.DRY_RUN:
+        mode, why = Mode.ENFORCE, "explicit remediation request"
+    elif tag in (Mode.NOTIFY.value, Mode.ENFORCE.value) and mode is not Mode.DRY_RUN:
+        mode, why = Mode(tag), f"tag {MODE_TAG}={tag}"
+    if mode is Mode.DRY_RUN:
+        return Action.WOULD_FIX, f"{why}: the fix is shown, not applied"
+    if mode is Mode.NOTIFY:
+        return Action.NOTIFIED, f"{why}: owners told, the ready patch attached"
+    stack = tag_value(role.tags, CFN_STACK_TAG)
+    if stack and not settings.fix_cloudformation and not run.forced:
+        return Action.NOTIFIED, f"managed by CloudFormation stack {stack!r}: fix the template (patch attached)"
+    if run.fixes >= run.max_fixes:
+        return Action.CAPPED, f"the cap of {run.max_fixes} fixes per run was reached; left for the next run"
+    return Action.FIXED, why
+
+
+# --- the role pipeline ------------------------------------------------------------------------------
+
+
+def evaluate_role(role: RoleRecord, deps: Deps) -> Evaluation:
+    """Evaluate with the default quota first; read the account's quota only when a fix would exceed it."""
+    context = role.context()
+    evaluation = evaluate(role.document, context, deps.settings.engine_options(DEFAULT_SIZE_QUOTA))
+    too_large = any(p.code is ProblemCode.TOO_LARGE for p in evaluation.problems)
+    if too_large and deps.settings.size_quota != DEFAULT_SIZE_QUOTA:
+        quota = deps.account_quota()
+        if quota != DEFAULT_SIZE_QUOTA:
+            evaluation = evaluate(role.document, context, deps.settings.engine_options(quota))
+    return evaluation
+
+
+def process_role(role: RoleRecord, deps: Deps, run: Run, ref: RoleRef | None = None) -> RoleResult:
+    """Evaluate one role, decide, act (fix under the audit rule), and queue the owners' notice."""
+    evaluation = evaluate_role(role, deps)
+    needs_action = evaluation.verdict in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW)
+    # The listing omits tags (mode tag, owner, CloudFormation): read the role before any action, and
+    # decide on that fresh read rather than on the listing. Centrally exempt roles need no read.
+    exempt = deps.settings.exemption_for(role.name, role.path, deps.clock().date()) is not None
+    if needs_action and not role.tags_loaded and not exempt:
+        fresh = deps.iam.get_role(role.name)
+        if fresh is None:
+            return _gone(role, evaluation, deps, run, ref)
+        role, evaluation = fresh, evaluate_role(fresh, deps)
+    action, reason = decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())
+    result = _result(role, evaluation, action, reason)
+    if action is Action.FIXED:
+        result = _apply(role, result, deps, run, ref)
+    _log_decision(deps, result, run, ref)
+    if result.action in _NOTIFIED_ACTIONS and run.mode is not Mode.DRY_RUN:
+        run.notices.append(_notice(role, result, deps, run, ref))
+    return result
+
+
+def _result(role: RoleRecord, evaluation: Evaluation, action: Action, reason: str) -> RoleResult:
+    before = evaluation.original
+    after = evaluation.fixed_policy
+    diff = render_diff(before, after) if before is not None and after is not None else ""
+    return RoleResult(
+        role_name=role.name,
+        role_arn=role.arn,
+        verdict=evaluation.verdict,
+        action=action,
+        reason=reason,
+        evaluation=evaluation,
+        before=before,
+        after=after,
+        diff=diff,
+    )
+
+
+def _gone(role: RoleRecord, evaluation: Evaluation, deps: Deps, run: Run, ref: RoleRef | None) -> RoleResult:
+    result = _result(role, evaluation, Action.SKIPPED, "the role was deleted meanwhile")
+    _log_decision(deps, result, run, ref)
+    return result
+
+
+def _apply(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: RoleRef | None) -> RoleResult:
+    """Write-ahead audit, then UpdateAssumeRolePolicy, then the outcome; never a write without a record."""
+    assert result.before is not None and result.after is not None
+    try:
+        record = deps.audit.record_intent(
+            role_arn=role.arn,
+            role_name=role.name,
+            before=result.before,
+            after=result.after,
+            kind=ChangeKind.FIX,
+            actor=ref.actor if ref else None,
+            event_id=ref.event_id if ref else None,
+            mode=run.mode.value,
+            trigger=run.trigger,
+            reason=result.reason,
+        )
+    except AwsError as exc:
+        deps.metrics.add_metric("AuditWriteFailed")
+        deps.logger.error("audit store unavailable: role not changed", extra={"role": role.name, "error": str(exc)})
+        return _replace(result, Action.FAILED, f"audit store unavailable ({exc.code}): role not changed")
+    try:
+        deps.iam.update_assume_role_policy(role.name, result.after)
+    except NotFound:
+        _outcome(deps, record, ChangeStatus.SUPERSEDED, "role deleted before the write")
+        return _replace(result, Action.SKIPPED, "the role was deleted meanwhile")
+    except (AccessDenied, LimitExceeded, MalformedPolicy, AwsError) as exc:
+        _outcome(deps, record, ChangeStatus.FAILED, str(exc))
+        deps.metrics.add_metric("FixFailed")
+        return _replace(result, Action.FAILED, f"IAM refused the fix ({exc.code}): {exc.message}", record)
+    run.fixes += 1
+    deps.metrics.add_metric("RolesFixed")
+    _outcome(deps, record, ChangeStatus.APPLIED, None)
+    return _replace(result, Action.FIXED, result.reason, record)
+
+
+def _outcome(deps: Deps, record: ChangeRecord, status: ChangeStatus, error: str | None) -> None:
+    try:
+        deps.audit.record_outcome(record, status, error)
+    except AwsError as exc:
+        # The pending record already holds the original and the new document: a revert still works.
+        deps.metrics.add_metric("AuditWriteFailed")
+        deps.logger.error(
+            "could not record the outcome of a change",
+            extra={"role": record.role_name, "change_id": record.change_id, "status": status.value, "error": str(exc)},
+        )
+
+
+def _replace(result: RoleResult, action: Action, reason: str, record: ChangeRecord | None = None) -> RoleResult:
+    return RoleResult(
+        role_name=result.role_name,
+        role_arn=result.role_arn,
+        verdict=result.verdict,
+        action=action,
+        reason=reason,
+        evaluation=result.evaluation,
+        before=result.before,
+        after=result.after,
+        diff=result.diff,
+        owner=result.owner,
+        change_id=record.change_id if record else result.change_id,
+    )
+
+
+def _log_decision(deps: Deps, result: RoleResult, run: Run, ref: RoleRef | None) -> None:
+    deps.metrics.add_metric("RolesEvaluated")
+    if result.verdict is Verdict.NEEDS_REVIEW:
+        deps.metrics.add_metric("RolesNeedingReview")
+    deps.logger.info(
+        "decision",
+        extra={
+            "role": result.role_name,
+            "verdict": result.verdict.value,
+            "action": result.action.value,
+            "reason": result.reason,
+            "event_id": ref.event_id if ref else None,
+            "trigger": run.trigger,
+            "problems": [p.code.value for p in result.evaluation.problems],
+            "change_id": result.change_id,
+        },
+    )
+
+
+def _notice(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: RoleRef | None) -> Notice:
+    settings = deps.settings
+    actor = ref.actor if ref else None
+    return Notice(
+        account=role.account_id,
+        region=ref.region if ref and ref.region else deps.region,
+        role_name=role.name,
+        role_arn=role.arn,
+        verdict=result.verdict,
+        problems=result.evaluation.problems,
+        action=result.action,
+        reason=result.reason,
+        before=result.before,
+        after=result.after,
+        diff=result.diff,
+        owner=resolve_owner(role.tags, settings.owner_tags, actor, settings.default_owner),
+        actor=actor,
+        event_id=ref.event_id if ref else None,
+        time=deps.clock().isoformat(timespec="seconds"),
+        revert_command=f"deputy-guard revert {role.name}" if result.action is Action.FIXED else None,
+        change_id=result.change_id,
+        trigger=run.trigger,
+    )
+
+
+def _send(deps: Deps, run: Run, *, digest: bool) -> None:
+    """Hand the run's notices to the notifier: one message per role for events, a digest per owner otherwise."""
+    if deps.notifier is None or not run.notices:
+        return
+    if not digest:
+        for notice in run.notices:
+            deps.notifier.notify(notice)
+        return
+    by_owner: dict[str, list[Notice]] = {}
+    for notice in run.notices:
+        by_owner.setdefault(notice.owner, []).append(notice)
+    for owner in sorted(by_owner):
+        deps.notifier.notify_digest(owner, by_owner[owner])
+
+
+# --- entry points -----------------------------------------------------------------------------------
+
+
+def handle_event(event: Mapping[str, Any], deps: Deps) -> dict[str, Any]:
+    """One EventBridge event: skip it, or re-read the role and act; at most once per event id."""
+
+    def is_self(issuer: tuple[str, str]) -> bool:
+        return issuer == deps.self_role()
+
+    parsed = to_role_ref(event, is_self)
+    if isinstance(parsed, Skip):
+        deps.metrics.add_metric("EventsSkipped")
+        deps.logger.info(
+            "event skipped",
+            extra={"reason": parsed.reason, "event_id": parsed.event_id, "event_name": parsed.event_name},
+        )
+        return {"status": "skipped", "reason": parsed.reason, "event_id": parsed.event_id}
+    ref = parsed
+    if deps.once is None:
+        return _handle_ref(ref, deps)
+    return deps.once.run(ref.event_id, lambda: _handle_ref(ref, deps))
+
+
+def _handle_ref(ref: RoleRef, deps: Deps) -> dict[str, Any]:
+    run = Run(mode=deps.settings.mode, trigger="event", max_fixes=deps.settings.max_fixes_per_run)
+    role = deps.iam.get_role(ref.role_name)
+    if role is None:
+        deps.logger.info(
+            "role gone before the event was handled", extra={"role": ref.role_name, "event_id": ref.event_id}
+        )
+        return {"status": "skipped", "reason": "role_not_found", "event_id": ref.event_id, "role_name": ref.role_name}
+    result = process_role(role, deps, run, ref)
+    _send(deps, run, digest=False)
+    return {"status": "processed", "event_id": ref.event_id, **result.to_report()}
+
+
+def check_role(role_name: str, deps: Deps) -> RoleResult | None:
+    """One role's evaluation and the action the current settings would take, with no change and no notice."""
+    role = deps.iam.get_role(role_name)
+    if role is None:
+        return None
+    evaluation = evaluate_role(role, deps)
+    run = Run(mode=Mode.DRY_RUN, trigger="api", max_fixes=0)
+    action, reason = decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())
+    return _result(role, evaluation, action, reason)
+
+
+def remediate(role_name: str, deps: Deps, *, dry_run: bool = False, actor: str | None = None) -> RoleResult | None:
+    """Fix one role now, whatever the global mode (an explicit human request); None if it does not exist."""
+    role = deps.iam.get_role(role_name)
+    if role is None:
+        return None
+    run = Run(
+        mode=Mode.DRY_RUN if dry_run else Mode.ENFORCE,
+        trigger="api",
+        max_fixes=1,
+        forced=True,
+    )
+    ref = (
+        RoleRef(
+            role_name=role.name,
+            event_id="",
+            event_name="Remediate",
+            account=role.account_id,
+            region=deps.region,
+            time=deps.clock().isoformat(),
+            actor=actor,
+        )
+        if actor
+        else None
+    )
+    result = process_role(role, deps, run, ref)
+    _send(deps, run, digest=False)
+    return result
+
+
+# --- scans ------------------------------------------------------------------------------------------
+
+
+class BadToken(ValueError):
+    """A next_token that deputy-guard did not issue (or for another request)."""
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    account: str
+    complete: bool
+    next_token: str | None
+    results: tuple[RoleResult, ...]
+    missing: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = {v.value: 0 for v in Verdict}
+        for result in self.results:
+            counts[result.verdict.value] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "complete": self.complete,
+            "next_token": self.next_token,
+            "summary": self.summary,
+            "results": [r.to_report() for r in self.results],
+            "missing": list(self.missing),
+        }
+
+    @property
+    def needs_action(self) -> bool:
+        return any(r.verdict in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW) for r in self.results)
+
+
+def encode_token(state: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+
+
+def decode_token(token: str) -> dict[str, Any]:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise BadToken("next_token is not one deputy-guard issued") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("skip", 0), int):
+        raise BadToken("next_token is not one deputy-guard issued")
+    return state
+
+
+def scan(
+    deps: Deps,
+    *,
+    dry_run: bool,
+    role_names: Sequence[str] | None = None,
+    path_prefix: str = "/",
+    next_token: str | None = None,
+    budget_seconds: float | None = None,
+    trigger: str = "scan",
+    mode: Mode | None = None,
+    account: str = "",
+    progress: Callable[[int], None] | None = None,
+) -> ScanReport:
+    """Scan the account (or the named roles), evaluating from the listing; read and act only where needed.
+
+    ``mode`` defaults to ``dry-run`` for a dry run and ``enforce`` otherwise (a scan with fixes is an
+    explicit request); the sweep passes the configured mode. Results come back within the time budget,
+    with a ``next_token`` to continue.
+    """
+    run_mode = Mode.DRY_RUN if dry_run else (mode or Mode.ENFORCE)
+    run = Run(mode=run_mode, trigger=trigger, max_fixes=deps.settings.max_fixes_per_run)
+    if budget_seconds is not None:
+        run.deadline = time.monotonic() + budget_seconds
+    state = decode_token(next_token) if next_token else {}
+    request_key = {"names": list(role_names or []), "prefix": path_prefix}
+    if state and state.get("request") != request_key:
+        raise BadToken("next_token belongs to a different request")
+    results: list[RoleResult] = []
+    missing: list[str] = []
+    token: str | None = None
+    if role_names:
+        start = int(state.get("skip", 0))
+        for index in range(start, len(role_names)):
+            if run.out_of_time() and results:
+                token = encode_token({"request": request_key, "skip": index})
+                break
+            role = deps.iam.get_role(role_names[index])
+            if role is None:
+                missing.append(role_names[index])
+                continue
+            results.append(process_role(role, deps, run))
+            if progress:
+                progress(len(results))
+    else:
+        marker: str | None = state.get("marker")
+        skip = int(state.get("skip", 0))
+        while token is None:
+            page = deps.iam.list_roles_page(path_prefix=path_prefix, marker=marker)
+            for index, role in enumerate(page.roles[skip:], start=skip):
+                if run.out_of_time() and results:
+                    token = encode_token({"request": request_key, "marker": marker, "skip": index})
+                    break
+                results.append(process_role(role, deps, run))
+                if progress and len(results) % 100 == 0:
+                    progress(len(results))
+            if token is not None or page.marker is None:
+                break
+            marker, skip = page.marker, 0
+            if run.out_of_time():
+                token = encode_token({"request": request_key, "marker": marker, "skip": 0})
+    _send(deps, run, digest=True)
+    account_id = account or (results[0].role_arn.split(":")[4] if results else "")
+    return ScanReport(
+        account=account_id, complete=token is None, next_token=token, results=tuple(results), missing=tuple(missing)
+    )
+
+
+def sweep(deps: Deps, *, budget_seconds: float | None = None) -> dict[str, Any]:
+    """The scheduled sweep: the configured mode over every role, resuming where a cut-short run stopped."""
+    cursor = deps.cursor
+    token = None
+    if cursor is not None:
+        try:
+            token = cursor.load()
+        except AwsError as exc:
+            deps.logger.warning("sweep cursor unreadable; starting from the top", extra={"error": str(exc)})
+    mode = deps.settings.mode
+    try:
+        report = scan(
+            deps,
+            dry_run=mode is Mode.DRY_RUN,
+            mode=mode,
+            next_token=token,
+            budget_seconds=budget_seconds,
+            trigger="sweep",
+        )
+    except BadToken:
+        deps.logger.warning("stale sweep cursor discarded")
+        report = scan(deps, dry_run=mode is Mode.DRY_RUN, mode=mode, budget_seconds=budget_seconds, trigger="sweep")
+    if cursor is not None:
+        try:
+            cursor.save(report.next_token)
+        except AwsError as exc:
+            deps.logger.warning("sweep cursor not saved; the next sweep starts from the top", extra={"error": str(exc)})
+    summary = {
+        "status": "complete" if report.complete else "partial",
+        "resumed": token is not None,
+        "summary": report.summary,
+        "actions": _count_actions(report.results),
+    }
+    deps.logger.info("sweep finished", extra=summary)
+    return summary
+
+
+def _count_actions(results: Sequence[RoleResult]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.action.value] = counts.get(result.action.value, 0) + 1
+    return counts
+
+
+# --- revert -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RevertResult:
+    status: str  # reverted | refused | not_found | nothing_to_revert | failed
+    message: str
+    role_name: str
+    restored: PolicyDoc | None = None
+    change_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "message": self.message,
+            "role_name": self.role_name,
+            "restored": self.restored,
+            "change_id": self.change_id,
+        }
+
+
+def revert(role_name: str, deps: Deps, *, force: bool = False, actor: str | None = None) -> RevertResult:
+    """Restore the original the bot recorded, if the role still holds what the bot wrote (or ``force``)."""
+    role = deps.iam.get_role(role_name)
+    if role is None:
+        return RevertResult("not_found", f"role {role_name!r} does not exist", role_name)
+    change = deps.audit.last_applied_fix(role.arn)
+    if change is None:
+        return RevertResult(
+            "nothing_to_revert", f"deputy-guard has no applied fix on record for {role_name!r}", role_name
+        )
+    try:
+        current = parse_policy(role.document)
+    except PolicyError:
+        current = None
+    if current != change.after and not force:
+        return RevertResult(
+            "refused",
+            f"the trust policy of {role_name!r} changed since deputy-guard wrote it (change {change.change_id}); "
+            "reverting would discard that change. Use --force to restore the recorded original anyway.",
+            role_name,
+            change_id=change.change_id,
+        )
+    who = actor or "deputy-guard revert"
+    today = deps.clock().date().isoformat()
+    # Exempt first: if the restore then fails, the role is merely left alone, never fixed again in a loop.
+    deps.iam.tag_role(role.name, {MODE_TAG: "exempt", REASON_TAG: _tag_text(f"reverted {today} by {who}")})
+    record = deps.audit.record_intent(
+        role_arn=role.arn,
+        role_name=role.name,
+        before=current if current is not None else {},
+        after=change.before,
+        kind=ChangeKind.REVERT,
+        actor=actor,
+        event_id=None,
+        mode="revert",
+        trigger="revert",
+        reason=f"revert of change {change.change_id}" + (" (forced)" if force else ""),
+        reverts=change.change_id,
+    )
+    try:
+        deps.iam.update_assume_role_policy(role.name, change.before)
+    except AwsError as exc:
+        _outcome(deps, record, ChangeStatus.FAILED, str(exc))
+        return RevertResult("failed", f"IAM refused the revert ({exc.code}): {exc.message}", role_name)
+    _outcome(deps, record, ChangeStatus.APPLIED, None)
+    _outcome(deps, change, ChangeStatus.REVERTED, None)
+    deps.metrics.add_metric("RolesReverted")
+    deps.logger.info("reverted", extra={"role": role.name, "change_id": change.change_id, "forced": force})
+    return RevertResult(
+        "reverted",
+        f"restored the original trust policy of {role_name!r} recorded by change {change.change_id}; "
+        f"the role is now tagged {MODE_TAG}=exempt",
+        role_name,
+        restored=change.before,
+        change_id=change.change_id,
+    )
+
+
+def _tag_text(text: str) -> str:
+    """IAM tag values allow letters, digits, spaces and _.:/=+-@ only, up to 256 characters."""
+    allowed = "".join(ch if ch.isalnum() or ch in " _.:/=+-@" else "-" for ch in text)
+    return allowed[:256]

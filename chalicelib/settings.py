@@ -1,0 +1,268 @@
+"""One frozen, validated Settings object built from the environment at first use.
+
+Chalice puts stage environment variables into ``os.environ`` only while a handler runs, so nothing
+reads the environment at import time: ``load_settings()`` is called lazily and cached by ``app.py``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TypeVar
+
+from chalicelib.models import DEFAULT_SOURCE_ARN, EngineOptions, Mode, Require
+
+DEFAULT_TABLE = "deputy-guard"
+DEFAULT_OWNER_TAGS = ("owner", "team", "contact")
+DEFAULT_MAX_FIXES = 50
+DEFAULT_NOTIFY_WINDOW_HOURS = 24
+DEFAULT_SCAN_BUDGET_SECONDS = 25.0
+DEFAULT_OWNER = "default"
+
+_SECRET_PARAMETER = re.compile(r"^(arn:aws[a-z-]*:secretsmanager:|secretsmanager:)")
+E = TypeVar("E", Mode, Require)
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+_BOOL_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the environment variable."""
+
+
+@dataclass(frozen=True)
+class Exemption:
+    """A central exemption: a role-name glob or a path prefix, with an optional expiry and reason."""
+
+    name_glob: str | None = None
+    path_prefix: str | None = None
+    expires: date | None = None
+    reason: str = ""
+
+    def matches(self, role_name: str, role_path: str, today: date) -> bool:
+        """True when this exemption covers the role and has not expired (it expires at the end of the day)."""
+        if self.expires is not None and today > self.expires:
+            return False
+        if self.name_glob is not None and not fnmatch.fnmatchcase(role_name, self.name_glob):
+            return False
+        return self.path_prefix is None or role_path.startswith(self.path_prefix)
+
+    def describe(self) -> str:
+        what = f"name {self.name_glob!r}" if self.name_glob is not None else f"path {self.path_prefix!r}"
+        until = f" until {self.expires.isoformat()}" if self.expires else ""
+        because = f": {self.reason}" if self.reason else ""
+        return f"central exemption ({what}{until}){because}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything deputy-guard can be told through its environment (DESIGN section 7)."""
+
+    mode: Mode = Mode.NOTIFY
+    require: Require = Require.BOTH
+    sns_topic_arn: str | None = None
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    slack_webhook_parameter: str | None = None
+    table: str = DEFAULT_TABLE
+    owner_tags: tuple[str, ...] = DEFAULT_OWNER_TAGS
+    exemptions: tuple[Exemption, ...] = ()
+    max_fixes_per_run: int = DEFAULT_MAX_FIXES
+    size_quota: int | None = None  # None: read the account's quota with GetAccountSummary
+    source_arns: tuple[str, ...] = (DEFAULT_SOURCE_ARN,)
+    fix_cloudformation: bool = False
+    notify_window_hours: int = DEFAULT_NOTIFY_WINDOW_HOURS
+    default_owner: str = DEFAULT_OWNER
+    scan_budget_seconds: float = DEFAULT_SCAN_BUDGET_SECONDS
+    self_role_arn: str | None = None  # None: discovered with sts:GetCallerIdentity when first needed
+    service_name: str = "deputy-guard"
+    metrics_namespace: str = "DeputyGuard"
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_webhook_url or self.slack_webhook_parameter)
+
+    @property
+    def slack_parameter_is_secret(self) -> bool:
+        return bool(self.slack_webhook_parameter and _SECRET_PARAMETER.match(self.slack_webhook_parameter))
+
+    def engine_options(self, size_quota: int) -> EngineOptions:
+        return EngineOptions(require=self.require, size_quota=size_quota, source_arns=self.source_arns)
+
+    def exemption_for(self, role_name: str, role_path: str, today: date) -> Exemption | None:
+        """The first unexpired central exemption covering the role, if any."""
+        for exemption in self.exemptions:
+            if exemption.matches(role_name, role_path, today):
+                return exemption
+        return None
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Validate the environment into Settings; raise SettingsError naming the variable on a bad value."""
+    webhook_url = _opt(env, "DEPUTY_GUARD_SLACK_WEBHOOK_URL")
+    if webhook_url is not None and not webhook_url.startswith(("https://", "http://")):
+        raise SettingsError("DEPUTY_GUARD_SLACK_WEBHOOK_URL must be an http(s) URL")
+    topic = _opt(env, "DEPUTY_GUARD_SNS_TOPIC_ARN")
+    if topic is not None and not re.match(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$", topic):
+        raise SettingsError(f"DEPUTY_GUARD_SNS_TOPIC_ARN is not an SNS topic ARN: {topic!r}")
+    self_role = _opt(env, "DEPUTY_GUARD_SELF_ROLE_ARN")
+    if self_role is not None and not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/", self_role):
+        raise SettingsError(f"DEPUTY_GUARD_SELF_ROLE_ARN is not an IAM role ARN: {self_role!r}")
+    return Settings(
+        mode=_enum(env, "DEPUTY_GUARD_MODE", Mode, Mode.NOTIFY),
+        require=_enum(env, "DEPUTY_GUARD_REQUIRE", Require, Require.BOTH),
+        sns_topic_arn=topic,
+        slack_webhook_url=webhook_url,
+        slack_webhook_parameter=_opt(env, "DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER"),
+        table=_table_name(env),
+        owner_tags=_owner_tags(env),
+        exemptions=parse_exemptions(env.get("DEPUTY_GUARD_EXEMPTIONS", "")),
+        max_fixes_per_run=_int(env, "DEPUTY_GUARD_MAX_FIXES_PER_RUN", DEFAULT_MAX_FIXES, minimum=0),
+        size_quota=_opt_int(env, "DEPUTY_GUARD_SIZE_QUOTA", minimum=256),
+        source_arns=_source_arns(env),
+        fix_cloudformation=_bool(env, "DEPUTY_GUARD_FIX_CLOUDFORMATION", default=False),
+        notify_window_hours=_int(env, "DEPUTY_GUARD_NOTIFY_WINDOW_HOURS", DEFAULT_NOTIFY_WINDOW_HOURS, minimum=0),
+        default_owner=_opt(env, "DEPUTY_GUARD_DEFAULT_OWNER") or DEFAULT_OWNER,
+        scan_budget_seconds=_float(env, "DEPUTY_GUARD_SCAN_BUDGET_SECONDS", DEFAULT_SCAN_BUDGET_SECONDS),
+        self_role_arn=self_role,
+        service_name=_opt(env, "POWERTOOLS_SERVICE_NAME") or "deputy-guard",
+        metrics_namespace=_opt(env, "POWERTOOLS_METRICS_NAMESPACE") or "DeputyGuard",
+    )
+
+
+def parse_exemptions(raw: str) -> tuple[Exemption, ...]:
+    """Parse DEPUTY_GUARD_EXEMPTIONS.
+
+    Two forms: a JSON array of objects ``{"name": glob | "path": prefix, "expires": "YYYY-MM-DD",
+    "reason": str}``, or a comma-separated list in which an entry starting with ``/`` is a path prefix
+    and anything else a role-name glob.
+    """
+    var = "DEPUTY_GUARD_EXEMPTIONS"
+    text = raw.strip()
+    if not text:
+        return ()
+    if not text.startswith("["):
+        entries = [part.strip() for part in text.split(",") if part.strip()]
+        return tuple(Exemption(path_prefix=e) if e.startswith("/") else Exemption(name_glob=e) for e in entries)
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{var} is not valid JSON: {exc.msg} at position {exc.pos}") from exc
+    if not isinstance(items, list):
+        raise SettingsError(f"{var} must be a JSON array")
+    result = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise SettingsError(f"{var}[{index}] must be an object")
+        unknown = set(item) - {"name", "path", "expires", "reason"}
+        if unknown:
+            raise SettingsError(f"{var}[{index}] has unknown field(s): {', '.join(sorted(unknown))}")
+        name, path = item.get("name"), item.get("path")
+        if name is None and path is None:
+            raise SettingsError(f"{var}[{index}] needs a 'name' glob or a 'path' prefix")
+        for key, value in (("name", name), ("path", path), ("reason", item.get("reason"))):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise SettingsError(f"{var}[{index}].{key} must be a non-empty string")
+        if path is not None and not path.startswith("/"):
+            raise SettingsError(f"{var}[{index}].path must start with '/'")
+        expires = None
+        if item.get("expires") is not None:
+            try:
+                expires = date.fromisoformat(str(item["expires"]))
+            except ValueError as exc:
+                raise SettingsError(f"{var}[{index}].expires must be a date YYYY-MM-DD") from exc
+        result.append(Exemption(name_glob=name, path_prefix=path, expires=expires, reason=item.get("reason") or ""))
+    return tuple(result)
+
+
+def _opt(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _enum(env: Mapping[str, str], name: str, kind: type[E], default: E) -> E:
+    value = _opt(env, name)
+    if value is None:
+        return default
+    try:
+        return kind(value.lower())
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise SettingsError(f"{name} must be one of {allowed}, not {value!r}") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    value = _opt_int(env, name, minimum=minimum)
+    return default if value is None else value
+
+
+def _opt_int(env: Mapping[str, str], name: str, *, minimum: int) -> int | None:
+    value = _opt(env, name)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _opt(env, name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not 1 <= number <= 900:
+        raise SettingsError(f"{name} must be between 1 and 900 seconds, not {value}")
+    return number
+
+
+def _bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = env.get(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _BOOL_TRUE:
+        return True
+    if lowered in _BOOL_FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _table_name(env: Mapping[str, str]) -> str:
+    name = _opt(env, "DEPUTY_GUARD_TABLE") or DEFAULT_TABLE
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", name):
+        raise SettingsError(f"DEPUTY_GUARD_TABLE is not a valid DynamoDB table name: {name!r}")
+    return name
+
+
+def _owner_tags(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("DEPUTY_GUARD_OWNER_TAGS")
+    if raw is None:
+        return DEFAULT_OWNER_TAGS
+    tags = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not tags:
+        raise SettingsError("DEPUTY_GUARD_OWNER_TAGS must list at least one tag key")
+    return tags
+
+
+def _source_arns(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = _opt(env, "DEPUTY_GUARD_SOURCE_ARN")
+    if raw is None:
+        return (DEFAULT_SOURCE_ARN,)
+    arns = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for arn in arns:
+        parts = arn.split(":")
+        if len(parts) < 6 or parts[0] != "arn" or parts[4] != "{account}" or parts[2] not in ("states", "*"):
+            raise SettingsError(
+                "DEPUTY_GUARD_SOURCE_ARN entries must look like arn:{partition}:states:REGION:{account}:RESOURCE "
+                f"(the account field must stay {{account}}), not {arn!r}"
+            )
+    return arns

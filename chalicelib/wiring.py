@@ -1,0 +1,219 @@
+"""Builds the service's dependencies from Settings: real gateways, the notifier, logger and metrics.
+
+Used by app.py (cached per Lambda container) and by the CLI. Heavy imports (Powertools Idempotency,
+Parameters) happen on first use, not at cold start.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib import aws
+from chalicelib.audit import IDEMPOTENCY_PK, AuditTrail, DynamoLedger, SweepCursor
+from chalicelib.events import self_role_from_arn
+from chalicelib.notify import Notifier, SlackChannel, SnsChannel
+from chalicelib.service import Deps, Logger, Metrics
+from chalicelib.settings import Settings
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+
+class CountingMetrics:
+    """Metrics for the CLI and tests: counts in memory instead of printing EMF to stdout."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, float] = {}
+
+    def add_metric(self, name: str, value: float = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
+
+
+class PowertoolsMetrics:
+    """Powertools Metrics (CloudWatch EMF) behind the small Metrics protocol."""
+
+    def __init__(self, metrics: Any) -> None:
+        self._metrics = metrics
+
+    def add_metric(self, name: str, value: float = 1) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+class PowertoolsOnceGuard:
+    """At most once per event id, with Powertools Idempotency on the deputy-guard table.
+
+    If the idempotency store itself is unavailable, the work still runs: every write re-reads the role
+    first, so a repeated fix is a no-op, and the notification ledger suppresses a repeated message.
+    """
+
+    def __init__(self, table: str, logger: Logger, metrics: Metrics) -> None:
+        self._table = table
+        self._logger = logger
+        self._metrics = metrics
+        self._persistence: Any = None
+        self._config: Any = None
+        self.lambda_context: Any = None
+
+    def _setup(self) -> None:
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+
+        self._persistence = DynamoDBPersistenceLayer(
+            table_name=self._table,
+            key_attr="pk",
+            sort_key_attr="sk",
+            static_pk_value=IDEMPOTENCY_PK,
+            boto3_client=aws.make_client("dynamodb"),
+        )
+        self._config = IdempotencyConfig(
+            event_key_jmespath="event_id",
+            expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+            raise_on_no_idempotency_key=True,
+        )
+
+    def run(self, key: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        from aws_lambda_powertools.utilities.idempotency import idempotent_function
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyPersistenceLayerError,
+        )
+
+        if self._persistence is None:
+            self._setup()
+        if self.lambda_context is not None:
+            # Lets an in-progress record expire with this invocation, so a retry after a crash is not blocked.
+            self._config.register_lambda_context(self.lambda_context)
+
+        def handle_iam_event(request: dict[str, Any]) -> dict[str, Any]:
+            return work()
+
+        guarded = idempotent_function(
+            data_keyword_argument="request", persistence_store=self._persistence, config=self._config
+        )(handle_iam_event)
+        try:
+            with warnings.catch_warnings():
+                if self.lambda_context is None:
+                    # Outside Lambda (CLI, demo, tests) there is no remaining time to register.
+                    warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
+                result: dict[str, Any] = guarded(request={"event_id": key})
+        except IdempotencyAlreadyInProgressError:
+            self._logger.info("event already being handled elsewhere", extra={"event_id": key})
+            return {"status": "skipped", "reason": "in_progress", "event_id": key}
+        except IdempotencyPersistenceLayerError as exc:
+            self._metrics.add_metric("IdempotencyStoreFailed")
+            self._logger.warning(
+                "idempotency store unavailable; handling the event unguarded",
+                extra={"event_id": key, "error": str(exc)},
+            )
+            return work()
+        return result
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record (it may be replaced later)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+_loggers: dict[str, Any] = {}
+
+
+def make_logger(service: str, *, to_stderr: bool = False) -> Any:
+    """The Powertools Logger (structured JSON) for this service, one per process.
+
+    Powertools attaches its handler once per logger name, so every caller shares the first instance.
+    The CLI asks for stderr so stdout stays for results; Lambda logs to stdout.
+    """
+    from aws_lambda_powertools import Logger as PowertoolsLogger
+
+    name = service
+    if name not in _loggers:
+        handler = _StderrHandler() if to_stderr else None
+        _loggers[name] = PowertoolsLogger(service=name, logger_handler=handler)
+    return _loggers[name]
+
+
+def build_deps(
+    settings: Settings,
+    *,
+    logger: Any = None,
+    metrics: Metrics | None = None,
+    idempotent: bool = True,
+) -> Deps:
+    """Real dependencies for the current credentials and endpoint."""
+    log = logger if logger is not None else make_logger(settings.service_name, to_stderr=True)
+    counter: Metrics = metrics if metrics is not None else CountingMetrics()
+    table = aws.DynamoTable(aws.make_client("dynamodb"), settings.table)
+    channels: list[Any] = []
+    if settings.sns_topic_arn:
+        channels.append(SnsChannel(aws.SnsGateway(aws.make_client("sns")), settings.sns_topic_arn))
+    if settings.slack_enabled:
+        channels.append(SlackChannel(_webhook_provider(settings)))
+    notifier = (
+        Notifier(
+            channels,
+            ledger=DynamoLedger(table),
+            window_seconds=settings.notify_window_hours * 3600,
+            logger=log,
+            metrics=counter,
+        )
+        if channels
+        else None
+    )
+    return Deps(
+        settings=settings,
+        iam=aws.IamGateway(aws.make_client("iam")),
+        audit=AuditTrail(table),
+        notifier=notifier,
+        logger=log,
+        metrics=counter,
+        region=aws.current_region(),
+        self_role=_self_role_resolver(settings, log),
+        once=PowertoolsOnceGuard(settings.table, log, counter) if idempotent else None,
+        cursor=SweepCursor(table),
+    )
+
+
+def _webhook_provider(settings: Settings) -> Callable[[], str]:
+    url = settings.slack_webhook_url
+    parameter = settings.slack_webhook_parameter
+    is_secret = settings.slack_parameter_is_secret
+
+    def provide() -> str:
+        if parameter:
+            return aws.read_secret_parameter(parameter, is_secret=is_secret)
+        assert url is not None
+        return url
+
+    return provide
+
+
+def _self_role_resolver(settings: Settings, logger: Logger) -> Callable[[], tuple[str, str] | None]:
+    """The bot's own (account, role name), from the setting or sts:GetCallerIdentity, resolved once."""
+    cache: list[tuple[str, str] | None] = []
+
+    def resolve() -> tuple[str, str] | None:
+        if not cache:
+            if settings.self_role_arn:
+                cache.append(self_role_from_arn(settings.self_role_arn))
+            else:
+                try:
+                    _account, arn = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
+                    cache.append(self_role_from_arn(arn))
+                except aws.AwsError as exc:
+                    # Without it, an echo of our own fix is still a no-op: the role is re-read and compliant.
+                    logger.warning("could not resolve deputy-guard's own role", extra={"error": str(exc)})
+                    return None
+        return cache[0]
+
+    return resolve

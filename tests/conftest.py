@@ -1,0 +1,35 @@
+"""Suite-wide isolation: fake AWS credentials, no real endpoint, no leaked settings or cached clients."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+TEST_ACCOUNT = "111122223333"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith(("DEPUTY_GUARD_", "AWS_", "POWERTOOLS_")) or name in ("LOG_LEVEL",):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", TEST_ACCOUNT)
+    # Any stray call to real AWS fails fast instead of leaving loopback.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    yield
+    from chalicelib import aws, runtime
+
+    runtime.reset()
+    aws.reset_clients()
+
+
+# The moto-backed account used by the enforcement, app and scan tests.
+from tests.world import make_world  # noqa: E402
+
+__all__ = ["make_world"]

@@ -1,0 +1,142 @@
+"""A moto-backed account for the enforcement tests: real gateways, real audit table, recorded notices."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib import aws
+from chalicelib.audit import AuditTrail
+from chalicelib.models import Notice
+from chalicelib.service import Deps
+from chalicelib.settings import load_settings
+from chalicelib.wiring import CountingMetrics, build_deps
+
+EVENTS = Path(__file__).resolve().parent / "fixtures" / "events"
+ACCOUNT = "111122223333"
+
+VULNERABLE = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+COMPLIANT = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "states.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": ACCOUNT},
+                "ArnLike": {"aws:SourceArn": f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:*"},
+            },
+        }
+    ],
+}
+FOREIGN = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "states.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": "999988887777"}},
+        }
+    ],
+}
+LAMBDA_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+@dataclass
+class RecordingNotifier:
+    """Stands in for chalicelib.notify.Notifier: records what the service asked to announce."""
+
+    single: list[Notice] = field(default_factory=list)
+    digests: list[tuple[str, list[Notice]]] = field(default_factory=list)
+
+    def notify(self, notice: Notice) -> None:
+        self.single.append(notice)
+
+    def notify_digest(self, owner: str, notices: Sequence[Notice]) -> None:
+        self.digests.append((owner, list(notices)))
+
+    @property
+    def all(self) -> list[Notice]:
+        return self.single + [n for _owner, notices in self.digests for n in notices]
+
+
+@dataclass
+class World:
+    iam: Any
+    deps: Deps
+    notifier: RecordingNotifier
+    calls: Counter[str]
+
+    def create_role(
+        self, name: str, document: dict[str, Any] | None = None, *, path: str = "/", tags: dict[str, str] | None = None
+    ) -> str:
+        response = self.iam.create_role(
+            RoleName=name,
+            Path=path,
+            AssumeRolePolicyDocument=json.dumps(document if document is not None else VULNERABLE),
+            Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+        )
+        return str(response["Role"]["Arn"])
+
+    def trust(self, name: str) -> dict[str, Any]:
+        document = self.iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+        return json.loads(document) if isinstance(document, str) else copy.deepcopy(document)
+
+    def tags(self, name: str) -> dict[str, str]:
+        return {t["Key"]: t["Value"] for t in self.iam.get_role(RoleName=name)["Role"].get("Tags", [])}
+
+    def audit(self) -> AuditTrail:
+        return self.deps.audit
+
+    def aws_calls(self, service: str | None = None) -> dict[str, int]:
+        return {k: v for k, v in self.calls.items() if service is None or k.startswith(service + ".")}
+
+
+def count_calls(calls: Counter[str]) -> Callable[..., None]:
+    def before_call(model: Any, **_: Any) -> None:
+        calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    return before_call
+
+
+@pytest.fixture
+def make_world() -> Iterator[Callable[..., World]]:
+    """Build an account with the given DEPUTY_GUARD_* settings (env-style strings)."""
+    with mock_aws():
+        aws.reset_clients()
+
+        def build(idempotent: bool = True, **env: str) -> World:
+            settings = load_settings({f"DEPUTY_GUARD_{k.upper()}": v for k, v in env.items()})
+            aws.DynamoTable(aws.make_client("dynamodb"), settings.table).ensure_exists()
+            calls: Counter[str] = Counter()
+            for service in ("iam", "dynamodb", "sts", "sns"):
+                aws.make_client(service).meta.events.register("before-call.*.*", count_calls(calls))
+            notifier = RecordingNotifier()
+            deps = build_deps(settings, metrics=CountingMetrics(), idempotent=idempotent)
+            deps.notifier = notifier
+            deps.self_role = lambda: (ACCOUNT, "deputy-guard-prod")
+            return World(iam=boto3.client("iam", region_name="us-east-1"), deps=deps, notifier=notifier, calls=calls)
+
+        yield build
+        aws.reset_clients()
