@@ -194,12 +194,15 @@ def decide(
         mode, why = Mode.ENFORCE, "explicit remediation request"
     elif tag in (Mode.NOTIFY.value, Mode.ENFORCE.value) and mode is not Mode.DRY_RUN:
         mode, why = Mode(tag), f"tag {MODE_TAG}={tag}"
+    stack = tag_value(role.tags, CFN_STACK_TAG)
+    cloudformation = bool(stack) and not settings.fix_cloudformation and not run.forced
     if mode is Mode.DRY_RUN:
+        if cloudformation:
+            return Action.WOULD_FIX, f"{why}; managed by CloudFormation stack {stack!r}: enforce mode sends the patch"
         return Action.WOULD_FIX, f"{why}: the fix is shown, not applied"
     if mode is Mode.NOTIFY:
         return Action.NOTIFIED, f"{why}: owners told, the ready patch attached"
-    stack = tag_value(role.tags, CFN_STACK_TAG)
-    if stack and not settings.fix_cloudformation and not run.forced:
+    if cloudformation:
         return Action.NOTIFIED, f"managed by CloudFormation stack {stack!r}: fix the template (patch attached)"
     if run.fixes >= run.max_fixes:
         return Action.CAPPED, f"the cap of {run.max_fixes} fixes per run was reached; left for the next run"
@@ -425,14 +428,17 @@ def _handle_ref(ref: RoleRef, deps: Deps) -> dict[str, Any]:
 
 
 def check_role(role_name: str, deps: Deps) -> RoleResult | None:
-    """One role's evaluation and the action the current settings would take, with no change and no notice."""
+    """One role's evaluation and the action the current settings plan for it; no change, no notice."""
     role = deps.iam.get_role(role_name)
     if role is None:
         return None
     evaluation = evaluate_role(role, deps)
-    run = Run(mode=Mode.DRY_RUN, trigger="api", max_fixes=0)
+    run = Run(mode=deps.settings.mode, trigger="api", max_fixes=deps.settings.max_fixes_per_run)
     action, reason = decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())
-    return _result(role, evaluation, action, reason)
+    if action is Action.FIXED:
+        # Nothing is written here: report the fix the next event or sweep would apply.
+        action = Action.WOULD_FIX
+    return _result(role, evaluation, action, f"planned: {reason}")
 
 
 def remediate(role_name: str, deps: Deps, *, dry_run: bool = False, actor: str | None = None) -> RoleResult | None:

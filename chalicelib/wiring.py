@@ -88,7 +88,10 @@ class PowertoolsOnceGuard:
             # Lets an in-progress record expire with this invocation, so a retry after a crash is not blocked.
             self._config.register_lambda_context(self.lambda_context)
 
+        ran: list[bool] = []
+
         def handle_iam_event(request: dict[str, Any]) -> dict[str, Any]:
+            ran.append(True)
             return work()
 
         guarded = idempotent_function(
@@ -110,7 +113,8 @@ class PowertoolsOnceGuard:
                 extra={"event_id": key, "error": str(exc)},
             )
             return work()
-        return result
+        # A stored result means this event id was handled before: say so, nothing was repeated.
+        return result if ran else {**result, "replayed": True}
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

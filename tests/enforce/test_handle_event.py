@@ -236,7 +236,7 @@ def test_redelivered_event_neither_changes_nor_announces_twice(make_world: MakeW
     world.iam.update_assume_role_policy(RoleName=ROLE, PolicyDocument=__import__("json").dumps(VULNERABLE))
     world.calls.clear()
     second = handle_event(load_event(CREATE), world.deps)
-    assert second == first
+    assert second == {**first, "replayed": True}
     assert len(world.notifier.single) == 1
     assert world.trust(ROLE) == VULNERABLE  # the redelivery did nothing; a new event would
     assert "iam.GetRole" not in world.aws_calls()

@@ -1,0 +1,511 @@
+"""`deputy-guard demo`: the whole loop on embedded AWS, with no account and no network.
+
+It starts moto's server and a Slack stand-in on loopback, seeds an account with the roles a real one
+has, then drives the real Lambda entry points: CloudTrail-shaped events through ``on_iam_event``, the
+scheduled ``sweep``, and ``POST /scans`` over HTTP. It prints what it found, the diffs it applied and
+the messages that arrived, then stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.embedded import EmbeddedAws, LocalApi, SlackStandIn
+
+REGION = "us-east-1"
+BOT_ROLE = "deputy-guard-demo"
+FOREIGN_ACCOUNT = "444455556666"
+
+
+def _trust(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _states(condition: dict[str, Any] | None = None, service: Any = "states.amazonaws.com") -> dict[str, Any]:
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+@dataclass(frozen=True)
+class SeedRole:
+    name: str
+    what: str
+    document: dict[str, Any]
+    path: str = "/"
+    tags: dict[str, str] = field(default_factory=dict)
+    event: str | None = None  # the CloudTrail event that announces it; None: the event was missed
+    actor: str = "alice"
+
+
+def seed_roles(account: str) -> list[SeedRole]:
+    """A small account with every case deputy-guard distinguishes."""
+    return [
+        SeedRole(
+            "orders-pipeline-sfn",
+            "Step Functions role with no conditions",
+            _trust([_states()]),
+            tags={"owner": "payments-team"},
+            event="CreateRole",
+        ),
+        SeedRole(
+            "reporting-sfn",
+            "partially protected: aws:SourceAccount only",
+            _trust([_states({"StringEquals": {"aws:SourceAccount": account}})]),
+            tags={"team": "analytics"},
+            event="UpdateAssumeRolePolicy",
+            actor="bob",
+        ),
+        SeedRole(
+            "billing-sfn",
+            "compliant, as in AWS's own example",
+            _trust(
+                [
+                    _states(
+                        {
+                            "ArnLike": {"aws:SourceArn": f"arn:aws:states:{REGION}:{account}:stateMachine:*"},
+                            "StringEquals": {"aws:SourceAccount": account},
+                        },
+                        service=["states.amazonaws.com"],
+                    )
+                ]
+            ),
+            event="CreateRole",
+        ),
+        SeedRole(
+            "etl-mixed-sfn",
+            "Lambda and Step Functions in one statement (split on fix)",
+            {
+                "Statement": [
+                    {
+                        "Action": "sts:AssumeRole",
+                        "Effect": "Allow",
+                        "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                    }
+                ],
+                "Version": "2012-10-17",
+            },
+            tags={"owner": "data-platform"},
+            event="CreateRole",
+        ),
+        SeedRole(
+            "partner-sfn",
+            "a condition pins a foreign account (needs review)",
+            _trust([_states({"StringEquals": {"aws:SourceAccount": FOREIGN_ACCOUNT}})]),
+            tags={"owner": "partnerships"},
+            event="UpdateAssumeRolePolicy",
+            actor="bob",
+        ),
+        SeedRole(
+            "legacy-batch-sfn",
+            "vulnerable but centrally exempt (legacy-*)",
+            _trust([_states()]),
+            event="AttachRolePolicy",
+        ),
+        SeedRole(
+            "orders-stack-sfn",
+            "vulnerable, managed by CloudFormation (patch, no rewrite)",
+            _trust([_states()]),
+            tags={"aws:cloudformation:stack-name": "orders-prod", "owner": "payments-team"},
+            event="CreateRole",
+            actor="cloudformation",
+        ),
+        SeedRole(
+            "AWSServiceRoleForStepFunctionsDemo",
+            "service-linked role (never touched)",
+            _trust([_states()]),
+            path="/aws-service-role/states.amazonaws.com/",
+        ),
+        SeedRole(
+            "thumbnailer-lambda",
+            "Lambda only (irrelevant: no AWS call)",
+            _trust([{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]),
+            event="CreateRole",
+        ),
+        SeedRole(
+            "nightly-report-sfn",
+            "regional principal, its event was missed (the sweep finds it)",
+            _trust([_states(service=f"states.{REGION}.amazonaws.com")]),
+            tags={"contact": "reports@example.com"},
+        ),
+    ]
+
+
+def _identity(account: str, who: str) -> dict[str, Any]:
+    if who == "bob":
+        return {
+            "type": "IAMUser",
+            "principalId": "AIDADEMOBOB000000001",
+            "arn": f"arn:aws:iam::{account}:user/bob",
+            "accountId": account,
+            "accessKeyId": "AKIADEMOBOB000000001",
+            "userName": "bob",
+        }
+    role = {
+        "alice": "AWSReservedSSO_Admin_0123456789abcdef",
+        "cloudformation": f"cdk-hnb659fds-cfn-exec-role-{account}-{REGION}",
+        "deputy-guard": BOT_ROLE,
+    }[who]
+    session = {"alice": "alice@example.com", "cloudformation": "AWSCloudFormation", "deputy-guard": BOT_ROLE}[who]
+    return {
+        "type": "AssumedRole",
+        "principalId": f"AROADEMO{who.upper()[:8]}:{session}",
+        "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
+        "accountId": account,
+        "accessKeyId": "ASIADEMO000000000001",
+        "sessionContext": {
+            "sessionIssuer": {
+                "type": "Role",
+                "principalId": f"AROADEMO{who.upper()[:8]}",
+                "arn": f"arn:aws:iam::{account}:role/{role}",
+                "accountId": account,
+                "userName": role,
+            },
+            "attributes": {"creationDate": "2026-11-20T08:58:11Z", "mfaAuthenticated": "false"},
+        },
+    }
+
+
+def cloudtrail_event(
+    account: str,
+    event_name: str,
+    role_name: str,
+    who: str,
+    document: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """An EventBridge "AWS API Call via CloudTrail" event shaped like the ones IAM produces."""
+    request: dict[str, Any] = {"roleName": role_name}
+    if event_name == "CreateRole" and document is not None:
+        request["assumeRolePolicyDocument"] = json.dumps(document, indent=2)
+    elif event_name == "UpdateAssumeRolePolicy" and document is not None:
+        request["policyDocument"] = json.dumps(document)
+    elif event_name == "AttachRolePolicy":
+        request["policyArn"] = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    detail: dict[str, Any] = {
+        "eventVersion": "1.10",
+        "userIdentity": _identity(account, who),
+        "eventTime": now,
+        "eventSource": "iam.amazonaws.com",
+        "eventName": event_name,
+        "awsRegion": REGION,
+        "sourceIPAddress": "198.51.100.23" if who != "cloudformation" else "cloudformation.amazonaws.com",
+        "userAgent": "aws-cli/2.22.4" if who != "cloudformation" else "cloudformation.amazonaws.com",
+        "requestParameters": request,
+        "responseElements": None,
+        "requestID": str(uuid.uuid4()),
+        "eventID": str(uuid.uuid4()),
+        "readOnly": False,
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": account,
+        "eventCategory": "Management",
+    }
+    if error:
+        detail["errorCode"] = error
+        detail["errorMessage"] = f"User is not authorized to perform: iam:{event_name}"
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.iam",
+        "account": account,
+        "time": now,
+        "region": REGION,
+        "resources": [],
+        "detail": detail,
+    }
+
+
+@dataclass
+class DemoOutcome:
+    """What the demo did, for the printed story and the --json summary."""
+
+    mode: str
+    endpoint: str = ""
+    api_url: str = ""
+    account: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    sweep: dict[str, Any] = field(default_factory=dict)
+    scan: dict[str, Any] = field(default_factory=dict)
+    fixes: list[dict[str, Any]] = field(default_factory=list)
+    slack: list[dict[str, Any]] = field(default_factory=list)
+    sns: list[dict[str, Any]] = field(default_factory=list)
+    final: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "endpoint": self.endpoint,
+            "account": self.account,
+            "events": self.events,
+            "sweep": self.sweep,
+            "scan": {k: self.scan.get(k) for k in ("complete", "summary")}
+            | {
+                "results": [{k: r[k] for k in ("role_name", "verdict", "action")} for r in self.scan.get("results", [])]
+            },
+            "fixes": [{k: f[k] for k in ("role_name", "change_id", "trigger")} for f in self.fixes],
+            "slack_messages": [m.get("text", "") for m in self.slack],
+            "sns_messages": [m["subject"] for m in self.sns],
+            "final_verdicts": self.final,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo; exit 0 when every step behaved as the mode says."""
+    out: Callable[[str], None] = (lambda _text: None) if args.json else print
+    started = time.monotonic()
+    aws_server = EmbeddedAws()
+    slack = SlackStandIn()
+    api: LocalApi | None = None
+    try:
+        aws_server.start()
+        slack.start()
+        outcome = DemoOutcome(mode=args.mode, endpoint=aws_server.url)
+        _configure_environment(aws_server.url, slack.url, args.mode)
+        api = _drive(outcome, slack, out)
+        outcome.seconds = time.monotonic() - started
+        if args.json:
+            print(json.dumps(outcome.to_dict(), indent=2))
+        else:
+            _print_closing(outcome, out)
+        if args.keep_running:
+            _keep_running(outcome, out if not args.json else print)
+        return 0
+    finally:
+        if api is not None:
+            api.stop()
+        slack.stop()
+        aws_server.stop()
+
+
+def _configure_environment(endpoint: str, webhook: str, mode: str) -> None:
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "demo",
+            "AWS_SECRET_ACCESS_KEY": "demo",
+            "AWS_SESSION_TOKEN": "demo",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "DEPUTY_GUARD_MODE": mode,
+            "DEPUTY_GUARD_TABLE": "deputy-guard-demo",
+            "DEPUTY_GUARD_SLACK_WEBHOOK_URL": webhook,
+            "DEPUTY_GUARD_EXEMPTIONS": json.dumps(
+                [{"name": "legacy-*", "reason": "retired at the end of the quarter"}]
+            ),
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+            "POWERTOOLS_METRICS_NAMESPACE": "DeputyGuardDemo",
+        }
+    )
+    os.environ.pop("AWS_PROFILE", None)
+
+
+def _drive(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]) -> LocalApi:
+    import boto3
+    from chalice.test import Client
+
+    import app as app_module
+    from chalicelib import aws, runtime
+    from chalicelib.commands import render_table
+    from chalicelib.policy import render_diff
+
+    aws.reset_clients()
+    runtime.reset()
+    account = boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
+    outcome.account = account
+    os.environ["DEPUTY_GUARD_SELF_ROLE_ARN"] = f"arn:aws:iam::{account}:role/{BOT_ROLE}"
+    sns = boto3.client("sns", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    iam = boto3.client("iam", region_name=REGION)
+    topic = sns.create_topic(Name="deputy-guard-demo")["TopicArn"]
+    queue = sqs.create_queue(QueueName="deputy-guard-demo-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    os.environ["DEPUTY_GUARD_SNS_TOPIC_ARN"] = topic
+
+    out(f"deputy-guard demo: embedded AWS at {outcome.endpoint}, Slack stand-in on loopback, mode {outcome.mode}")
+    out("")
+    settings = runtime.settings()
+    created = aws.DynamoTable(aws.make_client("dynamodb"), settings.table).ensure_exists()
+    out(f"setup: audit table {settings.table} {'created' if created else 'exists'}; SNS topic {topic}")
+
+    roles = seed_roles(account)
+    for role in roles:
+        iam.create_role(
+            RoleName=role.name,
+            Path=role.path,
+            AssumeRolePolicyDocument=json.dumps(role.document),
+            Tags=[{"Key": k, "Value": v} for k, v in role.tags.items()],
+        )
+    out(f"seeded account {account} with {len(roles)} roles:")
+    width = max(len(r.name) for r in roles)
+    for role in roles:
+        out(f"  {role.name:<{width}}  {role.what}")
+    out("")
+
+    with Client(app_module.app, stage_name="demo", project_dir=tempfile.gettempdir()) as client:
+        out("CloudTrail events -> on_iam_event:")
+        events = [(r.name, cloudtrail_event(account, r.event, r.name, r.actor, r.document)) for r in roles if r.event]
+        events.append(
+            (
+                "orders-pipeline-sfn",
+                cloudtrail_event(account, "AttachRolePolicy", "orders-pipeline-sfn", "bob", error="AccessDenied"),
+            )
+        )
+        for name, event in events:
+            _invoke(client, event, name, outcome, out)
+        # What CloudTrail records for the bot's own fix comes back as an event: it must be a no-op.
+        fixed_now: Any = iam.get_role(RoleName="orders-pipeline-sfn")["Role"]["AssumeRolePolicyDocument"]
+        echo = cloudtrail_event(account, "UpdateAssumeRolePolicy", "orders-pipeline-sfn", "deputy-guard", fixed_now)
+        _invoke(client, echo, "orders-pipeline-sfn (echo of our own fix)", outcome, out)
+        # EventBridge delivers at least once: the same event again changes and announces nothing.
+        _invoke(client, events[0][1], "orders-pipeline-sfn (same event delivered again)", outcome, out)
+        out("")
+
+        out("scheduled sweep (catches what events missed):")
+        sweep_event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": account,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": REGION,
+            "resources": [f"arn:aws:events:{REGION}:{account}:rule/deputy-guard-demo-sweep"],
+            "detail": {},
+        }
+        outcome.sweep = client.lambda_.invoke("sweep", sweep_event).payload
+        actions = ", ".join(f"{n} {a}" for a, n in sorted(outcome.sweep.get("actions", {}).items()))
+        out(f"  {outcome.sweep.get('status')}: {actions}")
+        out("")
+
+    api = LocalApi(app_module.app).start()
+    outcome.api_url = api.url
+    request = urllib.request.Request(  # noqa: S310 (loopback URL built above)
+        f"{api.url}/scans", data=json.dumps({"dry_run": True}).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback URL built above)
+        outcome.scan = json.loads(response.read())
+    out(f"POST {api.url}/scans (dry run, over HTTP):")
+    out(_indent(render_table(outcome.scan)))
+    out("")
+
+    deps = runtime.deps()
+    for role in roles:
+        arn = f"arn:aws:iam::{account}:role{role.path}{role.name}"
+        for record in reversed(deps.audit.history(arn)):
+            if record.status.value == "applied" and record.kind.value == "fix":
+                outcome.fixes.append(
+                    {
+                        "role_name": role.name,
+                        "change_id": record.change_id,
+                        "trigger": record.trigger,
+                        "diff": render_diff(
+                            record.before, record.after, f"{role.name} (before)", f"{role.name} (after)"
+                        ),
+                    }
+                )
+    outcome.final = {r["role_name"]: r["verdict"] for r in outcome.scan.get("results", [])}
+    outcome.slack = list(slack.received)
+    outcome.sns = _drain_sns(sqs, queue)
+    out(f"diffs applied ({len(outcome.fixes)}):")
+    for fix in outcome.fixes:
+        out(f"  {fix['role_name']} (change {fix['change_id']}, by {fix['trigger']})")
+        out(_indent(fix["diff"].rstrip(), "    "))
+    out("")
+    out(f"Slack messages that arrived ({len(outcome.slack)}):")
+    for message in outcome.slack:
+        out(f"  - {_first_line(message.get('text', ''))}")
+    out(f"SNS messages that arrived ({len(outcome.sns)}):")
+    for message in outcome.sns:
+        out(f"  - {message['subject']}  [{', '.join(f'{k}={v}' for k, v in message['attributes'].items())}]")
+    return api
+
+
+def _invoke(client: Any, event: dict[str, Any], label: str, outcome: DemoOutcome, out: Callable[[str], None]) -> None:
+    result = client.lambda_.invoke("on_iam_event", event).payload
+    detail = event.get("detail", {})
+    entry = {
+        "event": detail.get("eventName"),
+        "label": label,
+        **{k: result.get(k) for k in ("status", "reason", "verdict", "action", "replayed")},
+    }
+    outcome.events.append(entry)
+    if result.get("replayed"):
+        text = "already handled: nothing repeated"
+    elif result.get("status") == "skipped":
+        text = f"skipped ({result.get('reason')})"
+    else:
+        text = f"{result.get('verdict')} -> {result.get('action')}"
+    out(f"  {detail.get('eventName', '?'):<23} {label:<52} {text}")
+
+
+def _drain_sns(sqs: Any, queue: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not batch:
+            return messages
+        for message in batch:
+            envelope = json.loads(message["Body"])
+            attributes = {k: v.get("Value") for k, v in envelope.get("MessageAttributes", {}).items()}
+            messages.append(
+                {"subject": envelope.get("Subject", ""), "attributes": attributes, "body": envelope["Message"]}
+            )
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _print_closing(outcome: DemoOutcome, out: Callable[[str], None]) -> None:
+    counts: dict[str, int] = {}
+    for verdict in outcome.final.values():
+        counts[verdict] = counts.get(verdict, 0) + 1
+    verdicts = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    out("")
+    out(
+        f"summary: {len(outcome.fixes)} roles fixed, {len(outcome.slack)} Slack and {len(outcome.sns)} SNS messages; "
+        f"account now: {verdicts}; {outcome.seconds:.1f} s"
+    )
+    if outcome.fixes:
+        out(f"undo a fix with: deputy-guard revert {outcome.fixes[0]['role_name']}  (restores the recorded original)")
+
+
+def _keep_running(outcome: DemoOutcome, out: Callable[[str], None]) -> None:
+    out("")
+    out("still running (Ctrl-C to stop):")
+    out(
+        f"  embedded AWS:  export AWS_ENDPOINT_URL={outcome.endpoint} AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo"
+    )
+    out("                 AWS_DEFAULT_REGION=us-east-1 DEPUTY_GUARD_TABLE=deputy-guard-demo; deputy-guard scan")
+    out(
+        f"  REST API:      curl -s -X POST {outcome.api_url}/scans -H 'Content-Type: application/json' "
+        "-d '{\"dry_run\": true}'"
+    )
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        out("stopping")
+
+
+def _indent(text: str, prefix: str = "  ") -> str:
+    return "\n".join(prefix + line if line else line for line in text.splitlines())
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
