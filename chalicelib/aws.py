@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 USER_AGENT = "deputy-guard/0.1.0"
 _MAX_ATTEMPTS = 6
-_client_lock = threading.Lock()
+_client_lock = threading.RLock()
 _clients: dict[tuple[str, str | None], Any] = {}
 
 
@@ -132,6 +132,7 @@ def reset_clients() -> None:
     """Forget cached clients (after the endpoint or credentials change, e.g. in the demo and tests)."""
     with _client_lock:
         _clients.clear()
+        _providers.clear()
 
 
 def current_region() -> str:
@@ -356,19 +357,39 @@ class DynamoTable:
         return True
 
 
-def read_secret_parameter(name: str, *, is_secret: bool, max_age: int = 300) -> str:
-    """Read an SSM SecureString or a Secrets Manager secret through Powertools Parameters (cached)."""
+_providers: dict[str, Any] = {}
+
+
+def _provider(kind: str) -> Any:
+    """One Powertools Parameters provider per kind, so its ``max_age`` cache lives as long as the container."""
     # Imported here: Parameters pulls in extra modules that the cold path does not need.
     from aws_lambda_powertools.utilities import parameters
 
+    with _client_lock:
+        if kind not in _providers:
+            if kind == "secretsmanager":
+                _providers[kind] = parameters.SecretsProvider(boto3_client=make_client("secretsmanager"))
+            else:
+                _providers[kind] = parameters.SSMProvider(boto3_client=make_client("ssm"))
+        return _providers[kind]
+
+
+def get_parameter_value(name: str, *, max_age: int = 300, decrypt: bool = True) -> str:
+    """An SSM parameter (SecureString decrypted), cached for ``max_age`` seconds."""
+    return _read("ssm", name, max_age=max_age, decrypt=decrypt)
+
+
+def get_secret_value(name: str, *, max_age: int = 300) -> str:
+    """A Secrets Manager secret string, cached for ``max_age`` seconds."""
+    return _read("secretsmanager", name, max_age=max_age)
+
+
+def _read(kind: str, name: str, **kwargs: Any) -> str:
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
     try:
-        if is_secret:
-            provider = parameters.SecretsProvider(boto3_client=make_client("secretsmanager"))
-            value = provider.get(name, max_age=max_age)
-        else:
-            ssm = parameters.SSMProvider(boto3_client=make_client("ssm"))
-            value = ssm.get(name, decrypt=True, max_age=max_age)
-    except parameters.exceptions.GetParameterError as exc:
-        # The message may quote the value's location but never the value; keep only the type.
-        raise AwsError("GetParameter", "GetParameterError", f"could not read parameter {name!r}") from exc
-    return cast(str, value).strip()
+        value = _provider(kind).get(name, **kwargs)
+    except GetParameterError as exc:
+        # Never quote the underlying message: keep the location, never anything that came back.
+        raise AwsError("GetParameter", "GetParameterError", f"could not read {kind} parameter {name!r}") from exc
+    return cast(str, value)

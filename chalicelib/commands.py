@@ -38,8 +38,15 @@ def _cli_deps(settings: Settings) -> Any:
 def run_scan(args: argparse.Namespace) -> int:
     """`deputy-guard scan`: dry run unless --fix; exit 0 when clean, 1 when anything needs action."""
     from chalicelib import aws
+    from chalicelib.runtime import valid_path_prefix, valid_role_name
     from chalicelib.service import scan
 
+    path_prefix = args.path_prefix or "/"
+    if not valid_path_prefix(path_prefix):
+        return _fail(f"--path-prefix must be an IAM path such as / or /teams/data/, not {path_prefix!r}")
+    bad = [name for name in args.role or [] if not valid_role_name(name)]
+    if bad:
+        return _fail(f"--role: invalid role name {bad[0]!r}")
     try:
         settings = _cli_settings()
         deps = _cli_deps(settings)
@@ -52,7 +59,7 @@ def run_scan(args: argparse.Namespace) -> int:
                 deps,
                 dry_run=not args.fix,
                 role_names=args.role or None,
-                path_prefix=args.path_prefix,
+                path_prefix=path_prefix,
                 next_token=token,
                 account=account,
                 progress=progress,

@@ -23,7 +23,6 @@ DEFAULT_NOTIFY_WINDOW_HOURS = 24
 DEFAULT_SCAN_BUDGET_SECONDS = 25.0
 DEFAULT_OWNER = "default"
 
-_SECRET_PARAMETER = re.compile(r"^(arn:aws[a-z-]*:secretsmanager:|secretsmanager:)")
 E = TypeVar("E", Mode, Require)
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off", ""}
@@ -83,10 +82,6 @@ class Settings:
     @property
     def slack_enabled(self) -> bool:
         return bool(self.slack_webhook_url or self.slack_webhook_parameter)
-
-    @property
-    def slack_parameter_is_secret(self) -> bool:
-        return bool(self.slack_webhook_parameter and _SECRET_PARAMETER.match(self.slack_webhook_parameter))
 
     def engine_options(self, size_quota: int) -> EngineOptions:
         return EngineOptions(require=self.require, size_quota=size_quota, source_arns=self.source_arns)

@@ -15,7 +15,7 @@ from typing import Any
 from chalicelib import aws
 from chalicelib.audit import IDEMPOTENCY_PK, AuditTrail, DynamoLedger, SweepCursor
 from chalicelib.events import self_role_from_arn
-from chalicelib.notify import Notifier, SlackChannel, SnsChannel
+from chalicelib.notify import Notifier, SlackChannel, SnsChannel, make_webhook_url_provider
 from chalicelib.service import Deps, Logger, Metrics
 from chalicelib.settings import Settings
 
@@ -189,17 +189,14 @@ def build_deps(
 
 
 def _webhook_provider(settings: Settings) -> Callable[[], str]:
-    url = settings.slack_webhook_url
-    parameter = settings.slack_webhook_parameter
-    is_secret = settings.slack_parameter_is_secret
-
-    def provide() -> str:
-        if parameter:
-            return aws.read_secret_parameter(parameter, is_secret=is_secret)
-        assert url is not None
-        return url
-
-    return provide
+    provider = make_webhook_url_provider(
+        parameter=settings.slack_webhook_parameter,
+        url=settings.slack_webhook_url,
+        get_parameter=aws.get_parameter_value,
+        get_secret=aws.get_secret_value,
+    )
+    assert provider is not None  # only called when Slack is enabled
+    return provider
 
 
 def _self_role_resolver(settings: Settings, logger: Logger) -> Callable[[], tuple[str, str] | None]:

@@ -38,7 +38,6 @@ def test_every_contract_variable_is_read() -> None:
     assert settings.require is Require.EITHER
     assert settings.sns_topic_arn == "arn:aws:sns:us-east-1:111122223333:deputy-guard"
     assert settings.slack_webhook_parameter == "/deputy-guard/slack-webhook"
-    assert not settings.slack_parameter_is_secret
     assert settings.table == "dg-audit"
     assert settings.owner_tags == ("Owner", "cost-center")
     assert settings.exemptions == (Exemption(name_glob="legacy-*"), Exemption(path_prefix="/sandbox/"))
@@ -70,13 +69,6 @@ def test_every_contract_variable_is_read() -> None:
 def test_bad_values_fail_fast_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings({name: value})
-
-
-def test_secrets_manager_parameter_is_recognised() -> None:
-    settings = load_settings(
-        {"DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER": "arn:aws:secretsmanager:us-east-1:111122223333:secret:slack-AbCdEf"}
-    )
-    assert settings.slack_parameter_is_secret
 
 
 def test_webhook_url_stays_out_of_the_settings_repr() -> None:

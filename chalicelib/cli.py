@@ -1,0 +1,329 @@
+"""The ``deputy-guard`` command.
+
+``check`` is offline and pure. The AWS-facing subcommands live in ``chalicelib.commands`` and are
+imported only when run, so ``check`` and ``--help`` never pay for boto3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from chalicelib.engine import evaluate
+from chalicelib.models import EngineOptions, Evaluation, Mode, Require, RoleContext, Verdict
+from chalicelib.policy import PolicyError, decode_document, parse_policy, render_diff
+
+__all__ = ["HANDLERS", "build_parser", "main", "run_check", "run_demo", "run_revert", "run_scan", "run_setup"]
+
+PROG = "deputy-guard"
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_BAD_INPUT = 2
+
+_ACCOUNT = re.compile(r"\d{12}")
+_PARTITION = re.compile(r"aws(?:-[a-z]+)*")
+_PASSING = frozenset({Verdict.COMPLIANT, Verdict.NOT_APPLICABLE})
+
+
+class UsageError(Exception):
+    """Bad input on the command line or in the document: reported on one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the usage block and exits on errors; one line and a return code suit scripts,
+    # and let main() stay callable from tests without SystemExit.
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _account_id(text: str) -> str:
+    if not _ACCOUNT.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not a 12-digit AWS account id: {text!r}")
+    return text
+
+
+def _partition(text: str) -> str:
+    if not _PARTITION.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not an AWS partition (aws, aws-cn, aws-us-gov...): {text!r}")
+    return text
+
+
+def _size_quota(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of characters: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _role_path(text: str) -> str:
+    if not (text.startswith("/") and text.endswith("/")):
+        raise argparse.ArgumentTypeError(f"an IAM path starts and ends with '/': {text!r}")
+    return text
+
+
+_CHECK_EPILOG = """\
+The role's account decides what "pinned" means, so it must be known:
+  * --account ID, or
+  * a GetRole response as input (for example `aws iam get-role --role-name NAME`, or one element
+    of ListRoles' Roles): its role ARN gives the account, the partition and the path.
+It is never guessed from the policy: a backdoored policy names the attacker's account, and taking
+that as the role's own would call it compliant.
+
+exit status: 0 compliant or not_applicable, 1 non_compliant or needs_review, 2 bad input.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``deputy-guard`` argument parser with every subcommand registered."""
+    parser = _Parser(
+        prog=PROG,
+        description="Find and fix IAM roles that trust Step Functions without "
+        "confused-deputy conditions (aws:SourceArn, aws:SourceAccount).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    check = commands.add_parser(
+        "check",
+        help="evaluate one trust policy offline and propose a fix",
+        description="Evaluate one trust policy offline: verdict, problems and the fixed policy.",
+        epilog=_CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument(
+        "file",
+        nargs="?",
+        default="-",
+        metavar="FILE|-",
+        help="trust policy JSON (plain or URL-encoded) or a GetRole response; - is stdin (default)",
+    )
+    check.add_argument(
+        "--account",
+        type=_account_id,
+        metavar="ID",
+        help="the role's 12-digit account id (see below for when it may be omitted)",
+    )
+    check.add_argument(
+        "--partition",
+        type=_partition,
+        metavar="P",
+        help="the role's partition (default: from the role ARN of a GetRole input, else aws)",
+    )
+    check.add_argument(
+        "--path",
+        type=_role_path,
+        metavar="PATH",
+        help="the role's path; /aws-service-role/... is service-linked (default: from the input, else /)",
+    )
+    check.add_argument(
+        "--size-quota",
+        type=_size_quota,
+        default=EngineOptions().size_quota,
+        metavar="N",
+        help="the account's trust-policy size quota in characters (default: %(default)s)",
+    )
+    check.add_argument(
+        "--require",
+        choices=[r.value for r in Require],
+        default=Require.BOTH.value,
+        help="pins each Step Functions statement needs: both keys or either (default: %(default)s)",
+    )
+    check.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people, json for tools (default: %(default)s)",
+    )
+
+    scan = commands.add_parser(
+        "scan",
+        help="evaluate the roles of the current AWS account",
+        description="Evaluate (and with --fix, repair) the roles of the account of "
+        "the current credentials. Dry run unless --fix.",
+    )
+    scan.add_argument("--fix", action="store_true", help="apply the fixes (default: dry run)")
+    scan.add_argument("--role", action="append", dest="role", metavar="NAME", help="only this role; repeat for more")
+    scan.add_argument("--path-prefix", metavar="PREFIX", help="only roles under this IAM path")
+    scan.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="table for people, json for the /scans report (default: %(default)s)",
+    )
+
+    revert = commands.add_parser(
+        "revert",
+        help="restore the trust policy the bot replaced",
+        description="Restore the original trust policy the bot recorded before fixing ROLE, and exempt the role.",
+    )
+    revert.add_argument("role", metavar="ROLE", help="role name")
+    revert.add_argument("--force", action="store_true", help="revert even if the policy changed since the bot wrote it")
+
+    commands.add_parser(
+        "setup",
+        help="create the bot's DynamoDB table if it is missing",
+        description="Create the DynamoDB table the settings name, if it is missing (idempotent).",
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the bot end to end against a local AWS stand-in",
+        description="Run the bot end to end against a local AWS stand-in: no AWS account, no network.",
+    )
+    demo.add_argument(
+        "--mode",
+        choices=[mode.value for mode in Mode],
+        default=Mode.ENFORCE.value,
+        help="the bot's mode during the demo (default: %(default)s, to show fixes applied)",
+    )
+    demo.add_argument(
+        "--keep-running", action="store_true", help="keep the local servers up after the demo until interrupted"
+    )
+    demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    return parser
+
+
+# --------------------------------------------------------------------------------------------------
+# check
+
+
+def _read_input(name: str) -> str:
+    try:
+        if name == "-":
+            text = sys.stdin.read()
+        else:
+            with open(name, encoding="utf-8") as handle:
+                text = handle.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read {name}: not UTF-8 text") from exc
+    # Editors on some systems save a byte-order mark, which the JSON parser rejects.
+    return text.removeprefix("\ufeff")
+
+
+def _unwrap_role(decoded: Any) -> tuple[Any, RoleContext | None]:
+    """(the trust policy, the role's context) for a GetRole response or a role object; else (input, None)."""
+    role = decoded.get("Role") if isinstance(decoded, dict) else None
+    if not (isinstance(role, dict) and "AssumeRolePolicyDocument" in role):
+        role = decoded if isinstance(decoded, dict) and "AssumeRolePolicyDocument" in decoded else None
+    if role is None:
+        return decoded, None
+    arn = role.get("Arn")
+    if not isinstance(arn, str):
+        raise UsageError("the role in the input has no Arn, so its account is unknown: pass --account")
+    try:
+        context = RoleContext.from_role_arn(arn)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    path = role.get("Path")
+    if isinstance(path, str) and path.startswith("/"):
+        context = RoleContext(context.account_id, context.partition, path, context.role_name)
+    return role["AssumeRolePolicyDocument"], context
+
+
+def _context(args: argparse.Namespace, from_role: RoleContext | None) -> RoleContext:
+    account = args.account or (from_role.account_id if from_role else None)
+    if account is None:
+        raise UsageError("the role's account is unknown: pass --account ID, or give a GetRole response as input")
+    return RoleContext(
+        account_id=account,
+        partition=args.partition or (from_role.partition if from_role else "aws"),
+        path=args.path or (from_role.path if from_role else "/"),
+        role_name=from_role.role_name if from_role else "",
+    )
+
+
+def _render_text(evaluation: Evaluation) -> str:
+    lines = [f"verdict: {evaluation.verdict.value}"]
+    for problem in evaluation.problems:
+        where = "policy" if problem.statement is None else f"statement {problem.statement}"
+        lines.append(f"  [{where}] {problem.code.value}: {problem.message}")
+    text = "\n".join(lines) + "\n"
+    if evaluation.fixed_policy is not None and evaluation.original is not None:
+        text += "\nproposed fix:\n" + render_diff(evaluation.original, evaluation.fixed_policy, "current", "fixed")
+    return text
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """``deputy-guard check``: evaluate one trust policy offline."""
+    text = _read_input(args.file)
+    try:
+        policy, from_role = _unwrap_role(decode_document(text))
+        parse_policy(policy)
+    except PolicyError as exc:
+        raise UsageError(str(exc)) from exc
+    context = _context(args, from_role)
+    options = EngineOptions(require=Require(args.require), size_quota=args.size_quota)
+    evaluation = evaluate(policy, context, options)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(evaluation.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(_render_text(evaluation))
+    return EXIT_OK if evaluation.verdict in _PASSING else EXIT_FINDINGS
+
+
+# --------------------------------------------------------------------------------------------------
+# Subcommands that talk to AWS: imported on use, so that boto3 stays out of check and --help.
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    """``deputy-guard scan``: evaluate (and with --fix, repair) the account's roles."""
+    from chalicelib import commands
+
+    return commands.run_scan(args)
+
+
+def run_revert(args: argparse.Namespace) -> int:
+    """``deputy-guard revert ROLE``: restore the original the bot recorded."""
+    from chalicelib import commands
+
+    return commands.run_revert(args)
+
+
+def run_setup(args: argparse.Namespace) -> int:
+    """``deputy-guard setup``: prepare the bot's AWS resources."""
+    from chalicelib import commands
+
+    return commands.run_setup(args)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``deputy-guard demo``: the end-to-end demo against a local AWS stand-in."""
+    from chalicelib import commands
+
+    return commands.run_demo(args)
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "check": run_check,
+    "scan": run_scan,
+    "revert": run_revert,
+    "setup": run_setup,
+    "demo": run_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``deputy-guard``; returns the exit status (2 with one line on stderr for bad input)."""
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:
+            # --help and --version print and exit; give their status back like any other outcome.
+            return done.code if isinstance(done.code, int) else EXIT_OK
+        return HANDLERS[args.command](args)
+    except UsageError as exc:
+        message = " ".join(str(exc).split())
+        sys.stderr.write(f"{PROG}: error: {message}\n")
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

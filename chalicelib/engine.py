@@ -1,0 +1,496 @@
+"""The confused-deputy engine: evaluate a trust policy and plan its fix (pure, no I/O).
+
+DESIGN sections 3 and 4 are the contract implemented here. Everything reads the normalised view from
+``chalicelib.policy``; the fix edits a deep copy of the document as written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final
+
+from chalicelib.models import (
+    EngineOptions,
+    Evaluation,
+    PolicyDoc,
+    Problem,
+    ProblemCode,
+    Require,
+    RoleContext,
+    Verdict,
+)
+from chalicelib.policy import (
+    ConditionEntry,
+    NormalStatement,
+    PolicyError,
+    clone_json,
+    iam_glob_match,
+    normalise_policy,
+    parse_policy,
+    scalar_text,
+    service_kind,
+    statement_list,
+    to_compact_json,
+)
+
+__all__ = ["evaluate", "plan_fix"]
+
+_DEFAULT_OPTIONS: Final = EngineOptions()
+
+SOURCE_ACCOUNT: Final = "aws:SourceAccount"
+SOURCE_ARN: Final = "aws:SourceArn"
+
+_ASSUME_ROLE: Final = "sts:AssumeRole"
+_TWELVE_DIGITS: Final = re.compile(r"\d{12}")
+
+# Operators that can pin each key (folded, without ForAnyValue:); DESIGN 3.
+_ACCOUNT_OPERATORS: Final = frozenset({"stringequals", "stringlike", "stringequalsignorecase"})
+_ARN_OPERATORS: Final = frozenset({"arnlike", "arnequals", "stringlike", "stringequals"})
+
+# Where the fix puts each key, in order of preference. Each later operator means the same thing for
+# the value the fix writes, and is used only when an earlier block already holds the key: overwriting
+# an existing value could widen access, and a duplicate JSON key would be ambiguous.
+_ACCOUNT_FIX_OPERATORS: Final = ("StringEquals", "StringLike")
+_ARN_FIX_OPERATORS: Final = ("ArnLike", "ArnEquals", "StringLike")
+
+
+@dataclass(frozen=True, slots=True)
+class _Operator:
+    base: str
+    qualifier: str
+    if_exists: bool
+
+    @property
+    def positive(self) -> bool:
+        return "not" not in self.base and self.base != "null"
+
+    @property
+    def can_pin(self) -> bool:
+        # IfExists is true when the key is absent, ForAllValues is true for an empty set: neither pins.
+        return self.positive and not self.if_exists and self.qualifier in ("", "foranyvalue")
+
+
+@lru_cache(maxsize=512)
+def _operator(folded: str) -> _Operator:
+    qualifier, _, base = folded.rpartition(":")
+    if_exists = base.endswith("ifexists")
+    if if_exists:
+        base = base.removesuffix("ifexists")
+    return _Operator(base=base, qualifier=qualifier, if_exists=if_exists)
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyCheck:
+    pinned: bool
+    reasons: tuple[str, ...]
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    index: int
+    keys: tuple[str, ...]
+    # Under require=either one placed key is enough; under both, every key must be placed.
+    any_one: bool
+
+
+def _has_wildcard(text: str) -> bool:
+    return "*" in text or "?" in text
+
+
+def _foreign_account(text: str, account: str) -> str | None:
+    """The concrete 12-digit account a value names, when it is not the role's own."""
+    if _TWELVE_DIGITS.fullmatch(text):
+        return text if text != account else None
+    parts = text.split(":", 5)
+    if len(parts) == 6 and parts[0] == "arn" and _TWELVE_DIGITS.fullmatch(parts[4]) and parts[4] != account:
+        return parts[4]
+    return None
+
+
+def _account_value_flaw(text: str, ctx: RoleContext) -> str | None:
+    if text == ctx.account_id:
+        return None
+    return "is a wildcard" if _has_wildcard(text) else "is not this role's account"
+
+
+def _arn_value_flaw(text: str, ctx: RoleContext) -> str | None:
+    parts = text.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        return "is not an ARN"
+    if parts[1] != ctx.partition:
+        return f"is not in partition {ctx.partition}"
+    service = parts[2]
+    if service != "states" and not (_has_wildcard(service) and iam_glob_match(service, "states", ignore_case=False)):
+        return "is not a Step Functions ARN"
+    if parts[4] != ctx.account_id:
+        return "has a wildcard account" if _has_wildcard(parts[4]) else "is not in this role's account"
+    return None
+
+
+def _unresolved(entry: ConditionEntry) -> str:
+    values = [value for value in entry.values if scalar_text(value) is None]
+    shown = to_compact_json(values[0] if len(values) == 1 else values)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def _check_key(statement: NormalStatement, key: str, ctx: RoleContext) -> _KeyCheck:
+    """Whether an in-scope statement pins one key, why not, and what a human must look at."""
+    folded = key.lower()
+    is_account = key == SOURCE_ACCOUNT
+    allowed = _ACCOUNT_OPERATORS if is_account else _ARN_OPERATORS
+    value_flaw = _account_value_flaw if is_account else _arn_value_flaw
+    pinned = False
+    reasons: list[str] = []
+    problems: list[Problem] = []
+    for entry in statement.conditions:
+        if entry.key_folded != folded:
+            continue
+        operator = _operator(entry.operator_folded)
+        texts = [scalar_text(value) for value in entry.values]
+        if operator.positive:
+            foreign = sorted(
+                {account for text in texts if text is not None and (account := _foreign_account(text, ctx.account_id))}
+            )
+            if foreign:
+                problems.append(
+                    Problem(
+                        ProblemCode.FOREIGN_ACCOUNT,
+                        statement.index,
+                        f"{entry.key} under {entry.operator} names account {', '.join(foreign)}, not this "
+                        f"role's {ctx.account_id}: a confused deputy waiting to happen, or a backdoor",
+                    )
+                )
+        if any(text is None for text in texts):
+            problems.append(
+                Problem(
+                    ProblemCode.UNRESOLVED_VALUE,
+                    statement.index,
+                    f"{entry.key} under {entry.operator} holds the template value {_unresolved(entry)}: "
+                    "resolve the template first",
+                )
+            )
+        reason: str | None
+        if not operator.can_pin:
+            reason = f"under {entry.operator}, which pins nothing"
+        elif operator.base not in allowed:
+            reason = f"under {entry.operator}, which cannot pin {key}"
+        elif not texts:
+            reason = f"under {entry.operator} with no values"
+        else:
+            reason = None
+            for text in texts:
+                if text is None:
+                    reason = f"under {entry.operator} with an unresolved template value"
+                    break
+                flaw = value_flaw(text, ctx)
+                if flaw is not None:
+                    reason = f"under {entry.operator} with value {text!r}, which {flaw}"
+                    break
+        if reason is None:
+            pinned = True
+        else:
+            reasons.append(reason)
+    return _KeyCheck(pinned, tuple(reasons), tuple(problems))
+
+
+def _missing(statement: NormalStatement, key: str, check: _KeyCheck, ctx: RoleContext) -> Problem:
+    if key == SOURCE_ACCOUNT:
+        code = ProblemCode.MISSING_SOURCE_ACCOUNT
+        absent = f"no {SOURCE_ACCOUNT} condition pins account {ctx.account_id}"
+    else:
+        code = ProblemCode.MISSING_SOURCE_ARN
+        absent = f"no {SOURCE_ARN} condition pins Step Functions ARNs to account {ctx.account_id}"
+    if not check.reasons:
+        return Problem(code, statement.index, f"Step Functions can assume this role: {absent}")
+    return Problem(code, statement.index, f"{key} appears only {', and '.join(check.reasons)}")
+
+
+def _allows_assume_role(statement: NormalStatement) -> bool:
+    if statement.actions is not None:
+        return any(iam_glob_match(action, _ASSUME_ROLE, ignore_case=True) for action in statement.actions)
+    if statement.not_actions is not None:
+        return not any(iam_glob_match(action, _ASSUME_ROLE, ignore_case=True) for action in statement.not_actions)
+    return False
+
+
+def _public(statement: NormalStatement) -> bool:
+    return statement.principal_star or any("*" in values for _, values in statement.principals)
+
+
+def _states_values(statement: NormalStatement) -> tuple[bool, bool]:
+    """(names Step Functions, holds a template that may render to Step Functions)."""
+    named = template = False
+    for kind, values in statement.principals:
+        if kind != "service":
+            continue
+        for value in values:
+            found = service_kind(value)
+            if found == "states":
+                named = True
+            elif found == "template":
+                named = template = True
+    return named, template
+
+
+def _review_problems(statement: NormalStatement, names_states: bool) -> list[Problem]:
+    problems: list[Problem] = []
+    if _public(statement) and _allows_assume_role(statement):
+        shown = 'Principal "*"' if statement.principal_star else 'A "*" principal'
+        problems.append(
+            Problem(
+                ProblemCode.PUBLIC_PRINCIPAL,
+                statement.index,
+                f"{shown} lets anyone assume the role, Step Functions included",
+            )
+        )
+    if statement.not_principal:
+        problems.append(
+            Problem(
+                ProblemCode.NOT_PRINCIPAL,
+                statement.index,
+                "NotPrincipal in an Allow statement trusts everyone not listed, Step Functions included",
+            )
+        )
+    if statement.not_actions is not None and (names_states or _public(statement) or statement.not_principal):
+        problems.append(
+            Problem(
+                ProblemCode.NOT_ACTION,
+                statement.index,
+                "NotAction in an Allow statement grants Step Functions every action it does not list",
+            )
+        )
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------
+# The fix
+
+
+def _source_arn_value(ctx: RoleContext, options: EngineOptions) -> str | list[str]:
+    rendered = [template.format(partition=ctx.partition, account=ctx.account_id) for template in options.source_arns]
+    return rendered[0] if len(rendered) == 1 else rendered
+
+
+def _is_states_value(value: Any) -> bool:
+    return service_kind(value) == "states"
+
+
+def _has_other_principals(principal: Mapping[str, Any]) -> bool:
+    for kind, value in principal.items():
+        values = value if isinstance(value, list) else [value]
+        if kind.lower() != "service":
+            if values:
+                return True
+        elif not all(_is_states_value(item) for item in values):
+            return True
+    return False
+
+
+def _split_principal(principal: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(what the original statement keeps, the Step Functions principals that move out)."""
+    kept: dict[str, Any] = {}
+    moved: dict[str, Any] = {}
+    for kind, value in principal.items():
+        if kind.lower() != "service":
+            kept[kind] = value
+        elif isinstance(value, list):
+            states = [item for item in value if _is_states_value(item)]
+            others = [item for item in value if not _is_states_value(item)]
+            if others:
+                kept[kind] = others
+            if states:
+                moved[kind] = states
+        elif _is_states_value(value):
+            moved[kind] = value
+        else:
+            kept[kind] = value
+    return kept, moved
+
+
+_NOT_ALPHANUMERIC: Final = re.compile(r"[^A-Za-z0-9]")
+
+
+def _derive_sid(sid: Any, used: set[str]) -> str:
+    # IAM accepts only alphanumeric Sids; uniqueness is checked case-insensitively to stay clear of
+    # services that compare them that way.
+    stem = _NOT_ALPHANUMERIC.sub("", sid) if isinstance(sid, str) else ""
+    base = f"{stem}StepFunctions" if stem else "StepFunctionsTrust"
+    candidate, number = base, 2
+    while candidate.lower() in used:
+        candidate, number = f"{base}{number}", number + 1
+    used.add(candidate.lower())
+    return candidate
+
+
+def _split_statement(statement: dict[str, Any], used_sids: set[str]) -> dict[str, Any]:
+    """Move the Step Functions principals of ``statement`` (edited in place) into a new statement."""
+    kept, moved = _split_principal(statement["Principal"])
+    sid = _derive_sid(statement.get("Sid"), used_sids)
+    new: dict[str, Any] = {} if "Sid" in statement else {"Sid": sid}
+    for key, value in statement.items():
+        if key == "Sid":
+            new[key] = sid
+        elif key == "Principal":
+            new[key] = moved
+        else:
+            new[key] = clone_json(value)
+    statement["Principal"] = kept
+    return new
+
+
+def _merge(statement: dict[str, Any], key: str, operators: Iterable[str], value: Any) -> bool:
+    """Add ``key`` under the first operator whose block does not already hold it; False if none is free."""
+    condition: dict[str, dict[str, Any]] = statement.get("Condition", {})
+    folded_key = key.lower()
+    for operator in operators:
+        folded = operator.lower()
+        blocks = [name for name in condition if name.lower() == folded]
+        if any(k.lower() == folded_key for name in blocks for k in condition[name]):
+            continue
+        if "Condition" not in statement:
+            statement["Condition"] = condition
+        if blocks:
+            condition[blocks[0]][key] = value
+        else:
+            condition[operator] = {key: value}
+        return True
+    return False
+
+
+def _apply_plans(
+    document: PolicyDoc, plans: list[_Plan], ctx: RoleContext, options: EngineOptions
+) -> tuple[PolicyDoc, list[Problem]]:
+    fixed: PolicyDoc = clone_json(document)
+    statements = statement_list(fixed)
+    used_sids = {st["Sid"].lower() for st in statements if isinstance(st.get("Sid"), str)}
+    by_index = {plan.index: plan for plan in plans}
+    arn_value = _source_arn_value(ctx, options)
+    problems: list[Problem] = []
+    result: list[Any] = []
+    for index, statement in enumerate(statements):
+        result.append(statement)
+        plan = by_index.get(index)
+        if plan is None:
+            continue
+        target = statement
+        if _has_other_principals(statement["Principal"]):
+            target = _split_statement(statement, used_sids)
+            result.append(target)
+        unplaced: list[str] = []
+        for key in plan.keys:
+            operators, value = (
+                (_ACCOUNT_FIX_OPERATORS, ctx.account_id)
+                if key == SOURCE_ACCOUNT
+                else (_ARN_FIX_OPERATORS, clone_json(arn_value))
+            )
+            if not _merge(target, key, operators, value):
+                unplaced.append(f"{key} ({', '.join(operators)})")
+        if unplaced and (not plan.any_one or len(unplaced) == len(plan.keys)):
+            problems.append(
+                Problem(
+                    ProblemCode.CANNOT_MERGE,
+                    index,
+                    f"every operator the fix may use already holds {' and '.join(unplaced)}; "
+                    "a human must merge the conditions",
+                )
+            )
+    if isinstance(fixed["Statement"], dict):
+        if len(result) > 1:
+            fixed["Statement"] = result
+    else:
+        fixed["Statement"] = result
+    return fixed, problems
+
+
+# --------------------------------------------------------------------------------------------------
+# Public API
+
+
+def evaluate(
+    document: Mapping[str, Any] | str, ctx: RoleContext, options: EngineOptions = _DEFAULT_OPTIONS
+) -> Evaluation:
+    """Evaluate a trust policy for a role; never raises, whatever the document holds."""
+    try:
+        parsed = parse_policy(document)
+    except PolicyError as exc:
+        if ctx.service_linked:
+            return Evaluation(Verdict.NOT_APPLICABLE)
+        return Evaluation(Verdict.NEEDS_REVIEW, (Problem(ProblemCode.UNPARSEABLE, None, str(exc)),))
+    if ctx.service_linked:
+        # IAM lets no one edit a service-linked role's trust policy, so there is nothing to decide.
+        return Evaluation(Verdict.NOT_APPLICABLE, original=parsed)
+
+    problems: list[Problem] = []
+    review = False
+    in_scope = False
+    plans: list[_Plan] = []
+    either = options.require == Require.EITHER
+    for statement in normalise_policy(parsed):
+        if not statement.allow:
+            continue
+        names_states, template = _states_values(statement)
+        found = _review_problems(statement, names_states)
+        if not (
+            names_states
+            and statement.actions is not None
+            and any(iam_glob_match(action, _ASSUME_ROLE, ignore_case=True) for action in statement.actions)
+        ):
+            problems.extend(found)
+            review = review or bool(found)
+            continue
+        in_scope = True
+        if template:
+            found.append(
+                Problem(
+                    ProblemCode.UNRESOLVED_VALUE,
+                    statement.index,
+                    "Principal.Service holds a template value that may render to Step Functions: "
+                    "resolve the template first",
+                )
+            )
+        account = _check_key(statement, SOURCE_ACCOUNT, ctx)
+        arn = _check_key(statement, SOURCE_ARN, ctx)
+        found.extend(account.problems)
+        found.extend(arn.problems)
+        review = review or bool(found)
+        problems.extend(found)
+        missing: tuple[str, ...]
+        if either:
+            missing = () if account.pinned or arn.pinned else (SOURCE_ACCOUNT, SOURCE_ARN)
+        else:
+            missing = tuple(key for key, check in ((SOURCE_ACCOUNT, account), (SOURCE_ARN, arn)) if not check.pinned)
+        for key in missing:
+            problems.append(_missing(statement, key, account if key == SOURCE_ACCOUNT else arn, ctx))
+        if missing:
+            plans.append(_Plan(statement.index, missing, either))
+
+    if review:
+        return Evaluation(Verdict.NEEDS_REVIEW, tuple(problems), parsed)
+    if not in_scope:
+        return Evaluation(Verdict.NOT_APPLICABLE, original=parsed)
+    if not plans:
+        return Evaluation(Verdict.COMPLIANT, original=parsed)
+
+    fixed, fix_problems = _apply_plans(parsed, plans, ctx, options)
+    if fix_problems:
+        return Evaluation(Verdict.NEEDS_REVIEW, (*problems, *fix_problems), parsed)
+    size = len(to_compact_json(fixed))
+    if size > options.size_quota:
+        too_large = Problem(
+            ProblemCode.TOO_LARGE,
+            None,
+            f"the fixed policy would be {size} characters, over the trust-policy size quota of {options.size_quota}",
+        )
+        return Evaluation(Verdict.NEEDS_REVIEW, (*problems, too_large), parsed)
+    return Evaluation(Verdict.NON_COMPLIANT, tuple(problems), parsed, fixed)
+
+
+def plan_fix(
+    document: Mapping[str, Any] | str, ctx: RoleContext, options: EngineOptions = _DEFAULT_OPTIONS
+) -> PolicyDoc | None:
+    """The fixed document, or None when the policy needs no change or a human must decide."""
+    return evaluate(document, ctx, options).fixed_policy

@@ -1,0 +1,88 @@
+"""`deputy-guard setup|scan|revert` as a user runs them: subprocesses against moto's server over HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.e2e.conftest import CLI, cli_env, create_role, trust
+from tests.world import COMPLIANT, FOREIGN, VULNERABLE
+
+pytestmark = pytest.mark.e2e
+
+
+def run(endpoint: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args], capture_output=True, text=True, timeout=120, env=cli_env(endpoint, **env), check=False
+    )
+
+
+def test_setup_creates_the_table_once(endpoint: str) -> None:
+    first = run(endpoint, "setup")
+    second = run(endpoint, "setup")
+    assert (first.returncode, second.returncode) == (0, 0)
+    assert "created" in first.stdout and "already exists" in second.stdout
+
+
+def test_scan_json_is_the_scans_report_and_exits_1_on_findings(endpoint: str) -> None:
+    run(endpoint, "setup")
+    create_role("vulnerable-sfn", VULNERABLE)
+    create_role("compliant-sfn", COMPLIANT)
+    create_role("foreign-sfn", FOREIGN)
+    result = run(endpoint, "scan", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) >= {"account", "complete", "next_token", "summary", "results"}
+    assert report["complete"] is True and report["next_token"] is None
+    assert report["summary"] == {"compliant": 1, "not_applicable": 0, "non_compliant": 1, "needs_review": 1}
+    assert {r["role_name"]: r["action"] for r in report["results"]}["vulnerable-sfn"] == "would_fix"
+    assert trust("vulnerable-sfn") == VULNERABLE
+
+
+def test_scan_fix_fixes_and_a_second_scan_is_clean(endpoint: str) -> None:
+    run(endpoint, "setup")
+    create_role("vulnerable-sfn", VULNERABLE)
+    fixed = run(endpoint, "scan", "--fix", "--format", "json")
+    assert {r["role_name"]: r["action"] for r in json.loads(fixed.stdout)["results"]} == {"vulnerable-sfn": "fixed"}
+    clean = run(endpoint, "scan")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "1 roles (1 compliant)" in clean.stdout
+
+
+def test_scan_table_names_verdict_role_problem_and_action(endpoint: str) -> None:
+    run(endpoint, "setup")
+    create_role("vulnerable-sfn", VULNERABLE)
+    lines = run(endpoint, "scan", "--role", "vulnerable-sfn", "--role", "ghost").stdout.splitlines()
+    assert lines[0].split() == ["VERDICT", "ROLE", "PROBLEMS", "ACTION"]
+    assert lines[1].split() == [
+        "non_compliant",
+        "vulnerable-sfn",
+        "missing_source_account,missing_source_arn",
+        "would_fix",
+    ]
+    assert "not found: ghost" in lines
+
+
+def test_revert_from_the_cli_restores_and_refuses(endpoint: str) -> None:
+    run(endpoint, "setup")
+    create_role("vulnerable-sfn", VULNERABLE)
+    run(endpoint, "scan", "--fix")
+    reverted = run(endpoint, "revert", "vulnerable-sfn")
+    assert reverted.returncode == 0 and "restored" in reverted.stdout
+    assert trust("vulnerable-sfn") == VULNERABLE
+    again = run(endpoint, "revert", "vulnerable-sfn")
+    assert again.returncode == 2 and "no applied fix" in again.stderr
+
+
+def test_bad_setting_is_one_line_and_exit_2(endpoint: str) -> None:
+    result = run(endpoint, "scan", DEPUTY_GUARD_MODE="sometimes")
+    assert result.returncode == 2
+    assert "DEPUTY_GUARD_MODE" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreachable_endpoint_is_a_clear_error(endpoint: str) -> None:
+    result = run("http://127.0.0.1:9", "scan", AWS_MAX_ATTEMPTS="1")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1

@@ -1,0 +1,81 @@
+"""`deputy-guard demo`, run as a user runs it, checked for its outcomes (not its wording)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import CLI
+
+pytestmark = pytest.mark.e2e
+
+
+def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEPUTY_GUARD_", "AWS_", "MOTO_"))}
+    return subprocess.run(
+        [CLI, "demo", *args], capture_output=True, text=True, timeout=180, env=env, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def enforce_summary() -> dict[str, Any]:
+    result = run_demo("--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_demo_fixes_the_vulnerable_roles_from_events_and_the_sweep(enforce_summary: dict[str, Any]) -> None:
+    fixes = {f["role_name"]: f["trigger"] for f in enforce_summary["fixes"]}
+    assert fixes == {
+        "orders-pipeline-sfn": "event",
+        "reporting-sfn": "event",
+        "etl-mixed-sfn": "event",
+        "nightly-report-sfn": "sweep",
+    }
+
+
+def test_demo_leaves_what_it_must_not_touch(enforce_summary: dict[str, Any]) -> None:
+    final = enforce_summary["final_verdicts"]
+    assert final["partner-sfn"] == "needs_review"
+    assert final["legacy-batch-sfn"] == "non_compliant"  # centrally exempt
+    assert final["orders-stack-sfn"] == "non_compliant"  # CloudFormation: patch sent instead
+    assert final["AWSServiceRoleForStepFunctionsDemo"] == "not_applicable"
+    assert final["billing-sfn"] == "compliant"
+
+
+def test_demo_events_show_skips_echo_and_redelivery(enforce_summary: dict[str, Any]) -> None:
+    reasons = [e.get("reason") for e in enforce_summary["events"] if e.get("status") == "skipped"]
+    assert reasons == ["no_step_functions_principal", "failed_call", "own_event"]
+    assert enforce_summary["events"][-1]["replayed"] is True
+
+
+def test_demo_messages_arrive_on_slack_and_sns(enforce_summary: dict[str, Any]) -> None:
+    slack = enforce_summary["slack_messages"]
+    assert len(slack) == len(enforce_summary["sns_messages"]) == 6
+    for role in ("orders-pipeline-sfn", "reporting-sfn", "etl-mixed-sfn", "partner-sfn", "orders-stack-sfn"):
+        assert sum(role in text for text in slack) == 1, role
+
+
+def test_demo_scan_over_http_is_complete(enforce_summary: dict[str, Any]) -> None:
+    assert enforce_summary["scan"]["complete"] is True
+    assert sum(enforce_summary["scan"]["summary"].values()) == 10
+
+
+def test_dry_run_demo_changes_nothing() -> None:
+    result = run_demo("--json", "--mode", "dry-run")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["fixes"] == [] and summary["slack_messages"] == [] and summary["sns_messages"] == []
+    assert summary["final_verdicts"]["orders-pipeline-sfn"] == "non_compliant"
+
+
+def test_human_output_tells_the_story() -> None:
+    result = run_demo()
+    assert result.returncode == 0, result.stderr
+    for section in ("seeded account", "on_iam_event", "sweep", "/scans", "diffs applied", "Slack messages", "summary:"):
+        assert section in result.stdout
+    assert '+          "aws:SourceAccount"' in result.stdout
