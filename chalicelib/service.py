@@ -215,9 +215,11 @@ def decide(
 def evaluate_role(role: RoleRecord, deps: Deps) -> Evaluation:
     """Evaluate with the default quota first; read the account's quota only when a fix would exceed it."""
     context = role.context()
-    evaluation = evaluate(role.document, context, deps.settings.engine_options(DEFAULT_SIZE_QUOTA))
+    configured = deps.settings.size_quota
+    evaluation = evaluate(role.document, context, deps.settings.engine_options(configured or DEFAULT_SIZE_QUOTA))
     too_large = any(p.code is ProblemCode.TOO_LARGE for p in evaluation.problems)
-    if too_large and deps.settings.size_quota != DEFAULT_SIZE_QUOTA:
+    # IAM's quota is never below 2,048: ask the account only when a fix needs more than that.
+    if too_large and configured is None:
         quota = deps.account_quota()
         if quota != DEFAULT_SIZE_QUOTA:
             evaluation = evaluate(role.document, context, deps.settings.engine_options(quota))

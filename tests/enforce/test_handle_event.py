@@ -306,3 +306,38 @@ def test_metrics_count_evaluations_fixes_and_reviews(make_world: MakeWorld) -> N
     handle_event(event, world.deps)
     counts = world.deps.metrics.counts  # type: ignore[attr-defined]
     assert counts["RolesEvaluated"] == 2 and counts["RolesFixed"] == 1 and counts["RolesNeedingReview"] == 1
+
+
+def _large_trust(extra_statements: int) -> dict:
+    filler = [
+        {
+            "Sid": f"CrossAccountReadOnly{i:02d}",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/analytics/reader-{i:03d}"},
+            "Action": "sts:AssumeRole",
+        }
+        for i in range(extra_statements)
+    ]
+    return {"Version": "2012-10-17", "Statement": [*filler, *VULNERABLE["Statement"]]}
+
+
+def test_fix_over_the_size_quota_needs_review_and_reads_the_account_quota_once(make_world: MakeWorld) -> None:
+    # Given a trust policy that fits IAM's 2,048 characters now but not once the conditions are added
+    world = make_world(mode="enforce", idempotent=False)
+    document = _large_trust(12)
+    assert 1900 < len(__import__("json").dumps(document, separators=(",", ":"))) < 2048
+    world.create_role(ROLE, document)
+    # When its event arrives
+    out = handle_event(load_event(CREATE), world.deps)
+    # Then deputy-guard asks a human instead of writing an over-quota document, after checking the account's quota
+    assert out["verdict"] == "needs_review" and [p["code"] for p in out["problems"]][-1] == "too_large"
+    assert world.trust(ROLE) == document
+    assert world.aws_calls("iam").get("iam.GetAccountSummary") == 1
+
+
+def test_a_raised_size_quota_setting_lets_the_fix_through(make_world: MakeWorld) -> None:
+    world = make_world(mode="enforce", size_quota="4096")
+    world.create_role(ROLE, _large_trust(12))
+    out = handle_event(load_event(CREATE), world.deps)
+    assert out["action"] == "fixed"
+    assert "iam.GetAccountSummary" not in world.aws_calls()
