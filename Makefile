@@ -30,5 +30,20 @@ demo: $(STAMP)
 requirements: $(STAMP)
 	$(BIN)/python -m chalicelib.requirements > requirements.txt
 
+# `chalice package --merge-template` into $(DIST), offline: pip (run by Chalice) installs requirements.txt
+# from wheels rebuilt out of .venv, from a clean copy of the project (docs/deployment.md).
+STAGE ?= prod
+DIST  ?= dist
+BUILD ?= build/package
+package: $(STAMP)
+	$(BIN)/python -m chalicelib.requirements --check
+	$(BIN)/python deploy/bundle.py stage --out $(BUILD)/src
+	$(BIN)/python deploy/bundle.py wheelhouse --requirements requirements.txt --out $(BUILD)/wheelhouse
+	rm -rf $(DIST)
+	cd $(BUILD)/src && AWS_DEFAULT_REGION=us-east-1 PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+		PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS=$(abspath $(BUILD)/wheelhouse) \
+		$(abspath $(BIN))/chalice package --stage $(STAGE) --merge-template .chalice/resources.json $(abspath $(DIST))
+	$(BIN)/python deploy/bundle.py report $(DIST) --wheelhouse $(BUILD)/wheelhouse
+
 clean:
 	rm -rf $(VENV) dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

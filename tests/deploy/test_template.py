@@ -1,0 +1,351 @@
+"""`make package` output: the SAM template's structure, cfn-lint, and the deployment package itself.
+
+An IAM policy simulation or a CloudFormation deployment needs AWS, so these tests read the template:
+the rule pattern, the schedule, the resources the merge template adds, how they are wired into the
+functions, the roles' policies and the REST API's IAM authorisation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import warnings
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import app as chalice_app
+from chalicelib.settings import load_settings
+from tests.deploy.support import (
+    MERGE_TEMPLATE,
+    PACKAGED_SCHEDULE,
+    POLICY_FILE,
+    PROJECT,
+    Packaged,
+    PolicyEvaluator,
+    load_json,
+    offline_env,
+)
+
+pytestmark = pytest.mark.slow
+
+STACK = "deputy-guard-prod"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+FUNCTIONS = ("OnIamEvent", "Sweep", "APIHandler")
+FAILED_EVENTS_ARN = {"Fn::GetAtt": ["FailedEvents", "Arn"]}
+
+
+def resources(packaged: Packaged) -> dict[str, Any]:
+    return dict(packaged.template["Resources"])
+
+
+def props(packaged: Packaged, name: str) -> dict[str, Any]:
+    return dict(resources(packaged)[name]["Properties"])
+
+
+def substitute(value: Any) -> str:
+    """Resolve the few intrinsics the merge template uses for names, for a stack called deputy-guard-prod."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value and value["Ref"] == "AWS::StackName":
+        return STACK
+    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        return value["Fn::Sub"].replace("${AWS::StackName}", STACK)
+    raise AssertionError(f"unexpected name expression {value!r}")
+
+
+# --- make package and cfn-lint ---------------------------------------------------------------------------
+
+
+def test_make_package_writes_the_template_and_the_deployment_package(packaged: Packaged) -> None:
+    assert (packaged.dist / "sam.json").is_file()
+    assert (packaged.dist / "deployment.zip").is_file()
+    assert re.search(r"deployment\.zip: [\d.]+ MiB zipped \(limit 50\.0 MiB\), [\d.]+ MiB unzipped", packaged.output)
+    assert "total unzipped" in packaged.output
+
+
+def test_cfn_lint_finds_no_errors(packaged: Packaged) -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "json", str(packaged.dist / "sam.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=offline_env(),
+    )
+    matches = json.loads(result.stdout or "[]")
+    errors = [m for m in matches if m["Level"] == "Error"]
+    assert not errors, json.dumps(errors, indent=2)
+    for match in matches:
+        warnings.warn(f"cfn-lint {match['Rule']['Id']}: {match['Message']}", stacklevel=1)
+    assert result.returncode in (0, 4, 8), result.stderr  # 4: warnings only, 8: informational only
+
+
+def test_every_merged_resource_patches_a_real_chalice_resource(packaged: Packaged) -> None:
+    # A resource the merge template names but Chalice no longer generates would arrive without a Type
+    merged = load_json(MERGE_TEMPLATE)["Resources"]
+    for name in merged:
+        assert "Type" in resources(packaged)[name], f"{name}: Chalice did not generate it; fix the merge template"
+
+
+# --- the event rule, the schedule, the API ---------------------------------------------------------------
+
+
+def _single_event(packaged: Packaged, function: str) -> tuple[str, dict[str, Any]]:
+    events: dict[str, dict[str, Any]] = props(packaged, function)["Events"]
+    assert len(events) == 1
+    name, event = next(iter(events.items()))
+    return name, event
+
+
+def test_the_rule_pattern_is_the_apps(packaged: Packaged) -> None:
+    _name, event = _single_event(packaged, "OnIamEvent")
+    assert event["Type"] == "EventBridgeRule"
+    assert event["Properties"]["Pattern"] == chalice_app.IAM_EVENT_PATTERN
+    assert "EventBusName" not in event["Properties"]  # the default bus, where CloudTrail delivers IAM's events
+
+
+def test_the_sweep_schedule_is_read_at_package_time(packaged: Packaged) -> None:
+    _name, event = _single_event(packaged, "Sweep")
+    assert event == {"Type": "Schedule", "Properties": {"Schedule": PACKAGED_SCHEDULE}}
+
+
+def _methods(packaged: Packaged) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, methods in props(packaged, "RestAPI")["DefinitionBody"]["paths"].items():
+        for method, spec in methods.items():
+            yield path, method.upper(), spec
+
+
+def test_every_api_method_requires_iam_authorisation(packaged: Packaged) -> None:
+    definition = props(packaged, "RestAPI")["DefinitionBody"]
+    sigv4 = definition["securityDefinitions"]["sigv4"]
+    assert sigv4["x-amazon-apigateway-authtype"] == "awsSigv4"
+    methods = list(_methods(packaged))
+    for path, method, spec in methods:
+        assert spec["security"] == [{"sigv4": []}], f"{method} {path}"
+    routes = {(path, m) for path, entries in chalice_app.app.routes.items() for m in entries}
+    assert {(path, method) for path, method, _spec in methods} == routes
+    assert routes == {
+        ("/scans", "POST"),
+        ("/roles/{role_name}", "GET"),
+        ("/roles/{role_name}/remediate", "POST"),
+        ("/roles/{role_name}/revert", "POST"),
+    }
+
+
+def test_the_api_is_regional(packaged: Packaged) -> None:
+    assert props(packaged, "RestAPI")["EndpointConfiguration"] == "REGIONAL"
+
+
+# --- resources the merge template adds -------------------------------------------------------------------
+
+
+def test_the_table_has_the_keys_and_ttl_the_code_expects(packaged: Packaged) -> None:
+    table = resources(packaged)["Table"]
+    properties = table["Properties"]
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    assert properties["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert {(a["AttributeName"], a["AttributeType"]) for a in properties["AttributeDefinitions"]} == {
+        ("pk", "S"),
+        ("sk", "S"),
+    }
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    # the audit trail outlives the stack
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_the_topic_is_encrypted(packaged: Packaged) -> None:
+    topic = resources(packaged)["Topic"]
+    assert topic["Type"] == "AWS::SNS::Topic"
+    assert topic["Properties"]["KmsMasterKeyId"] == "alias/aws/sns"
+
+
+def test_failed_iam_events_are_kept_in_the_queue(packaged: Packaged) -> None:
+    # Lambda's async retries exhausted -> on-failure destination
+    invoke = props(packaged, "OnIamEvent")["EventInvokeConfig"]
+    assert invoke["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": FAILED_EVENTS_ARN}
+    assert invoke["MaximumRetryAttempts"] == 2
+    # EventBridge could not deliver at all -> the rule target's dead-letter queue
+    name, event = _single_event(packaged, "OnIamEvent")
+    assert event["Properties"]["DeadLetterConfig"] == {"Arn": FAILED_EVENTS_ARN}
+    queue = resources(packaged)["FailedEvents"]["Properties"]
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert queue["SqsManagedSseEnabled"] is True
+    # only that rule may send to the queue: SAM names the rule <function><event>
+    statement = resources(packaged)["FailedEventsPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Fn::GetAtt": [f"OnIamEvent{name}", "Arn"]}
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_a_failed_sweep_is_kept_too(packaged: Packaged) -> None:
+    destination = props(packaged, "Sweep")["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    assert destination == {"Type": "SQS", "Destination": FAILED_EVENTS_ARN}
+
+
+def test_reserved_concurrency(packaged: Packaged) -> None:
+    assert props(packaged, "OnIamEvent")["ReservedConcurrentExecutions"] == 5
+    assert props(packaged, "Sweep")["ReservedConcurrentExecutions"] == 1  # sweeps never overlap
+    assert "ReservedConcurrentExecutions" not in props(packaged, "APIHandler")
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_resource_names_are_wired_into_every_function(packaged: Packaged, function: str) -> None:
+    variables = props(packaged, function)["Environment"]["Variables"]
+    assert variables["DEPUTY_GUARD_TABLE"] == {"Ref": "Table"}
+    assert variables["DEPUTY_GUARD_SNS_TOPIC_ARN"] == {"Ref": "Topic"}
+    assert variables["DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER"] == {"Ref": "SlackWebhookParameter"}
+    assert variables["DEPUTY_GUARD_MODE"] == "notify"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_the_packaged_environment_is_valid_settings(packaged: Packaged, function: str) -> None:
+    # Given the values CloudFormation would substitute / When the bot loads them / Then no SettingsError
+    variables = props(packaged, function)["Environment"]["Variables"]
+    concrete = {
+        **variables,
+        "DEPUTY_GUARD_TABLE": STACK,
+        "DEPUTY_GUARD_SNS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}",
+        "DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER": "/deputy-guard/prod/slack-webhook",
+    }
+    assert all(isinstance(v, str) for v in concrete.values())
+    settings = load_settings(concrete)
+    assert settings.table == STACK
+    assert settings.slack_enabled
+    assert settings.slack_webhook_parameter == "/deputy-guard/prod/slack-webhook"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_logs_to_its_own_log_group(packaged: Packaged, function: str) -> None:
+    # Chalice names the API handler's log group after "ApiHandler"; the merge template corrects it
+    groups = [
+        r["Properties"]["LogGroupName"] for r in resources(packaged).values() if r["Type"] == "AWS::Logs::LogGroup"
+    ]
+    assert {"Fn::Sub": f"/aws/lambda/${{{function}}}"} in groups
+
+
+# --- the roles' policies -----------------------------------------------------------------------------------
+
+
+def _roles(packaged: Packaged) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in resources(packaged).items() if r["Type"] == "AWS::IAM::Role"}
+
+
+def test_every_role_carries_exactly_the_policy_file(packaged: Packaged) -> None:
+    expected = load_json(POLICY_FILE)
+    roles = _roles(packaged)
+    assert {props(packaged, f)["Role"]["Fn::GetAtt"][0] for f in FUNCTIONS} == set(roles)
+    for name, role in roles.items():
+        policies = role["Properties"]["Policies"]
+        assert len(policies) == 1, name
+        assert policies[0]["PolicyDocument"] == expected, name
+        assert "ManagedPolicyArns" not in role["Properties"], name
+        assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+            {"Sid": "", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ]
+
+
+def test_the_policy_reaches_every_resource_the_stack_creates(packaged: Packaged, bot_policy: PolicyEvaluator) -> None:
+    # After substituting a stack name, the account and the region, the policy's name patterns cover the stack
+    table = substitute(props(packaged, "Table")["TableName"])
+    topic = substitute(props(packaged, "Topic")["TopicName"])
+    queue = substitute(props(packaged, "FailedEvents")["QueueName"])
+    table_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}"
+    for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"):
+        assert bot_policy.allowed(f"dynamodb:{action}", table_arn), action
+    assert bot_policy.allowed("sns:Publish", f"arn:aws:sns:{REGION}:{ACCOUNT}:{topic}")
+    assert bot_policy.allowed("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}")
+    for function in FUNCTIONS:  # CloudFormation names a function <stack>-<logical id>-<suffix>
+        group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{STACK}-{function}-AbCdEf123456"
+        assert bot_policy.allowed("logs:CreateLogStream", f"{group}:log-stream:x"), function
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("/deputy-guard/prod/slack-webhook", True),
+        (f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:deputy-guard/slack-AbCdEf", True),
+        ("/aws/reference/secretsmanager/deputy-guard/slack", True),
+        ("/prod/slack-webhook", False),
+        ("/aws/reference/secretsmanager/prod/db-password", False),
+        (f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:prod/slack-AbCdEf", False),
+    ],
+)
+def test_the_webhook_parameter_accepts_only_what_the_policy_can_read(
+    packaged: Packaged, bot_policy: PolicyEvaluator, value: str, accepted: bool
+) -> None:
+    parameter = packaged.template["Parameters"]["SlackWebhookParameter"]
+    assert "Default" not in parameter  # a deployer says where the webhook is, or "" for none
+    assert bool(re.fullmatch(parameter["AllowedPattern"], value)) is accepted
+    if accepted and value.startswith("/"):
+        assert bot_policy.allowed("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{value}")
+        secret = value.removeprefix("/aws/reference/secretsmanager/")
+        if secret != value:  # Parameter Store reads the secret with the caller's own permission
+            arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{secret}-AbCdEf"
+            assert bot_policy.allowed("secretsmanager:GetSecretValue", arn)
+    elif accepted and value:
+        assert bot_policy.allowed("secretsmanager:GetSecretValue", value)
+
+
+# --- the deployment package ---------------------------------------------------------------------------------
+
+
+def _names(packaged: Packaged) -> list[str]:
+    with zipfile.ZipFile(packaged.dist / "deployment.zip") as archive:
+        return archive.namelist()
+
+
+def test_the_package_holds_the_app_and_its_runtime_dependencies(packaged: Packaged) -> None:
+    names = set(_names(packaged))
+    project_lib = {p.relative_to(PROJECT).as_posix() for p in (PROJECT / "chalicelib").rglob("*") if p.is_file()}
+    project_lib = {n for n in project_lib if "__pycache__" not in n and not n.endswith(".pyc")}
+    assert {"app.py", "chalice/app.py", "chalice/__init__.py"} <= names
+    assert project_lib <= names
+    top = {n.split("/", 1)[0] for n in names}
+    for package in ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "aws_lambda_powertools"):
+        assert package in top, package
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    assert not top & {"tests", "policies", "docs", "click", "yaml", "moto", "pytest"}  # no dev-only code
+
+
+def test_the_package_imports_on_its_own(packaged: Packaged, tmp_path: Path) -> None:
+    # Given only the package and the standard library (-I -S: no site-packages) / When the app is imported
+    with zipfile.ZipFile(packaged.dist / "deployment.zip") as archive:
+        archive.extractall(tmp_path)
+    code = "\n".join(
+        [
+            "import os, sys; sys.path.insert(0, '.')",
+            "import app, boto3, chalicelib.wiring, chalicelib.service",
+            "from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer",
+            "from aws_lambda_powertools.utilities import parameters",
+            "here = os.path.realpath(os.getcwd())",
+            "for module in (boto3, parameters, app):",
+            "    assert os.path.realpath(module.__file__).startswith(here), module.__file__",
+            "boto3.client('iam', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x')",
+            "print(app.app.app_name, sorted(app.app.routes))",
+        ]
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=offline_env(),
+    )
+    # Then it imports, with boto3 from the package, not from the build machine
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("deputy-guard ")
