@@ -90,7 +90,7 @@ class Deps:
     logger: Logger
     metrics: Metrics
     region: str
-    self_role: Callable[[], tuple[str, str] | None] = lambda: None
+    self_roles: Callable[[], frozenset[tuple[str, str]]] = frozenset
     once: OnceGuard | None = None
     cursor: SweepCursor | None = None
     clock: Clock = utc_now
@@ -400,7 +400,7 @@ def handle_event(event: Mapping[str, Any], deps: Deps) -> dict[str, Any]:
     """One EventBridge event: skip it, or re-read the role and act; at most once per event id."""
 
     def is_self(issuer: tuple[str, str]) -> bool:
-        return issuer == deps.self_role()
+        return issuer in deps.self_roles()
 
     parsed = to_role_ref(event, is_self)
     if isinstance(parsed, Skip):

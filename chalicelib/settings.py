@@ -75,7 +75,8 @@ class Settings:
     notify_window_hours: int = DEFAULT_NOTIFY_WINDOW_HOURS
     default_owner: str = DEFAULT_OWNER
     scan_budget_seconds: float = DEFAULT_SCAN_BUDGET_SECONDS
-    self_role_arn: str | None = None  # None: discovered with sts:GetCallerIdentity when first needed
+    # The bot's own roles (one per function when deployed); empty: discovered with sts:GetCallerIdentity.
+    self_role_arns: tuple[str, ...] = ()
     service_name: str = "deputy-guard"
     metrics_namespace: str = "DeputyGuard"
 
@@ -102,9 +103,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     topic = _opt(env, "DEPUTY_GUARD_SNS_TOPIC_ARN")
     if topic is not None and not re.match(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$", topic):
         raise SettingsError(f"DEPUTY_GUARD_SNS_TOPIC_ARN is not an SNS topic ARN: {topic!r}")
-    self_role = _opt(env, "DEPUTY_GUARD_SELF_ROLE_ARN")
-    if self_role is not None and not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/", self_role):
-        raise SettingsError(f"DEPUTY_GUARD_SELF_ROLE_ARN is not an IAM role ARN: {self_role!r}")
+    self_roles = tuple(part.strip() for part in (env.get("DEPUTY_GUARD_SELF_ROLE_ARN") or "").split(",") if part.strip())
+    for arn in self_roles:
+        if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/", arn):
+            raise SettingsError(f"DEPUTY_GUARD_SELF_ROLE_ARN is not a list of IAM role ARNs: {arn!r}")
     return Settings(
         mode=_enum(env, "DEPUTY_GUARD_MODE", Mode, Mode.NOTIFY),
         require=_enum(env, "DEPUTY_GUARD_REQUIRE", Require, Require.BOTH),
@@ -121,7 +123,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         notify_window_hours=_int(env, "DEPUTY_GUARD_NOTIFY_WINDOW_HOURS", DEFAULT_NOTIFY_WINDOW_HOURS, minimum=0),
         default_owner=_opt(env, "DEPUTY_GUARD_DEFAULT_OWNER") or DEFAULT_OWNER,
         scan_budget_seconds=_float(env, "DEPUTY_GUARD_SCAN_BUDGET_SECONDS", DEFAULT_SCAN_BUDGET_SECONDS),
-        self_role_arn=self_role,
+        self_role_arns=self_roles,
         service_name=_opt(env, "POWERTOOLS_SERVICE_NAME") or "deputy-guard",
         metrics_namespace=_opt(env, "POWERTOOLS_METRICS_NAMESPACE") or "DeputyGuard",
     )

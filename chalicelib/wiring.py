@@ -182,7 +182,7 @@ def build_deps(
         logger=log,
         metrics=counter,
         region=aws.current_region(),
-        self_role=_self_role_resolver(settings, log),
+        self_roles=_self_role_resolver(settings, log),
         once=PowertoolsOnceGuard(settings.table, log, counter) if idempotent else None,
         cursor=SweepCursor(table),
     )
@@ -199,22 +199,24 @@ def _webhook_provider(settings: Settings) -> Callable[[], str]:
     return provider
 
 
-def _self_role_resolver(settings: Settings, logger: Logger) -> Callable[[], tuple[str, str] | None]:
-    """The bot's own (account, role name), from the setting or sts:GetCallerIdentity, resolved once."""
-    cache: list[tuple[str, str] | None] = []
+def _self_role_resolver(settings: Settings, logger: Logger) -> Callable[[], frozenset[tuple[str, str]]]:
+    """The bot's own (account, role name) pairs, from the setting or sts:GetCallerIdentity, resolved once."""
+    cache: list[frozenset[tuple[str, str]]] = []
 
-    def resolve() -> tuple[str, str] | None:
+    def resolve() -> frozenset[tuple[str, str]]:
         if not cache:
-            if settings.self_role_arn:
-                cache.append(self_role_from_arn(settings.self_role_arn))
+            if settings.self_role_arns:
+                found = (self_role_from_arn(arn) for arn in settings.self_role_arns)
+                cache.append(frozenset(role for role in found if role is not None))
             else:
                 try:
                     _account, arn = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
-                    cache.append(self_role_from_arn(arn))
                 except aws.AwsError as exc:
                     # Without it, an echo of our own fix is still a no-op: the role is re-read and compliant.
                     logger.warning("could not resolve deputy-guard's own role", extra={"error": str(exc)})
-                    return None
+                    return frozenset()
+                role = self_role_from_arn(arn)
+                cache.append(frozenset({role}) if role else frozenset())
         return cache[0]
 
     return resolve

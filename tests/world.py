@@ -135,7 +135,7 @@ def make_world() -> Iterator[Callable[..., World]]:
             notifier = RecordingNotifier()
             deps = build_deps(settings, metrics=CountingMetrics(), idempotent=idempotent)
             deps.notifier = notifier
-            deps.self_role = lambda: (ACCOUNT, "deputy-guard-prod")
+            deps.self_roles = lambda: frozenset({(ACCOUNT, "deputy-guard-prod")})
             return World(iam=boto3.client("iam", region_name="us-east-1"), deps=deps, notifier=notifier, calls=calls)
 
         yield build

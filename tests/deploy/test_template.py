@@ -207,6 +207,10 @@ def test_resource_names_are_wired_into_every_function(packaged: Packaged, functi
     assert variables["DEPUTY_GUARD_SNS_TOPIC_ARN"] == {"Ref": "Topic"}
     assert variables["DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER"] == {"Ref": "SlackWebhookParameter"}
     assert variables["DEPUTY_GUARD_MODE"] == "notify"
+    # Each function has its own role: every function must recognise the echoes of all three
+    roles = variables["DEPUTY_GUARD_SELF_ROLE_ARN"]["Fn::Join"]
+    assert roles[0] == ","
+    assert roles[1] == [{"Fn::GetAtt": [r, "Arn"]} for r in ("OnIamEventRole", "SweepRole", "ApiHandlerRole")]
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -218,12 +222,17 @@ def test_the_packaged_environment_is_valid_settings(packaged: Packaged, function
         "DEPUTY_GUARD_TABLE": STACK,
         "DEPUTY_GUARD_SNS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}",
         "DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER": "/deputy-guard/prod/slack-webhook",
+        "DEPUTY_GUARD_SELF_ROLE_ARN": ",".join(
+            f"arn:aws:iam::{ACCOUNT}:role/{STACK}-{role}-0A1B2C3D"
+            for role in ("OnIamEventRole", "SweepRole", "ApiHandlerRole")
+        ),
     }
     assert all(isinstance(v, str) for v in concrete.values())
     settings = load_settings(concrete)
     assert settings.table == STACK
     assert settings.slack_enabled
     assert settings.slack_webhook_parameter == "/deputy-guard/prod/slack-webhook"
+    assert len(settings.self_role_arns) == 3
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

@@ -108,7 +108,7 @@ def test_echo_is_a_no_op_even_when_the_bots_identity_is_unknown(make_world: Make
     world = make_world(mode="enforce")
     world.create_role(ROLE)
     handle_event(load_event(CREATE), world.deps)
-    world.deps.self_role = lambda: None
+    world.deps.self_roles = frozenset
     world.notifier.single.clear()
     out = handle_event(load_event("UpdateAssumeRolePolicy-echo-of-deputy-guard.json"), world.deps)
     assert out["verdict"] == "compliant" and out["action"] == "none"

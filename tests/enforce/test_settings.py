@@ -64,6 +64,7 @@ def test_every_contract_variable_is_read() -> None:
         ("DEPUTY_GUARD_FIX_CLOUDFORMATION", "perhaps"),
         ("DEPUTY_GUARD_SCAN_BUDGET_SECONDS", "0"),
         ("DEPUTY_GUARD_SELF_ROLE_ARN", "deputy-guard"),
+        ("DEPUTY_GUARD_SELF_ROLE_ARN", "arn:aws:iam::111122223333:role/a,deputy-guard"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_variable(name: str, value: str) -> None:
@@ -87,3 +88,16 @@ def test_json_exemptions_with_expiry_and_reason() -> None:
     assert sandbox.matches("anything", "/sandbox/team-a/", date(2030, 1, 1))
     assert not sandbox.matches("anything", "/prod/", date(2030, 1, 1))
     assert "OPS-12" in legacy.describe()
+
+
+def test_self_role_arns_accept_one_role_per_function() -> None:
+    settings = load_settings(
+        {
+            "DEPUTY_GUARD_SELF_ROLE_ARN": "arn:aws:iam::111122223333:role/deputy-guard-prod-OnIamEventRole-1A, "
+            "arn:aws:iam::111122223333:role/deputy-guard-prod-SweepRole-2B"
+        }
+    )
+    assert settings.self_role_arns == (
+        "arn:aws:iam::111122223333:role/deputy-guard-prod-OnIamEventRole-1A",
+        "arn:aws:iam::111122223333:role/deputy-guard-prod-SweepRole-2B",
+    )
