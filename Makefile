@@ -7,7 +7,10 @@ STAMP  := $(VENV)/.deputy-guard-installed
 .PHONY: test lint typecheck pytest demo package bench requirements clean
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "deputy-guard needs Python 3.11 or newer (PYTHON=$(PYTHON))"; exit 1; }
+	@# Without the venv module (a bare Debian python3 has no ensurepip), fall back to virtualenv from pip.
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) 2>/dev/null || { rm -rf $(VENV) && \
+		$(PYTHON) -m pip install --quiet --user virtualenv && $(PYTHON) -m virtualenv --quiet $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
@@ -26,6 +29,10 @@ pytest: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/deputy-guard demo $(ARGS)
+
+# Every benchmark under bench/, rewriting the results table in bench/README.md (not part of CI).
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
 
 requirements: $(STAMP)
 	$(BIN)/python -m chalicelib.requirements > requirements.txt
