@@ -1,0 +1,86 @@
+"""Account scans and the sweep against moto: calls counted, the cap honoured, dry runs write nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from chalicelib.models import Mode
+from chalicelib.service import scan, sweep
+from tests.world import COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World
+
+MakeWorld = Callable[..., World]
+
+
+def seed(world: World, counts: dict[str, int]) -> None:
+    documents = {"lambda": LAMBDA_ONLY, "compliant": COMPLIANT, "vulnerable": VULNERABLE, "foreign": FOREIGN}
+    for kind, count in counts.items():
+        for index in range(count):
+            world.iam.create_role(RoleName=f"{kind}-{index:04d}", AssumeRolePolicyDocument=json.dumps(documents[kind]))
+
+
+def test_scan_evaluates_from_the_listing_and_reads_only_flagged_roles(make_world: MakeWorld) -> None:
+    # Given 1,030 roles: 1,000 unrelated, 20 compliant, 7 vulnerable, 3 with a foreign account
+    world = make_world(idempotent=False)
+    seed(world, {"lambda": 1000, "compliant": 20, "vulnerable": 7, "foreign": 3})
+    world.calls.clear()
+    # When the account is scanned as a dry run
+    report = scan(world.deps, dry_run=True)
+    # Then two ListRoles pages and one GetRole per flagged role, and no write
+    assert report.complete and len(report.results) == 1030
+    assert report.summary == {"compliant": 20, "not_applicable": 1000, "non_compliant": 7, "needs_review": 3}
+    assert world.aws_calls() == {"iam.ListRoles": 2, "iam.GetRole": 10}
+
+
+def test_dry_run_scan_writes_nothing_anywhere(make_world: MakeWorld) -> None:
+    world = make_world(mode="enforce", idempotent=False)
+    seed(world, {"vulnerable": 3, "foreign": 1})
+    world.calls.clear()
+    scan(world.deps, dry_run=True)
+    writes = {k for k in world.aws_calls() if not k.split(".")[1].startswith(("Get", "List", "Query", "Describe"))}
+    assert writes == set()
+    assert world.notifier.all == []
+
+
+def test_the_fix_cap_limits_a_sweep_and_the_next_sweep_continues(make_world: MakeWorld) -> None:
+    # Given five vulnerable roles and a cap of two fixes per run
+    world = make_world(mode="enforce", max_fixes_per_run="2")
+    seed(world, {"vulnerable": 5})
+    # When the sweep runs twice
+    first = sweep(world.deps)
+    second = sweep(world.deps)
+    # Then each run fixes at most two and reports the rest as capped
+    assert first["actions"] == {"fixed": 2, "capped": 3}
+    assert second["actions"] == {"none": 2, "fixed": 2, "capped": 1}
+    capped = [n for _owner, notices in world.notifier.digests for n in notices if n.action.value == "capped"]
+    assert capped and all("cap of 2" in n.reason for n in capped)
+
+
+def test_sweep_honours_notify_mode(make_world: MakeWorld) -> None:
+    world = make_world(mode="notify")
+    seed(world, {"vulnerable": 2})
+    summary = sweep(world.deps)
+    assert summary["actions"] == {"notified": 2}
+    assert world.trust("vulnerable-0000") == VULNERABLE
+    assert len(world.notifier.digests) == 1 and len(world.notifier.digests[0][1]) == 2
+
+
+def test_sweep_in_dry_run_mode_is_silent(make_world: MakeWorld) -> None:
+    world = make_world(mode="dry-run")
+    seed(world, {"vulnerable": 2})
+    assert sweep(world.deps)["actions"] == {"would_fix": 2}
+    assert world.notifier.all == []
+
+
+def test_scan_with_fixes_is_an_explicit_request_even_in_notify_mode(make_world: MakeWorld) -> None:
+    world = make_world(mode="notify")
+    seed(world, {"vulnerable": 1})
+    report = scan(world.deps, dry_run=False)
+    assert [r.action.value for r in report.results] == ["fixed"]
+
+
+def test_sweep_mode_comes_from_settings_not_the_scan_default(make_world: MakeWorld) -> None:
+    world = make_world(mode="notify")
+    seed(world, {"vulnerable": 1})
+    report = scan(world.deps, dry_run=False, mode=Mode.NOTIFY, trigger="sweep")
+    assert [r.action.value for r in report.results] == ["notified"]
