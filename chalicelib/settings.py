@@ -103,7 +103,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     topic = _opt(env, "DEPUTY_GUARD_SNS_TOPIC_ARN")
     if topic is not None and not re.match(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$", topic):
         raise SettingsError(f"DEPUTY_GUARD_SNS_TOPIC_ARN is not an SNS topic ARN: {topic!r}")
-    self_roles = tuple(part.strip() for part in (env.get("DEPUTY_GUARD_SELF_ROLE_ARN") or "").split(",") if part.strip())
+    self_roles = tuple(
+        part.strip() for part in (env.get("DEPUTY_GUARD_SELF_ROLE_ARN") or "").split(",") if part.strip()
+    )
     for arn in self_roles:
         if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/", arn):
             raise SettingsError(f"DEPUTY_GUARD_SELF_ROLE_ARN is not a list of IAM role ARNs: {arn!r}")
