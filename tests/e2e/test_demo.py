@@ -16,9 +16,7 @@ pytestmark = pytest.mark.e2e
 
 def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEPUTY_GUARD_", "AWS_", "MOTO_"))}
-    return subprocess.run(
-        [CLI, "demo", *args], capture_output=True, text=True, timeout=180, env=env, check=False
-    )
+    return subprocess.run([CLI, "demo", *args], capture_output=True, text=True, timeout=180, env=env, check=False)
 
 
 @pytest.fixture(scope="module")
