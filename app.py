@@ -108,11 +108,14 @@ def _role_name(value: str) -> str:
 
 def _body() -> dict[str, Any]:
     request = app.current_request
-    if request is None or not request.raw_body:
-        return {}
     try:
+        if request is None or not request.raw_body:
+            return {}
         body = request.json_body
-    except BadRequestError:
+    except UnicodeEncodeError:
+        raise BadRequestError("malformed body: not UTF-8 text") from None
+    except (BadRequestError, RecursionError):
+        # Chalice's parser reports a ValueError as a 400 but lets a RecursionError (deep nesting) become a 500.
         raise BadRequestError("malformed body: not JSON") from None
     if body is None:
         return {}
@@ -135,6 +138,7 @@ def _respond(call: Any) -> Any:
     except runtime.UnknownRole as exc:
         raise NotFoundError(str(exc)) from None
     except runtime.Unavailable as exc:
+        runtime.logger().error("request failed: AWS unavailable", extra={"error": str(exc)})
         return Response(body={"Code": "BadGateway", "Message": str(exc)}, status_code=502)
     except runtime.Misconfigured as exc:
         raise ChaliceViewError(str(exc)) from None

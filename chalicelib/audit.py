@@ -164,10 +164,18 @@ class AuditTrail:
         items = self._table.query(role_pk(role_arn), sk_prefix="change#", newest_first=True, limit=limit)
         return [_record(item) for item in items]
 
-    def last_applied_fix(self, role_arn: str) -> ChangeRecord | None:
-        """The newest fix the bot applied and nobody reverted yet."""
+    def last_applied_fix(self, role_arn: str, current: PolicyDoc | None = None) -> ChangeRecord | None:
+        """The newest fix the bot applied and nobody reverted yet.
+
+        A fix still ``pending`` counts when the role holds exactly its new document (``current``): the
+        write happened and only its outcome went unrecorded (the store failed in between).
+        """
         for record in self.history(role_arn, limit=100):
-            if record.kind is ChangeKind.FIX and record.status is ChangeStatus.APPLIED:
+            if record.kind is not ChangeKind.FIX:
+                continue
+            if record.status is ChangeStatus.APPLIED:
+                return record
+            if record.status is ChangeStatus.PENDING and current is not None and record.after == current:
                 return record
         return None
 

@@ -16,8 +16,9 @@ from chalicelib.policy import has_states_principal
 EVENT_NAMES = frozenset({"CreateRole", "UpdateAssumeRolePolicy", "PutRolePolicy", "AttachRolePolicy"})
 # Events whose request carries the new trust document: a document without Step Functions needs no AWS call.
 _DOCUMENT_FIELDS = {"CreateRole": "assumeRolePolicyDocument", "UpdateAssumeRolePolicy": "policyDocument"}
-_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[^:]*/)?([\w+=,.@-]{1,64})$")
+# ASCII and \Z: IAM names are ASCII, and "$" would also accept a name followed by a newline.
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}\Z", re.ASCII)
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[^:]*/)?([\w+=,.@-]{1,64})\Z", re.ASCII)
 MAX_DOCUMENT_CHARS = 131_072  # far above IAM's own limits; anything larger is not a real request
 
 
@@ -141,5 +142,5 @@ def self_role_from_arn(arn: str) -> tuple[str, str] | None:
     match = _ROLE_ARN.match(arn)
     if match:
         return match.group(1), match.group(2)
-    assumed = re.match(r"^arn:aws[a-z-]*:sts::(\d{12}):assumed-role/([\w+=,.@-]{1,64})/", arn)
+    assumed = re.match(r"^arn:aws[a-z-]*:sts::(\d{12}):assumed-role/([\w+=,.@-]{1,64})/", arn, re.ASCII)
     return (assumed.group(1), assumed.group(2)) if assumed else None

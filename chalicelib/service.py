@@ -12,12 +12,12 @@ import binascii
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from chalicelib.audit import AuditTrail, ChangeKind, ChangeRecord, ChangeStatus, Clock, SweepCursor, utc_now
-from chalicelib.aws import AccessDenied, AwsError, LimitExceeded, MalformedPolicy, NotFound
+from chalicelib.aws import AccessDenied, AwsError, LimitExceeded, MalformedPolicy, NotFound, Unavailable
 from chalicelib.engine import evaluate
 from chalicelib.events import RoleRef, Skip, to_role_ref
 from chalicelib.models import (
@@ -39,6 +39,9 @@ MODE_TAG = "deputy-guard:mode"
 REASON_TAG = "deputy-guard:reason"
 CFN_STACK_TAG = "aws:cloudformation:stack-name"
 _NOTIFIED_ACTIONS = frozenset({Action.FIXED, Action.NOTIFIED, Action.CAPPED, Action.REVIEW, Action.FAILED})
+# IAM has no conditional write. A write-ahead slower than this (throttled, retried) re-reads the role
+# before writing, so the read-to-write window stays short (docs/reliability.md, "Races").
+RECHECK_AFTER_SECONDS = 1.0
 
 
 class Iam(Protocol):
@@ -226,7 +229,9 @@ def evaluate_role(role: RoleRecord, deps: Deps) -> Evaluation:
     return evaluation
 
 
-def process_role(role: RoleRecord, deps: Deps, run: Run, ref: RoleRef | None = None) -> RoleResult:
+def process_role(
+    role: RoleRecord, deps: Deps, run: Run, ref: RoleRef | None = None, *, retried: bool = False
+) -> RoleResult:
     """Evaluate one role, decide, act (fix under the audit rule), and queue the owners' notice."""
     evaluation = evaluate_role(role, deps)
     needs_action = evaluation.verdict in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW)
@@ -234,14 +239,34 @@ def process_role(role: RoleRecord, deps: Deps, run: Run, ref: RoleRef | None = N
     # decide on that fresh read rather than on the listing. Centrally exempt roles need no read.
     exempt = deps.settings.exemption_for(role.name, role.path, deps.clock().date()) is not None
     if needs_action and not role.tags_loaded and not exempt:
-        fresh = deps.iam.get_role(role.name)
+        try:
+            fresh = deps.iam.get_role(role.name)
+        except AccessDenied as exc:
+            # One role the bot may not read (a boundary, an SCP) must not stop the sweep of all the others.
+            deps.metrics.add_metric("RoleUnreadable")
+            reason = f"deputy-guard may not read the role ({exc.code}); apply the patch by hand or grant iam:GetRole"
+            return _finish(role, _result(role, evaluation, Action.FAILED, reason), deps, run, ref)
         if fresh is None:
             return _gone(role, evaluation, deps, run, ref)
         role, evaluation = fresh, evaluate_role(fresh, deps)
     action, reason = decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())
     result = _result(role, evaluation, action, reason)
     if action is Action.FIXED:
-        result = _apply(role, result, deps, run, ref)
+        try:
+            result = _apply(role, result, deps, run, ref)
+        except _Changed as changed:
+            if changed.fresh is None:
+                result = _replace(result, Action.SKIPPED, "the role was deleted meanwhile")
+            elif not retried:
+                # Decide again on what IAM holds now: never write a document computed from a stale read.
+                return process_role(changed.fresh, deps, run, ref, retried=True)
+            else:
+                result = _replace(result, Action.SKIPPED, "the trust policy kept changing; left for the next run")
+    return _finish(role, result, deps, run, ref)
+
+
+def _finish(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: RoleRef | None) -> RoleResult:
+    """Log the decision and queue the owners' notice."""
     _log_decision(deps, result, run, ref)
     if result.action in _NOTIFIED_ACTIONS and run.mode is not Mode.DRY_RUN:
         run.notices.append(_notice(role, result, deps, run, ref))
@@ -271,9 +296,34 @@ def _gone(role: RoleRecord, evaluation: Evaluation, deps: Deps, run: Run, ref: R
     return result
 
 
+class _Changed(Exception):
+    """The trust policy changed between the read and the write; ``fresh`` is IAM's role now (None: deleted)."""
+
+    def __init__(self, fresh: RoleRecord | None) -> None:
+        super().__init__("the trust policy changed before the write")
+        self.fresh = fresh
+
+
+def _document(role: RoleRecord) -> PolicyDoc | None:
+    try:
+        return parse_policy(role.document)
+    except PolicyError:
+        return None
+
+
+def _holds(deps: Deps, name: str, document: PolicyDoc) -> bool:
+    """Whether the role holds ``document`` right now (False when that cannot be read)."""
+    try:
+        current = deps.iam.get_role(name)
+    except AwsError:
+        return False
+    return current is not None and _document(current) == document
+
+
 def _apply(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: RoleRef | None) -> RoleResult:
     """Write-ahead audit, then UpdateAssumeRolePolicy, then the outcome; never a write without a record."""
     assert result.before is not None and result.after is not None
+    started = time.monotonic()
     try:
         record = deps.audit.record_intent(
             role_arn=role.arn,
@@ -291,15 +341,34 @@ def _apply(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: Role
         deps.metrics.add_metric("AuditWriteFailed")
         deps.logger.error("audit store unavailable: role not changed", extra={"role": role.name, "error": str(exc)})
         return _replace(result, Action.FAILED, f"audit store unavailable ({exc.code}): role not changed")
+    if time.monotonic() - started > RECHECK_AFTER_SECONDS:
+        # A slow write-ahead stretched the window since the read: look again before writing.
+        try:
+            fresh = deps.iam.get_role(role.name)
+        except AwsError as exc:
+            _outcome(deps, record, ChangeStatus.FAILED, str(exc))
+            return _replace(result, Action.FAILED, f"could not re-read the role before writing ({exc.code})", record)
+        if fresh is None or _document(fresh) != result.before:
+            _outcome(deps, record, ChangeStatus.SUPERSEDED, "the trust policy changed before the write")
+            raise _Changed(fresh)
     try:
         deps.iam.update_assume_role_policy(role.name, result.after)
     except NotFound:
         _outcome(deps, record, ChangeStatus.SUPERSEDED, "role deleted before the write")
         return _replace(result, Action.SKIPPED, "the role was deleted meanwhile")
-    except (AccessDenied, LimitExceeded, MalformedPolicy, AwsError) as exc:
+    except (LimitExceeded, MalformedPolicy) as exc:
+        # IAM rejects the document itself; the bot has no other document to offer, so a human decides.
         _outcome(deps, record, ChangeStatus.FAILED, str(exc))
         deps.metrics.add_metric("FixFailed")
-        return _replace(result, Action.FAILED, f"IAM refused the fix ({exc.code}): {exc.message}", record)
+        reason = f"IAM rejected the fixed document ({exc.code}): {exc.message}; a human must decide"
+        return replace(_replace(result, Action.REVIEW, reason, record), verdict=Verdict.NEEDS_REVIEW)
+    except AwsError as exc:
+        # A lost answer (5xx, timeout) is not a lost write: if the role holds the fix, it was applied.
+        if not (isinstance(exc, Unavailable) and _holds(deps, role.name, result.after)):
+            _outcome(deps, record, ChangeStatus.FAILED, str(exc))
+            deps.metrics.add_metric("FixFailed")
+            return _replace(result, Action.FAILED, f"IAM refused the fix ({exc.code}): {exc.message}", record)
+        deps.logger.warning("IAM answered with an error, but the fix is in place", extra={"role": role.name})
     run.fixes += 1
     deps.metrics.add_metric("RolesFixed")
     _outcome(deps, record, ChangeStatus.APPLIED, None)
@@ -518,7 +587,10 @@ def decode_token(token: str) -> dict[str, Any]:
         state = json.loads(base64.urlsafe_b64decode(token.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise BadToken("next_token is not one deputy-guard issued") from exc
-    if not isinstance(state, dict) or not isinstance(state.get("skip", 0), int):
+    if not isinstance(state, dict):
+        raise BadToken("next_token is not one deputy-guard issued")
+    skip, marker = state.get("skip", 0), state.get("marker")
+    if type(skip) is not int or skip < 0 or not (marker is None or isinstance(marker, str)):
         raise BadToken("next_token is not one deputy-guard issued")
     return state
 
@@ -553,37 +625,40 @@ def scan(
     results: list[RoleResult] = []
     missing: list[str] = []
     token: str | None = None
-    if role_names:
-        start = int(state.get("skip", 0))
-        for index in range(start, len(role_names)):
-            if run.out_of_time() and results:
-                token = encode_token({"request": request_key, "skip": index})
-                break
-            role = deps.iam.get_role(role_names[index])
-            if role is None:
-                missing.append(role_names[index])
-                continue
-            results.append(process_role(role, deps, run))
-            if progress:
-                progress(len(results))
-    else:
-        marker: str | None = state.get("marker")
-        skip = int(state.get("skip", 0))
-        while token is None:
-            page = deps.iam.list_roles_page(path_prefix=path_prefix, marker=marker)
-            for index, role in enumerate(page.roles[skip:], start=skip):
+    try:
+        if role_names:
+            start = int(state.get("skip", 0))
+            for index in range(start, len(role_names)):
                 if run.out_of_time() and results:
-                    token = encode_token({"request": request_key, "marker": marker, "skip": index})
+                    token = encode_token({"request": request_key, "skip": index})
                     break
+                role = deps.iam.get_role(role_names[index])
+                if role is None:
+                    missing.append(role_names[index])
+                    continue
                 results.append(process_role(role, deps, run))
-                if progress and len(results) % 100 == 0:
+                if progress:
                     progress(len(results))
-            if token is not None or page.marker is None:
-                break
-            marker, skip = page.marker, 0
-            if run.out_of_time():
-                token = encode_token({"request": request_key, "marker": marker, "skip": 0})
-    _send(deps, run, digest=True)
+        else:
+            marker: str | None = state.get("marker")
+            skip = int(state.get("skip", 0))
+            while token is None:
+                page = deps.iam.list_roles_page(path_prefix=path_prefix, marker=marker)
+                for index, role in enumerate(page.roles[skip:], start=skip):
+                    if run.out_of_time() and results:
+                        token = encode_token({"request": request_key, "marker": marker, "skip": index})
+                        break
+                    results.append(process_role(role, deps, run))
+                    if progress and len(results) % 100 == 0:
+                        progress(len(results))
+                if token is not None or page.marker is None:
+                    break
+                marker, skip = page.marker, 0
+                if run.out_of_time():
+                    token = encode_token({"request": request_key, "marker": marker, "skip": 0})
+    finally:
+        # Owners hear about what was done even when the scan stops on an error part-way.
+        _send(deps, run, digest=True)
     account_id = account or (results[0].role_arn.split(":")[4] if results else "")
     return ScanReport(
         account=account_id, complete=token is None, next_token=token, results=tuple(results), missing=tuple(missing)
@@ -612,6 +687,16 @@ def sweep(deps: Deps, *, budget_seconds: float | None = None) -> dict[str, Any]:
     except BadToken:
         deps.logger.warning("stale sweep cursor discarded")
         report = scan(deps, dry_run=mode is Mode.DRY_RUN, mode=mode, budget_seconds=budget_seconds, trigger="sweep")
+    except AwsError as exc:
+        if cursor is not None and token is not None:
+            # The cursor itself may be what fails (a marker IAM no longer accepts): forget it, so the
+            # next sweep starts from the top instead of failing the same way every day.
+            deps.logger.warning("resumed sweep failed; its cursor is discarded", extra={"error": str(exc)})
+            try:
+                cursor.save(None)
+            except AwsError as unsaved:
+                deps.logger.warning("sweep cursor could not be cleared", extra={"error": str(unsaved)})
+        raise
     if cursor is not None:
         try:
             cursor.save(report.next_token)
@@ -657,18 +742,31 @@ class RevertResult:
 
 def revert(role_name: str, deps: Deps, *, force: bool = False, actor: str | None = None) -> RevertResult:
     """Restore the original the bot recorded, if the role still holds what the bot wrote (or ``force``)."""
+    result = _revert(role_name, deps, force=force, actor=actor)
+    # Every outcome is a decision worth a line: a refusal or a failure as much as a restore.
+    deps.logger.info(
+        "revert decision",
+        extra={
+            "role": role_name,
+            "status": result.status,
+            "change_id": result.change_id,
+            "forced": force,
+            "actor": actor,
+        },
+    )
+    return result
+
+
+def _revert(role_name: str, deps: Deps, *, force: bool, actor: str | None) -> RevertResult:
     role = deps.iam.get_role(role_name)
     if role is None:
         return RevertResult("not_found", f"role {role_name!r} does not exist", role_name)
-    change = deps.audit.last_applied_fix(role.arn)
+    current = _document(role)
+    change = deps.audit.last_applied_fix(role.arn, current=current)
     if change is None:
         return RevertResult(
             "nothing_to_revert", f"deputy-guard has no applied fix on record for {role_name!r}", role_name
         )
-    try:
-        current = parse_policy(role.document)
-    except PolicyError:
-        current = None
     if current != change.after and not force:
         return RevertResult(
             "refused",

@@ -89,10 +89,12 @@ class PowertoolsOnceGuard:
             self._config.register_lambda_context(self.lambda_context)
 
         ran: list[bool] = []
+        done: list[dict[str, Any]] = []
 
         def handle_iam_event(request: dict[str, Any]) -> dict[str, Any]:
             ran.append(True)
-            return work()
+            done.append(work())
+            return done[-1]
 
         guarded = idempotent_function(
             data_keyword_argument="request", persistence_store=self._persistence, config=self._config
@@ -108,13 +110,23 @@ class PowertoolsOnceGuard:
             return {"status": "skipped", "reason": "in_progress", "event_id": key}
         except IdempotencyPersistenceLayerError as exc:
             self._metrics.add_metric("IdempotencyStoreFailed")
+            if done:
+                # Only storing the result failed: the event was handled, and handling it again repeats work.
+                self._logger.warning(
+                    "idempotency store unavailable; the event was handled but its result not stored",
+                    extra={"event_id": key, "error": str(exc)},
+                )
+                return done[-1]
             self._logger.warning(
                 "idempotency store unavailable; handling the event unguarded",
                 extra={"event_id": key, "error": str(exc)},
             )
             return work()
+        if ran:
+            return result
         # A stored result means this event id was handled before: say so, nothing was repeated.
-        return result if ran else {**result, "replayed": True}
+        self._logger.info("event already handled; its stored result is returned", extra={"event_id": key})
+        return {**result, "replayed": True}
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
