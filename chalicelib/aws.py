@@ -122,10 +122,19 @@ def make_client(service: str, region: str | None = None) -> Any:
                 connect_timeout=5,
                 read_timeout=20,
             )
-            session = boto3.session.Session()
+            session = _session()
             client = session.client(service, region_name=region or session.region_name or "us-east-1", config=config)  # type: ignore[call-overload]
             _clients[key] = client
         return client
+
+
+def _session() -> boto3.session.Session:
+    """One session per process: building a session loads botocore's data files, which cold starts pay for."""
+    session = _clients.get(("__session__", None))
+    if session is None:
+        session = boto3.session.Session()
+        _clients[("__session__", None)] = session
+    return session
 
 
 def reset_clients() -> None:
@@ -136,7 +145,8 @@ def reset_clients() -> None:
 
 
 def current_region() -> str:
-    return boto3.session.Session().region_name or "us-east-1"
+    with _client_lock:
+        return _session().region_name or "us-east-1"
 
 
 def _call(operation: str, fn: Any, **kwargs: Any) -> Any:

@@ -20,6 +20,7 @@ from chalicelib.models import Notice
 from chalicelib.service import Deps
 from chalicelib.settings import load_settings
 from chalicelib.wiring import CountingMetrics, build_deps
+from tests.reliability.support import WriteGuard
 
 EVENTS = Path(__file__).resolve().parent / "fixtures" / "events"
 ACCOUNT = "111122223333"
@@ -87,6 +88,7 @@ class World:
     deps: Deps
     notifier: RecordingNotifier
     calls: Counter[str]
+    guard: WriteGuard  # checks every trust-policy write: recorded first, only narrowing (or a recorded revert)
 
     def create_role(
         self, name: str, document: dict[str, Any] | None = None, *, path: str = "/", tags: dict[str, str] | None = None
@@ -125,6 +127,7 @@ def make_world() -> Iterator[Callable[..., World]]:
     """Build an account with the given DEPUTY_GUARD_* settings (env-style strings)."""
     with mock_aws():
         aws.reset_clients()
+        guards: list[WriteGuard] = []
 
         def build(idempotent: bool = True, **env: str) -> World:
             settings = load_settings({f"DEPUTY_GUARD_{k.upper()}": v for k, v in env.items()})
@@ -132,11 +135,18 @@ def make_world() -> Iterator[Callable[..., World]]:
             calls: Counter[str] = Counter()
             for service in ("iam", "dynamodb", "sts", "sns"):
                 aws.make_client(service).meta.events.register("before-call.*.*", count_calls(calls))
+            guard = WriteGuard(settings.table).install()
+            guards.append(guard)
             notifier = RecordingNotifier()
             deps = build_deps(settings, metrics=CountingMetrics(), idempotent=idempotent)
             deps.notifier = notifier
             deps.self_roles = lambda: frozenset({(ACCOUNT, "deputy-guard-prod")})
-            return World(iam=boto3.client("iam", region_name="us-east-1"), deps=deps, notifier=notifier, calls=calls)
+            return World(
+                iam=boto3.client("iam", region_name="us-east-1"), deps=deps, notifier=notifier, calls=calls, guard=guard
+            )
 
         yield build
+        # Every trust-policy write any of these tests made was recorded first and only narrowed access.
+        violations = [v for guard in guards for v in guard.violations]
         aws.reset_clients()
+        assert violations == [], violations

@@ -123,8 +123,7 @@ def account(make_world: Callable[..., World], backoff_delays: list[float]) -> It
         world.deps.logger = logs
         if world.deps.once is not None:
             world.deps.once = PowertoolsOnceGuard(world.deps.settings.table, logs, world.deps.metrics)
-        guard = WriteGuard(world.deps.settings.table).install()
-        made = Account(world, logs, guard, Faults())
+        made = Account(world, logs, world.guard, Faults())
         built.append(made)
         return made
 
