@@ -21,7 +21,8 @@ from chalice.app import (
 
 from chalicelib import runtime
 
-app = Chalice(app_name="deputy-guard")
+# Powertools Logger owns the "deputy-guard" logger; Chalice's own handler on it would print every line twice.
+app = Chalice(app_name="deputy-guard", configure_logs=False)
 authorizer = IAMAuthorizer()
 
 # CloudTrail delivers IAM's management events to EventBridge in us-east-1 only.

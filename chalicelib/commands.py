@@ -27,7 +27,8 @@ def _cli_settings() -> Settings:
 
 
 def _cli_deps(settings: Settings) -> Any:
-    from chalicelib.wiring import build_deps, make_logger
+    from chalicelib.logs import make_logger
+    from chalicelib.wiring import build_deps
 
     logger = make_logger(settings.service_name, to_stderr=True)
     if not os.environ.get("LOG_LEVEL"):

@@ -73,7 +73,7 @@ def deps() -> Any:
 
 def _logger_unlocked() -> Any:
     if "logger" not in _state:
-        from chalicelib.wiring import make_logger
+        from chalicelib.logs import make_logger
 
         _state["logger"] = make_logger(os.environ.get("POWERTOOLS_SERVICE_NAME") or "deputy-guard")
     return _state["logger"]
@@ -127,6 +127,22 @@ def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
 
 
 def on_iam_event(event: Any, context: Any) -> dict[str, Any]:
+    from chalicelib.events import Skip, to_role_ref
+
+    if "deps" not in _state and isinstance(event, Mapping):
+        # Most IAM events need no AWS call (another service's role, a failed call): answer those before the
+        # first dependencies are built, so they never import boto3 nor create clients. Same test, log line
+        # and metric as service.handle_event.
+        early = to_role_ref(event)
+        if isinstance(early, Skip):
+            _settings_or_raise()
+            metrics().add_metric(name="EventsSkipped", unit="Count", value=1)
+            logger().info(
+                "event skipped",
+                extra={"reason": early.reason, "event_id": early.event_id, "event_name": early.event_name},
+            )
+            return {"status": "skipped", "reason": early.reason, "event_id": early.event_id}
+
     from chalicelib.service import handle_event
 
     current = _deps_or_raise()
@@ -254,6 +270,13 @@ def _only(body: Mapping[str, Any], allowed: set[str]) -> None:
     unknown = set(body) - allowed
     if unknown:
         raise BadInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+
+
+def _settings_or_raise() -> Settings:
+    try:
+        return settings()
+    except SettingsError as exc:
+        raise Misconfigured(f"deputy-guard is misconfigured: {exc}") from exc
 
 
 def _deps_or_raise() -> Any:

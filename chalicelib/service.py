@@ -12,6 +12,7 @@ import binascii
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -38,6 +39,10 @@ from chalicelib.settings import Settings
 MODE_TAG = "deputy-guard:mode"
 REASON_TAG = "deputy-guard:reason"
 CFN_STACK_TAG = "aws:cloudformation:stack-name"
+# GetRole calls a dry-run scan keeps in flight: the reads of flagged roles are independent and each one
+# costs a round trip to IAM, so overlapping a few of them divides a scan's wall time; kept small because
+# IAM throttles bursts (botocore's standard retries absorb the odd throttle).
+SCAN_READ_CONCURRENCY = 4
 _NOTIFIED_ACTIONS = frozenset({Action.FIXED, Action.NOTIFIED, Action.CAPPED, Action.REVIEW, Action.FAILED})
 # IAM has no conditional write. A write-ahead slower than this (throttled, retried) re-reads the role
 # before writing, so the read-to-write window stays short (docs/reliability.md, "Races").
@@ -229,18 +234,34 @@ def evaluate_role(role: RoleRecord, deps: Deps) -> Evaluation:
     return evaluation
 
 
-def process_role(
-    role: RoleRecord, deps: Deps, run: Run, ref: RoleRef | None = None, *, retried: bool = False
-) -> RoleResult:
-    """Evaluate one role, decide, act (fix under the audit rule), and queue the owners' notice."""
-    evaluation = evaluate_role(role, deps)
-    needs_action = evaluation.verdict in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW)
+def needs_read(role: RoleRecord, evaluation: Evaluation, deps: Deps) -> bool:
+    """Whether a role from the listing must be read (GetRole) before deciding."""
     # The listing omits tags (mode tag, owner, CloudFormation): read the role before any action, and
     # decide on that fresh read rather than on the listing. Centrally exempt roles need no read.
-    exempt = deps.settings.exemption_for(role.name, role.path, deps.clock().date()) is not None
-    if needs_action and not role.tags_loaded and not exempt:
+    if role.tags_loaded or evaluation.verdict not in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW):
+        return False
+    return deps.settings.exemption_for(role.name, role.path, deps.clock().date()) is None
+
+
+def process_role(
+    role: RoleRecord,
+    deps: Deps,
+    run: Run,
+    ref: RoleRef | None = None,
+    *,
+    retried: bool = False,
+    evaluation: Evaluation | None = None,
+    read: Future[RoleRecord | None] | None = None,
+) -> RoleResult:
+    """Evaluate one role, decide, act (fix under the audit rule), and queue the owners' notice.
+
+    A dry-run scan hands in the listing's ``evaluation`` and the ``read`` it already started for the role.
+    """
+    if evaluation is None:
+        evaluation = evaluate_role(role, deps)
+    if needs_read(role, evaluation, deps):
         try:
-            fresh = deps.iam.get_role(role.name)
+            fresh = read.result() if read is not None else deps.iam.get_role(role.name)
         except AccessDenied as exc:
             # One role the bot may not read (a boundary, an SCP) must not stop the sweep of all the others.
             deps.metrics.add_metric("RoleUnreadable")
@@ -642,20 +663,44 @@ def scan(
         else:
             marker: str | None = state.get("marker")
             skip = int(state.get("skip", 0))
-            while token is None:
-                page = deps.iam.list_roles_page(path_prefix=path_prefix, marker=marker)
-                for index, role in enumerate(page.roles[skip:], start=skip):
-                    if run.out_of_time() and results:
-                        token = encode_token({"request": request_key, "marker": marker, "skip": index})
+            # A dry run writes nothing, so its reads may run ahead of the decisions; a run that may write
+            # reads each role just before deciding on it, keeping the read-to-write window short.
+            pool = (
+                ThreadPoolExecutor(SCAN_READ_CONCURRENCY, thread_name_prefix="scan-read")
+                if run.mode is Mode.DRY_RUN
+                else None
+            )
+            try:
+                while token is None:
+                    page = deps.iam.list_roles_page(path_prefix=path_prefix, marker=marker)
+                    listed = [(role, evaluate_role(role, deps)) for role in page.roles[skip:]]
+                    reads = (
+                        {}
+                        if pool is None
+                        else {
+                            role.name: pool.submit(deps.iam.get_role, role.name)
+                            for role, evaluation in listed
+                            if needs_read(role, evaluation, deps)
+                        }
+                    )
+                    for index, (role, evaluation) in enumerate(listed, start=skip):
+                        if run.out_of_time() and results:
+                            token = encode_token({"request": request_key, "marker": marker, "skip": index})
+                            break
+                        read = reads.get(role.name)
+                        results.append(process_role(role, deps, run, evaluation=evaluation, read=read))
+                        if progress and len(results) % 100 == 0:
+                            progress(len(results))
+                    for future in reads.values():
+                        future.cancel()  # reads not started when the time budget ran out
+                    if token is not None or page.marker is None:
                         break
-                    results.append(process_role(role, deps, run))
-                    if progress and len(results) % 100 == 0:
-                        progress(len(results))
-                if token is not None or page.marker is None:
-                    break
-                marker, skip = page.marker, 0
-                if run.out_of_time():
-                    token = encode_token({"request": request_key, "marker": marker, "skip": 0})
+                    marker, skip = page.marker, 0
+                    if run.out_of_time():
+                        token = encode_token({"request": request_key, "marker": marker, "skip": 0})
+            finally:
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
     finally:
         # Owners hear about what was done even when the scan stops on an error part-way.
         _send(deps, run, digest=True)

@@ -6,8 +6,6 @@ Parameters) happen on first use, not at cold start.
 
 from __future__ import annotations
 
-import logging
-import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 from chalicelib import aws
 from chalicelib.audit import IDEMPOTENCY_PK, AuditTrail, DynamoLedger, SweepCursor
 from chalicelib.events import self_role_from_arn
+from chalicelib.logs import make_logger
 from chalicelib.notify import Notifier, SlackChannel, SnsChannel, make_webhook_url_provider
 from chalicelib.service import Deps, Logger, Metrics
 from chalicelib.settings import Settings
@@ -127,36 +126,6 @@ class PowertoolsOnceGuard:
         # A stored result means this event id was handled before: say so, nothing was repeated.
         self._logger.info("event already handled; its stored result is returned", extra={"event_id": key})
         return {**result, "replayed": True}
-
-
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is at the time of each record (it may be replaced later)."""
-
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass
-
-
-_loggers: dict[str, Any] = {}
-
-
-def make_logger(service: str, *, to_stderr: bool = False) -> Any:
-    """The Powertools Logger (structured JSON) for this service, one per process.
-
-    Powertools attaches its handler once per logger name, so every caller shares the first instance.
-    The CLI asks for stderr so stdout stays for results; Lambda logs to stdout.
-    """
-    from aws_lambda_powertools import Logger as PowertoolsLogger
-
-    name = service
-    if name not in _loggers:
-        handler = _StderrHandler() if to_stderr else None
-        _loggers[name] = PowertoolsLogger(service=name, logger_handler=handler)
-    return _loggers[name]
 
 
 def build_deps(

@@ -1,0 +1,37 @@
+"""The Powertools Logger, one per service name; importable without boto3 (the cold path of skipped events)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record (it may be replaced later)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+_loggers: dict[str, Any] = {}
+
+
+def make_logger(service: str, *, to_stderr: bool = False) -> Any:
+    """The Powertools Logger (structured JSON) for this service, one per process.
+
+    Powertools attaches its handler once per logger name, so every caller shares the first instance.
+    The CLI asks for stderr so stdout stays for results; Lambda logs to stdout.
+    """
+    from aws_lambda_powertools import Logger as PowertoolsLogger
+
+    name = service
+    if name not in _loggers:
+        handler = _StderrHandler() if to_stderr else None
+        _loggers[name] = PowertoolsLogger(service=name, logger_handler=handler)
+    return _loggers[name]
