@@ -1,0 +1,561 @@
+"""Cold start: import time of ``app`` beside ``import boto3``, what the first event costs, and the package size.
+
+Run: .venv/bin/python bench/bench_coldstart.py [--runs 15] [--event-runs 5] [--json]
+
+1. ``python -X importtime -c "import app"`` (and ``import boto3``) in ``--runs`` fresh interpreters from the
+   project root: the cumulative time of the top-level import, median. Also the wall time of
+   ``python -c "import app"`` minus ``python -c "pass"``, as a cross-check.
+2. The first event of a fresh interpreter through the real Chalice handler (``app.on_iam_event``): an
+   irrelevant one (no AWS call needed) and a compliant role (GetRole, against moto's server on loopback),
+   from the development virtualenv and from the deployment package as Lambda runs it: unzipped, no
+   bytecode cache (Chalice ships none and /var/task is read-only), and precompiled for comparison.
+3. The deployment package built as ``make package`` builds it (into a temporary directory), or, if
+   packaging is not available, the zip of app.py + chalicelib and the installed size of requirements.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import LOOPBACK, REGION, ROOT, LatencyAws, machine, use_fake_aws, versions
+
+TARGET_RATIO = 1.3
+TABLE = "deputy-guard-bench"
+PYTHON = sys.executable
+WATCHED = {
+    "boto3": "boto3",
+    "botocore (clients)": "botocore.client",
+    "Powertools (any)": "aws_lambda_powertools",
+    "Powertools Logger": "aws_lambda_powertools.logging",
+    "Powertools Metrics": "aws_lambda_powertools.metrics",
+    "Powertools Tracer": "aws_lambda_powertools.tracing",
+    "X-Ray SDK (Tracer's backend)": "aws_xray_sdk",
+    "Powertools Parameters": "aws_lambda_powertools.utilities.parameters",
+    "Powertools Idempotency": "aws_lambda_powertools.utilities.idempotency",
+}
+
+# Runs in a fresh interpreter: import app, send the events of $BENCH_EVENTS through the real handler.
+CHILD = r"""
+import os, sys, time
+if os.environ.get("BENCH_PACKAGE"):
+    sys.path.insert(0, os.environ["BENCH_PACKAGE"])
+WATCHED = %(watched)r
+def loaded():
+    return {label: name in sys.modules for label, name in WATCHED.items()}
+start = time.perf_counter()
+import app
+imported = time.perf_counter()
+import json
+class Context:
+    aws_request_id = "bench-request"
+    function_name = "deputy-guard-prod-on_iam_event"
+    def get_remaining_time_in_millis(self):
+        return 60000
+modules = {"after import": loaded()}
+calls, results = [], []
+for index, path in enumerate(os.environ["BENCH_EVENTS"].split(os.pathsep)):
+    with open(path) as handle:
+        event = json.load(handle)
+    import uuid
+    event["id"] = event["detail"]["eventID"] = str(uuid.uuid4())  # a new event for the idempotency guard
+    sys.stderr.write("BENCH_MARK event %%d\n" %% (index + 1))
+    sys.stderr.flush()
+    began = time.perf_counter()
+    result = app.on_iam_event(event, Context())
+    calls.append((time.perf_counter() - began) * 1000)
+    results.append(result)
+    modules[f"after event {index + 1}"] = loaded()
+sys.stdout.flush()
+sys.__stdout__.write("BENCH_RESULT " + json.dumps({
+    "import_ms": (imported - start) * 1000, "calls_ms": calls, "results": results, "modules": modules,
+    "app_file": app.__file__}) + "\n")
+"""
+
+
+def child_env(endpoint: str, *, no_bytecode: bool) -> dict[str, str]:
+    """What the function's environment holds (stage variables), with fake credentials and a loopback endpoint."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_SESSION_TOKEN": "bench",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_LAMBDA_FUNCTION_NAME": "deputy-guard-prod-on_iam_event",
+            "POWERTOOLS_SERVICE_NAME": "deputy-guard",
+            "POWERTOOLS_METRICS_NAMESPACE": "DeputyGuard",
+            "DEPUTY_GUARD_MODE": "notify",
+            "DEPUTY_GUARD_TABLE": TABLE,
+            "LOG_LEVEL": "INFO",
+        }
+    )
+    if no_bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+# --- 1. import time ---------------------------------------------------------------------------------
+
+
+def parse_importtime(stderr: str) -> list[tuple[int, str, int, int]]:
+    """(level, module, self µs, cumulative µs) per line of ``-X importtime`` output."""
+    rows = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "[us]" in line:
+            continue
+        self_us, cumulative_us, name = line[len("import time:") :].split("|", 2)
+        stripped = name.lstrip(" ")
+        level = (len(name) - len(stripped) - 1) // 2
+        rows.append((level, stripped.strip(), int(self_us), int(cumulative_us)))
+    return rows
+
+
+def importtime(module: str, env: dict[str, str]) -> tuple[float, list[tuple[int, str, int, int]]]:
+    """Cumulative ms of the top-level ``import module`` in a fresh interpreter, and every import it made."""
+    done = subprocess.run(
+        [PYTHON, "-X", "importtime", "-c", f"import {module}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    rows = parse_importtime(done.stderr)
+    top = [cumulative for level, name, _self, cumulative in rows if level == 0 and name == module]
+    return top[-1] / 1000, rows
+
+
+def wall(code: str, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
+    return (time.perf_counter() - start) * 1000
+
+
+def measure_imports(runs: int, env: dict[str, str], say: Callable[[str], None]) -> dict[str, Any]:
+    say(f"  import app / import boto3, {runs} fresh interpreters each ...")
+    wall("import app, boto3", env)  # bytecode caches written, disk caches warm
+    app_ms, boto3_ms, app_wall, boto3_wall, pass_wall = [], [], [], [], []
+    self_us: dict[str, list[int]] = defaultdict(list)
+    cumulative_us: dict[str, list[int]] = defaultdict(list)
+    for _ in range(runs):
+        total, rows = importtime("app", env)
+        app_ms.append(total)
+        for _level, name, own, cumulative in rows:
+            self_us[name].append(own)
+            cumulative_us[name].append(cumulative)
+        boto3_ms.append(importtime("boto3", env)[0])
+        pass_wall.append(wall("pass", env))
+        app_wall.append(wall("import app", env))
+        boto3_wall.append(wall("import boto3", env))
+    heaviest = sorted(self_us, key=lambda name: statistics.median(self_us[name]), reverse=True)[:10]
+    app_median, boto3_median = statistics.median(app_ms), statistics.median(boto3_ms)
+    base = statistics.median(pass_wall)
+    app_wall_net, boto3_wall_net = statistics.median(app_wall) - base, statistics.median(boto3_wall) - base
+    return {
+        "runs": runs,
+        "method": "-X importtime, cumulative time of the top-level import, median",
+        "app_ms": round(app_median, 2),
+        "boto3_ms": round(boto3_median, 2),
+        "ratio": round(app_median / boto3_median, 3),
+        "met": app_median / boto3_median <= TARGET_RATIO,
+        "wall": {
+            "method": "wall time of python -c 'import X' minus python -c 'pass', medians",
+            "pass_ms": round(base, 1),
+            "app_ms": round(app_wall_net, 1),
+            "boto3_ms": round(boto3_wall_net, 1),
+            "ratio": round(app_wall_net / boto3_wall_net, 3) if boto3_wall_net > 0 else None,
+        },
+        "heaviest": [
+            {
+                "module": name,
+                "self_ms": round(statistics.median(self_us[name]) / 1000, 2),
+                "cumulative_ms": round(statistics.median(cumulative_us[name]) / 1000, 2),
+            }
+            for name in heaviest
+        ],
+    }
+
+
+# --- 2. first event ---------------------------------------------------------------------------------
+
+
+def lazy_imports(
+    events: list[Path], env: dict[str, str], cwd: Path, *, package: Path | None = None
+) -> list[list[dict[str, Any]]]:
+    """For each event, the top-level imports it triggered (deferred imports run at the first call), by cost."""
+    env = {**env, "BENCH_EVENTS": os.pathsep.join(str(p) for p in events)}
+    command = [PYTHON, "-X", "importtime", "-c", CHILD % {"watched": WATCHED}]
+    if package is not None:
+        env["BENCH_PACKAGE"] = str(package)
+        command.insert(1, "-S")
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=True)
+    segments: list[list[dict[str, Any]]] = []
+    for part in done.stderr.split("BENCH_MARK event ")[1:]:
+        rows = [(name, cumulative) for level, name, _own, cumulative in parse_importtime(part) if level == 0]
+        rows.sort(key=lambda row: row[1], reverse=True)
+        segments.append([{"module": name, "cumulative_ms": round(us / 1000, 1)} for name, us in rows])
+    return segments
+
+
+def first_events(
+    label: str,
+    events: list[Path],
+    env: dict[str, str],
+    runs: int,
+    server: LatencyAws,
+    *,
+    package: Path | None,
+    cwd: Path,
+) -> dict[str, Any]:
+    """Fresh interpreters that import app and handle ``events`` in order; medians per step."""
+    env = {**env, "BENCH_EVENTS": os.pathsep.join(str(p) for p in events)}
+    command = [PYTHON, "-c", CHILD % {"watched": WATCHED}]
+    if package is not None:
+        env["BENCH_PACKAGE"] = str(package)
+        command.insert(1, "-S")  # only the package and the standard library, as on Lambda
+    samples: list[dict[str, Any]] = []
+    requests: list[dict[str, int]] = []
+    skip_lines: list[int] = []
+    for _ in range(runs):
+        server.reset_requests()
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+        line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_RESULT ")), None)
+        if done.returncode != 0 or line is None:
+            raise RuntimeError(f"{label}: child failed ({done.returncode}): {done.stderr[-2000:]}")
+        samples.append(json.loads(line.split(" ", 1)[1]))
+        requests.append(server.requests())
+        skip_lines.append(sum("event skipped" in x for x in done.stdout.splitlines()))
+    first = samples[0]
+    return {
+        "label": label,
+        "runs": runs,
+        "import_ms": round(statistics.median(s["import_ms"] for s in samples), 1),
+        "calls_ms": [round(statistics.median(s["calls_ms"][i] for s in samples), 1) for i in range(len(events))],
+        "results": [{k: r.get(k) for k in ("status", "reason", "verdict", "action")} for r in first["results"]],
+        "modules": first["modules"],
+        "aws_requests": requests[0],
+        "log_lines_per_skip": skip_lines[0],
+        "app_file": first["app_file"],
+    }
+
+
+# --- 3. the deployment package ----------------------------------------------------------------------
+
+
+def build_package(work: Path, say: Callable[[str], None]) -> tuple[Path | None, str]:
+    """The steps of `make package`, into ``work`` (never the project's dist/ or build/): (deployment.zip, note)."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8") if (ROOT / "Makefile").exists() else ""
+    bundle = ROOT / "deploy" / "bundle.py"
+    chalice = Path(PYTHON).with_name("chalice")
+    if "\npackage:" not in makefile or not bundle.exists() or not (ROOT / ".chalice" / "config.json").exists():
+        return None, "no `make package` target, deploy/bundle.py or .chalice/config.json"
+    if not chalice.exists():
+        return None, f"{chalice} not installed"
+    say("  chalice package (offline, as `make package` does) ...")
+    src, wheelhouse, dist = work / "src", work / "wheelhouse", work / "dist"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIP_"))},
+        "AWS_DEFAULT_REGION": REGION,
+        "PIP_NO_INDEX": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_FIND_LINKS": str(wheelhouse),
+    }
+    steps = [
+        ([PYTHON, str(bundle), "stage", "--project", str(ROOT), "--out", str(src)], ROOT),
+        (
+            [PYTHON, str(bundle), "wheelhouse", "--requirements", "requirements.txt", "--out", str(wheelhouse)],
+            ROOT,
+        ),
+        ([str(chalice), "package", "--stage", "prod", "--merge-template", ".chalice/resources.json", str(dist)], src),
+    ]
+    for command, cwd in steps:
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            return None, f"`{' '.join(Path(c).name for c in command[:3])}` failed: {done.stderr.strip()[-300:]}"
+    return (
+        dist / "deployment.zip",
+        "`chalice package --stage prod` (the steps of `make package`, in a temporary directory)",
+    )
+
+
+def package_sizes(deployment: Path) -> dict[str, Any]:
+    with zipfile.ZipFile(deployment) as archive:
+        infos = archive.infolist()
+    by_top: dict[str, int] = defaultdict(int)
+    for info in infos:
+        top = info.filename.split("/", 1)[0]
+        if top.endswith(".dist-info"):
+            top = top.split("-", 1)[0] + " (dist-info)"
+        by_top[top] += info.file_size
+    layers = sorted(p.name for p in deployment.parent.glob("*.zip") if p != deployment)
+    sdk = sum(by_top.get(name, 0) for name in ("boto3", "botocore", "s3transfer"))
+    return {
+        "zipped_bytes": deployment.stat().st_size,
+        "unzipped_bytes": sum(i.file_size for i in infos),
+        "files": len(infos),
+        "pyc_files": sum(i.filename.endswith(".pyc") for i in infos),
+        "app_code_bytes": by_top.get("app.py", 0) + by_top.get("chalicelib", 0),
+        "sdk_bytes": sdk,
+        "largest": sorted(by_top.items(), key=lambda item: item[1], reverse=True)[:6],
+        "layers": {name: (deployment.parent / name).stat().st_size for name in layers},
+    }
+
+
+def fallback_sizes() -> dict[str, Any]:
+    """Without packaging: the zip of app.py + chalicelib, and the installed size of requirements.txt's closure."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(ROOT / "app.py", "app.py")
+        for path in sorted((ROOT / "chalicelib").rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(ROOT).as_posix())
+    sys.path.insert(0, str(ROOT / "deploy"))
+    try:
+        import bundle  # type: ignore[import-not-found]
+
+        closure = bundle.runtime_closure(bundle.read_requirements(ROOT / "requirements.txt"))
+    finally:
+        sys.path.remove(str(ROOT / "deploy"))
+    installed = {
+        str(dist.metadata["Name"]): sum(
+            Path(str(f.locate())).stat().st_size
+            for f in dist.files or []
+            if "__pycache__" not in f.parts and Path(str(f.locate())).is_file()
+        )
+        for dist in closure
+    }
+    return {"app_zip_bytes": len(buffer.getvalue()), "requirements_installed_bytes": installed}
+
+
+# --- main -------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15, help="fresh interpreters per import measure (default: 15)")
+    parser.add_argument(
+        "--event-runs", type=int, default=5, help="fresh interpreters per first-event case (default: 5)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    started = time.perf_counter()
+
+    from moto.backends import get_backend
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+
+    from chalicelib.demo import cloudtrail_event
+
+    server = LatencyAws(0.0).start()
+    work = Path(tempfile.mkdtemp(prefix="deputy-guard-bench-"))
+    try:
+        account = DEFAULT_ACCOUNT_ID
+        compliant = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "states.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {
+                        "StringEquals": {"aws:SourceAccount": account},
+                        "ArnLike": {"aws:SourceArn": f"arn:aws:states:us-east-1:{account}:stateMachine:*"},
+                    },
+                }
+            ],
+        }
+        get_backend("iam")[account]["global"].create_role("billing-sfn", json.dumps(compliant), "/", None, "", [], None)
+        irrelevant = ROOT / "tests" / "fixtures" / "events" / "CreateRole-lambda-irrelevant.json"
+        relevant = work / "compliant-event.json"
+        # An SSO admin's UpdateAssumeRolePolicy: the handler also resolves its own identity (sts) once.
+        relevant.write_text(
+            json.dumps(cloudtrail_event(account, "UpdateAssumeRolePolicy", "billing-sfn", "alice", compliant))
+        )
+        assert server.url.startswith(f"http://{LOOPBACK}:")
+        # The table the idempotency guard writes to, as the stack creates it.
+        use_fake_aws(server.url)
+        from chalicelib import aws
+
+        aws.reset_clients()
+        aws.DynamoTable(aws.make_client("dynamodb"), TABLE).ensure_exists()
+        dev_env = child_env(server.url, no_bytecode=False)
+        imports = measure_imports(args.runs, dev_env, say)
+
+        deployment, note = build_package(work, say)
+        sizes = package_sizes(deployment) if deployment else None
+        fallback = None if deployment else fallback_sizes()
+
+        say(f"  first events, {args.event_runs} fresh interpreters per case ...")
+        variants: list[tuple[str, Path | None, bool]] = [("development virtualenv (bytecode cached)", None, False)]
+        if deployment is not None:
+            plain, compiled = work / "package", work / "package-compiled"
+            for target in (plain, compiled):
+                with zipfile.ZipFile(deployment) as archive:
+                    archive.extractall(target)
+            subprocess.run(
+                [PYTHON, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(compiled)],
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
+            assert sizes is not None
+            sizes["precompiled_pyc_bytes"] = sum(p.stat().st_size for p in compiled.rglob("*.pyc"))
+            variants += [
+                ("deployment package, no bytecode (as Chalice ships it)", plain, True),
+                ("deployment package, precompiled bytecode", compiled, True),
+            ]
+        first = []
+        for label, package, no_bytecode in variants:
+            env = child_env(server.url, no_bytecode=no_bytecode)
+            cwd = ROOT if package is None else work
+            if package is None:
+                first_events(label, [irrelevant], env, 1, server, package=None, cwd=cwd)  # warm-up
+            first.append(
+                {
+                    "lazy_imports": lazy_imports([irrelevant, relevant], env, cwd, package=package),
+                    "irrelevant_first": first_events(
+                        label, [irrelevant, relevant], env, args.event_runs, server, package=package, cwd=cwd
+                    ),
+                    "relevant_first": first_events(
+                        label, [relevant], env, args.event_runs, server, package=package, cwd=cwd
+                    ),
+                }
+            )
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    output = {
+        "machine": machine(),
+        "versions": versions("boto3", "botocore", "aws-lambda-powertools", "chalice"),
+        "imports": imports,
+        "first_events": first,
+        "package": {"method": note, "sizes": sizes, "fallback": fallback},
+        "target_ratio": TARGET_RATIO,
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    if args.json:
+        print(json.dumps(output, indent=2))
+    else:
+        print(render(output))
+    return 0 if imports["met"] else 1
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def render(output: dict[str, Any]) -> str:
+    """Markdown tables of the run (also used by run_all.py)."""
+    imports = output["imports"]
+    wall_ = imports["wall"]
+    lines = [
+        f"Import, median of {imports['runs']} fresh interpreters (`-X importtime`, cumulative time of the "
+        f"top-level import; the wall-time cross-check subtracts `python -c pass`, {wall_['pass_ms']:.0f} ms):",
+        "",
+        "| measure | import app | import boto3 | ratio | target | met |",
+        "|---|---:|---:|---:|---:|---|",
+        f"| `-X importtime` | {imports['app_ms']:.1f} ms | {imports['boto3_ms']:.1f} ms | {imports['ratio']:.2f}x "
+        f"| ≤ {output['target_ratio']}x | {'yes' if imports['met'] else '**no**'} |",
+        f"| wall time - `pass` | {wall_['app_ms']:.1f} ms | {wall_['boto3_ms']:.1f} ms "
+        f"| {wall_['ratio'] if wall_['ratio'] is not None else 'n/a'}x | | |",
+        "",
+        "Heaviest modules imported by `import app` (median self time):",
+        "",
+        "| module | self | cumulative |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| `{h['module']}` | {h['self_ms']:.2f} ms | {h['cumulative_ms']:.2f} ms |" for h in imports["heaviest"]]
+    lines += [
+        "",
+        "First event in a fresh interpreter, through `app.on_iam_event` (moto's server on loopback, no added "
+        "latency), medians:",
+        "",
+        "| code as | import app | first event: irrelevant | then a compliant role | first event: compliant role "
+        "| AWS requests (compliant first) |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for case in output["first_events"]:
+        a, b = case["irrelevant_first"], case["relevant_first"]
+        requests = ", ".join(f"{k} {v}" for k, v in b["aws_requests"].items()) or "none"
+        lines.append(
+            f"| {a['label']} | {a['import_ms']:.0f} ms | {a['calls_ms'][0]:.0f} ms | {a['calls_ms'][1]:.0f} ms "
+            f"| {b['calls_ms'][0]:.0f} ms | {requests} |"
+        )
+    dev = output["first_events"][0]["irrelevant_first"]
+    phases = list(dev["modules"])
+    lines += [
+        "",
+        "On the cold path? (development virtualenv; first event irrelevant, then a compliant role)",
+        "",
+        "| module | " + " | ".join(phases) + " |",
+        "|---|" + "---|" * len(phases),
+    ]
+    for label in WATCHED:
+        lines.append(f"| {label} | " + " | ".join("yes" if dev["modules"][p][label] else "no" for p in phases) + " |")
+    lines += [
+        "",
+        "Imports deferred to the first event (top-level imports it triggered, cumulative `-X importtime`):",
+        "",
+    ]
+    lines += ["| code as | first event (irrelevant) | second event (compliant role) |", "|---|---|---|"]
+    for case in output["first_events"]:
+        cells = [
+            ", ".join(f"`{i['module']}` {i['cumulative_ms']:.0f} ms" for i in segment[:6]) or "none"
+            for segment in case["lazy_imports"]
+        ]
+        lines.append(f"| {case['irrelevant_first']['label']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Log lines written per skipped event: {dev['log_lines_per_skip']} (stdout of the handler).")
+    package = output["package"]
+    lines.append("")
+    if package["sizes"]:
+        s = package["sizes"]
+        largest = ", ".join(f"{name} {_mib(size)}" for name, size in s["largest"])
+        layers = ", ".join(f"{k} {_mib(v)}" for k, v in s["layers"].items()) or "none (no layer configured)"
+        lines += [
+            f"Deployment package, built with {package['method']}:",
+            "",
+            "| zip | zipped | unzipped | files | .pyc | app.py + chalicelib | boto3 + botocore + s3transfer |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            f"| deployment.zip | {_mib(s['zipped_bytes'])} | {_mib(s['unzipped_bytes'])} | {s['files']:,} "
+            f"| {s['pyc_files']} | {s['app_code_bytes'] / 1024:.0f} KiB | {_mib(s['sdk_bytes'])} |",
+            "",
+            f"Largest parts, unzipped: {largest}. Layers: {layers}. Precompiling the package's bytecode "
+            f"(as in the last first-event row) would add {_mib(s.get('precompiled_pyc_bytes', 0))} unzipped.",
+        ]
+    else:
+        f = package["fallback"]
+        total = sum(f["requirements_installed_bytes"].values())
+        lines += [
+            f"Packaging not available ({package['method']}): app.py + chalicelib zipped "
+            f"{f['app_zip_bytes'] / 1024:.0f} KiB; requirements.txt installed {_mib(total)}.",
+        ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

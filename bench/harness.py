@@ -1,0 +1,269 @@
+"""Shared pieces of the benchmarks: a slow loopback AWS, call counters, fake credentials, statistics.
+
+Nothing here talks to anything but 127.0.0.1 or moto in-process; every benchmark points boto3 at one of
+them with fake credentials and an empty config file, so no real account can be reached.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import platform
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+REGION = "us-east-1"
+
+
+# --- the machine ------------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """What the figures depend on: cores available to this process, CPU, Python, and when."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "nproc": cores,
+        "cpu": cpu_model(),
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def versions(*names: str) -> dict[str, str]:
+    from importlib import metadata
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+# --- statistics -------------------------------------------------------------------------------------
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The q-th percentile (0-100), linear between closest ranks (as numpy's default)."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summary_ms(seconds: list[float]) -> dict[str, float]:
+    """Median, p95, min and max of durations given in seconds, in milliseconds."""
+    return {
+        "median_ms": round(statistics.median(seconds) * 1000, 3),
+        "p95_ms": round(percentile(seconds, 95) * 1000, 3),
+        "min_ms": round(min(seconds) * 1000, 3),
+        "max_ms": round(max(seconds) * 1000, 3),
+    }
+
+
+# --- fake AWS environment ---------------------------------------------------------------------------
+
+
+def use_fake_aws(endpoint: str | None) -> None:
+    """Fake credentials, us-east-1, no profile or config file; ``endpoint`` (loopback) or none for moto in-process."""
+    for key in list(os.environ):
+        if key.startswith(("AWS_", "DEPUTY_GUARD_")):
+            del os.environ[key]
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_SESSION_TOKEN": "bench",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    if endpoint is not None:
+        if not endpoint.startswith(f"http://{LOOPBACK}:"):
+            raise ValueError(f"benchmarks only talk to loopback, not {endpoint}")
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+
+
+class CallCounter:
+    """AWS API calls by ``service:Action``, counted by botocore's ``before-call`` hook on each client.
+
+    ``before-call`` fires once per API call (retries happen below it), which is what "calls" means here;
+    the latency server counts HTTP requests separately.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self._attached: set[int] = set()
+
+    def attach(self, client: Any) -> Any:
+        if id(client) not in self._attached:
+            client.meta.events.register("before-call.*.*", self._count, unique_id=f"bench-counter-{id(self)}")
+            self._attached.add(id(client))
+        return client
+
+    def _count(self, event_name: str, **_kwargs: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        with self._lock:
+            self.calls[f"{service}:{operation}"] += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self.calls.items()))
+
+
+def count_project_clients(counter: CallCounter, services: Iterable[str] = ("iam", "dynamodb", "sns", "sts")) -> None:
+    """Attach ``counter`` to the cached clients that ``chalicelib.aws.make_client`` hands out."""
+    from chalicelib import aws
+
+    for service in services:
+        counter.attach(aws.make_client(service))
+
+
+# --- a loopback AWS with a fixed latency per request -----------------------------------------------
+
+
+class _Delayed:
+    """WSGI middleware: every request waits ``latency`` seconds, is counted, then goes to moto."""
+
+    def __init__(self, app: Any, latency: float) -> None:
+        self._app = app
+        self.latency = latency
+        self._lock = threading.Lock()
+        self.requests: Counter[str] = Counter()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        key = _request_key(environ)
+        with self._lock:
+            self.requests[key] += 1
+        if self.latency:
+            time.sleep(self.latency)
+        return self._app(environ, start_response)
+
+
+def _request_key(environ: dict[str, Any]) -> str:
+    """``service:Action`` of a signed AWS request (JSON protocols name it in X-Amz-Target, query ones in the form)."""
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    service = "?"
+    if "Credential=" in authorization:
+        scope = authorization.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+        if len(scope) >= 4:
+            service = scope[3]
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return f"{service}:{target.rsplit('.', 1)[-1]}"
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)  # moto reads the body again
+    action = parse_qs(body.decode("utf-8", "replace")).get("Action", ["?"])[0]
+    return f"{service}:{action}"
+
+
+class LatencyAws:
+    """moto's server app on a free 127.0.0.1 port, every request delayed by ``latency`` seconds.
+
+    The delay sits in front of moto in the server thread that handles the connection (werkzeug serves each
+    connection in its own thread and keeps HTTP/1.1 connections alive, as botocore expects), so every AWS
+    request pays it exactly once and concurrent requests overlap as they would against AWS.
+    """
+
+    def __init__(self, latency: float) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._middleware = _Delayed(DomainDispatcherApplication(create_backend_app), latency)
+        self._server = make_server(LOOPBACK, 0, self._middleware, threaded=True, request_handler=MotoRequestHandler)
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def latency(self) -> float:
+        return self._middleware.latency
+
+    @latency.setter
+    def latency(self, value: float) -> None:
+        self._middleware.latency = value
+
+    def requests(self) -> dict[str, int]:
+        with self._middleware._lock:
+            return dict(sorted(self._middleware.requests.items()))
+
+    def reset_requests(self) -> None:
+        with self._middleware._lock:
+            self._middleware.requests.clear()
+
+    def start(self) -> LatencyAws:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+# --- output -----------------------------------------------------------------------------------------
+
+
+class LineSink(io.TextIOBase):
+    """A write-only stream that keeps only a line count: log formatting is paid, the terminal stays quiet."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.lines += text.count("\n")
+        return len(text)
+
+
+@contextmanager
+def quiet() -> Iterator[LineSink]:
+    """Send stdout and stderr (the service's structured logs) to a LineSink for the duration."""
+    sink = LineSink()
+    with redirect_stdout(sink), redirect_stderr(sink):
+        yield sink
+
+
+def calls_text(calls: Mapping[str, int]) -> str:
+    """``iam:GetRole 1, dynamodb:PutItem 2`` or ``none``."""
+    return ", ".join(f"{key} {count:,}" for key, count in calls.items()) or "none"

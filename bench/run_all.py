@@ -1,0 +1,313 @@
+"""Run every benchmark under bench/ and rewrite the results block of bench/README.md.
+
+Run: .venv/bin/python bench/run_all.py [--quick] [--naive-full] [--no-readme] [--strict] [--json]
+(``make bench`` runs it with no options.)
+
+Each benchmark runs in its own interpreter with ``--json``; its progress goes to stderr. Only the text
+between ``<!-- results:start -->`` and ``<!-- results:end -->`` in the README is replaced: the prose,
+the method notes and the targets above it stay as they are. Exit 0 when every benchmark produced
+results (1 with ``--strict`` if a target was missed), 2 if one failed to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import bench_coldstart, bench_events, bench_scan
+from bench.harness import ROOT, calls_text, machine, versions
+
+README = ROOT / "bench" / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+@dataclass
+class Bench:
+    key: str
+    script: str
+    args: list[str]
+    timeout: int
+    quick_args: list[str] = field(default_factory=list)
+
+    def command(self, quick: bool, extra: list[str]) -> list[str]:
+        return [self.script, *(self.quick_args if quick else self.args), *extra]
+
+
+BENCHES = [
+    Bench("engine", "bench/bench_engine.py", ["--seconds", "3"], 120, ["--seconds", "1"]),
+    Bench("events", "bench/bench_events.py", ["--runs", "200"], 300, ["--runs", "30"]),
+    Bench(
+        "coldstart",
+        "bench/bench_coldstart.py",
+        ["--runs", "15", "--event-runs", "5"],
+        400,
+        ["--runs", "5", "--event-runs", "2"],
+    ),
+    Bench(
+        "scan",
+        "bench/bench_scan.py",
+        ["--sizes", "1000,10000"],
+        900,
+        ["--sizes", "1000,3000", "--naive-sample", "300"],
+    ),
+]
+
+
+def run(bench: Bench, command: list[str], say: Callable[[str], None]) -> tuple[dict[str, Any] | None, int, float]:
+    """Run one benchmark with --json; (results or None, exit code, seconds)."""
+    say(f"== {' '.join(command)}")
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [sys.executable, *command, "--json"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            timeout=bench.timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        say(f"   {bench.key}: no result within {bench.timeout} s")
+        return None, -1, time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    try:
+        results = json.loads(done.stdout)
+    except ValueError:
+        say(f"   {bench.key}: exit {done.returncode}, no JSON on stdout")
+        return None, done.returncode, elapsed
+    say(f"   {bench.key}: {elapsed:.0f} s, exit {done.returncode}")
+    return results, done.returncode, elapsed
+
+
+# --- rendering --------------------------------------------------------------------------------------
+
+
+def yes_no(value: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "n/a"}[value]
+
+
+def engine_table(r: dict[str, Any]) -> str:
+    targets = r["targets"]
+    rows = [
+        (f"evaluate (all {r['policies']} policies of the mix)", "evaluations_per_second"),
+        (f"plan_fix (the {r['fixable_policies']} fixable)", "fixes_per_second"),
+    ]
+    lines = ["| measure | per second, one core | target | met |", "|---|---:|---:|---|"]
+    for label, key in rows:
+        lines.append(f"| {label} | {r[key]:,} | {targets[key]:,} | {yes_no(r[key] >= targets[key])} |")
+    return "\n".join(lines)
+
+
+def summary(results: dict[str, Any]) -> tuple[str, bool]:
+    """The targets table: what each benchmark promised and whether this run met it."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    met_all = True
+    scan = results.get("scan")
+    if scan:
+        for size in scan["sizes"]:
+            dg = size["deputy_guard"]["calls"]
+            rows.append(
+                (
+                    f"Scan, {size['roles']:,} roles: AWS calls",
+                    f"ListRoles = {size['targets']['list_roles_calls']}, GetRole ≤ {size['flagged']:,} "
+                    "(flagged roles), nothing else",
+                    f"ListRoles {dg.get('iam:ListRoles', 0)}, GetRole {dg.get('iam:GetRole', 0):,}"
+                    + ("" if len(dg) <= 2 else ", other calls"),
+                    size["targets"]["calls_met"],
+                )
+            )
+        for size in scan["sizes"]:
+            if size["roles"] == scan["targets"]["speedup_at"]:
+                rows.append(
+                    (
+                        f"Scan, {size['roles']:,} roles: speed-up over the naive scanner",
+                        f"≥ {scan['targets']['speedup']:.0f}x",
+                        f"{size['ratio']:.1f}x ({size['call_ratio']:.1f}x fewer calls)",
+                        scan["targets"]["speedup_met"],
+                    )
+                )
+    events = results.get("events")
+    if events:
+        for row in events["rows"]:
+            if row["met"] is None:
+                continue
+            rows.append(
+                (
+                    f"Event: {row['kind']} (guard {'on' if row['guard'] else 'off'})",
+                    row["target"],
+                    calls_text(row["calls"]),
+                    row["met"],
+                )
+            )
+    cold = results.get("coldstart")
+    if cold:
+        imports = cold["imports"]
+        rows.append(
+            (
+                "Cold start: import app / import boto3",
+                f"≤ {cold['target_ratio']}x",
+                f"{imports['ratio']:.2f}x ({imports['app_ms']:.1f} ms / {imports['boto3_ms']:.1f} ms)",
+                imports["met"],
+            )
+        )
+    engine = results.get("engine")
+    if engine:
+        for label, key in (("evaluations", "evaluations_per_second"), ("fixes", "fixes_per_second")):
+            target = engine["targets"][key]
+            rows.append((f"Engine: {label} per second", f"≥ {target:,}", f"{engine[key]:,}", engine[key] >= target))
+    lines = ["| benchmark | target | measured | met |", "|---|---|---|---|"]
+    for name, target, measured, met in rows:
+        met_all = met_all and met is not False
+        lines.append(f"| {name} | {target} | {measured} | {yes_no(met)} |")
+    return "\n".join(lines), met_all
+
+
+def block(results: dict[str, Any], commands: list[str], seconds: float, failed: list[str]) -> str:
+    info = machine()
+    libraries = versions("moto", "boto3", "botocore", "aws-lambda-powertools", "chalice")
+    table, _ = summary(results)
+    parts = [
+        START,
+        "<!-- Generated by bench/run_all.py: edit the prose above, not this block. -->",
+        "",
+        f"Generated by `make bench` on {info['date']}, in {seconds / 60:.1f} minutes. Machine: `nproc` = "
+        f"{info['nproc']}, {info['cpu']} ({info['arch']}), Python {info['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in libraries.items())
+        + ".",
+        "",
+        "Commands (each with `--json`):",
+        "",
+        "```",
+        *[f".venv/bin/python {c}" for c in commands],
+        "```",
+        "",
+    ]
+    if failed:
+        parts += [f"**Did not produce results:** {', '.join(failed)}.", ""]
+    parts += ["### Targets", "", table, ""]
+    scan = results.get("scan")
+    if scan:
+        sampled = any(s["naive"]["scaled_from_sample"] for s in scan["sizes"])
+        parts += [
+            "### Scan (dry run)",
+            "",
+            f"moto {scan['versions']['moto']} server on 127.0.0.1, {scan['latency_ms']:.0f} ms added to every "
+            f"request; both scanners ask ListRoles for pages of {scan['page_size']:,}. Seeding took "
+            f"{scan['seed_seconds']:.1f} s (moto's backend, untimed).",
+            "",
+            bench_scan.render(scan),
+            "",
+        ]
+        for size in scan["sizes"]:
+            dg, naive = size["deputy_guard"], size["naive"]
+            mix = ", ".join(f"{k} {v:,}" for k, v in size["mix"].items())
+            parts.append(
+                f"- {size['roles']:,} roles ({mix}): HTTP requests that reached the server: deputy-guard "
+                f"{sum(dg['http_requests'].values()):,}, naive {sum(naive['http_requests'].values()):,}"
+                f"{' (its sampled run)' if naive['scaled_from_sample'] else ''}; "
+                f"deputy-guard's verdicts match the seeded mix: {yes_no(dg['summary_matches_mix'])}; naive "
+                f"verdict mismatches: {naive['verdict_mismatches']}; naive GetRole {naive['get_role_ms_each']:.1f} ms "
+                f"each; deputy-guard wrote {dg['log_lines']:,} log lines."
+            )
+        if sampled:
+            parts += [
+                "",
+                f"The naive figure at sizes above {scan['naive_sample']:,} roles is its measured ListRoles time "
+                "plus its mean measured GetRole time (over the evenly spaced reads it made) times the number of "
+                "roles. `bench/run_all.py --naive-full` runs it in full.",
+            ]
+        parts.append("")
+    events = results.get("events")
+    if events:
+        parts += [
+            "### Events",
+            "",
+            f"{events['aws']}, {events['runs']} timed runs per row after {events['warmup']} warm-up runs; "
+            f"enforce mode, notifier: {events['notifier']}.",
+            "",
+            bench_events.render(events),
+            "",
+        ]
+    cold = results.get("coldstart")
+    if cold:
+        parts += ["### Cold start and package", "", bench_coldstart.render(cold), ""]
+    engine = results.get("engine")
+    if engine:
+        parts += [
+            "### Engine throughput",
+            "",
+            f"`bench/bench_engine.py`, one core, {engine['policies']} policies (section above for the mix).",
+            "",
+            engine_table(engine),
+            "",
+        ]
+    parts.append(END)
+    return "\n".join(parts)
+
+
+def rewrite_readme(text: str) -> None:
+    readme = README.read_text(encoding="utf-8")
+    # The markers count only on lines of their own (the prose may quote them).
+    pattern = re.compile(rf"^{re.escape(START)}$.*?^{re.escape(END)}$", re.DOTALL | re.MULTILINE)
+    if pattern.search(readme):
+        updated = pattern.sub(lambda _m: text, readme, count=1)
+    else:
+        updated = readme.rstrip("\n") + "\n\n## Results\n\n" + text
+    README.write_text(updated.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs, README untouched; for trying things out")
+    parser.add_argument("--naive-full", action="store_true", help="run the naive scanner in full (adds ~4 minutes)")
+    parser.add_argument("--only", help="comma-separated subset: engine,events,coldstart,scan")
+    parser.add_argument("--no-readme", action="store_true", help="do not rewrite bench/README.md")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--json", action="store_true", help="print every benchmark's results as JSON")
+    args = parser.parse_args(argv)
+    say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+
+    wanted = set(args.only.split(",")) if args.only else {b.key for b in BENCHES}
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    commands: list[str] = []
+    failed: list[str] = []
+    for bench in BENCHES:
+        if bench.key not in wanted:
+            continue
+        extra = ["--naive-sample", "0"] if bench.key == "scan" and args.naive_full else []
+        command = bench.command(args.quick, extra)
+        outcome, _code, _seconds = run(bench, command, say)
+        commands.append(" ".join(command))
+        if outcome is None:
+            failed.append(bench.key)
+        else:
+            results[bench.key] = outcome
+    seconds = time.perf_counter() - started
+    text = block(results, commands, seconds, failed)
+    table, met_all = summary(results)
+    if not (args.no_readme or args.only or args.quick):
+        rewrite_readme(text)
+        say(f"rewrote the results block of {README.relative_to(ROOT)}")
+    if args.json:
+        print(json.dumps({"seconds": round(seconds, 1), "failed": failed, "results": results}, indent=2))
+    else:
+        print(table)
+        print(f"\n{len(results)} benchmarks in {seconds:.0f} s")
+    if failed:
+        return 2
+    return 1 if args.strict and not met_all else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
