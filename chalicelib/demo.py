@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -490,17 +492,19 @@ def _keep_running(outcome: DemoOutcome, out: Callable[[str], None]) -> None:
     out(
         f"  embedded AWS:  export AWS_ENDPOINT_URL={outcome.endpoint} AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo"
     )
-    out("                 AWS_DEFAULT_REGION=us-east-1 DEPUTY_GUARD_TABLE=deputy-guard-demo; deputy-guard scan")
+    out("                 AWS_DEFAULT_REGION=us-east-1 DEPUTY_GUARD_TABLE=deputy-guard-demo")
+    out("                 DEPUTY_GUARD_EXEMPTIONS='legacy-*'; deputy-guard scan")
     out(
         f"  REST API:      curl -s -X POST {outcome.api_url}/scans -H 'Content-Type: application/json' "
         "-d '{\"dry_run\": true}'"
     )
     sys.stdout.flush()
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        out("stopping")
+    stop = threading.Event()
+    # Ctrl-C or a plain `kill` both end the demo through the same clean shutdown (servers stopped).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    stop.wait()
+    out("stopping")
 
 
 def _indent(text: str, prefix: str = "  ") -> str:

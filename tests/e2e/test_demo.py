@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import urllib.request
 from typing import Any
 
 import pytest
@@ -77,3 +78,29 @@ def test_human_output_tells_the_story() -> None:
     for section in ("seeded account", "on_iam_event", "sweep", "/scans", "diffs applied", "Slack messages", "summary:"):
         assert section in result.stdout
     assert '+          "aws:SourceAccount"' in result.stdout
+
+
+def test_keep_running_serves_until_terminated_then_stops_cleanly() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEPUTY_GUARD_", "AWS_", "MOTO_"))}
+    process = subprocess.Popen(
+        [CLI, "demo", "--keep-running"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        lines: list[str] = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "curl -s -X POST" in line:
+                break
+        api = next(word for word in lines[-1].split() if word.startswith("http://127.0.0.1:"))
+        request = urllib.request.Request(
+            api, data=json.dumps({"dry_run": True}).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert json.loads(response.read())["complete"] is True
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+        assert "stopping" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
