@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--partition",
         type=_partition,
         metavar="P",
-        help="the role's partition (default: from the role ARN of a GetRole input, else aws)",
+        help="the role's partition (default: from the role ARN of a GetRole input, else aws; "
+        "a value contradicting that ARN is refused)",
     )
     check.add_argument(
         "--path",
@@ -229,6 +230,14 @@ def _unwrap_role(decoded: Any) -> tuple[Any, RoleContext | None]:
 
 
 def _context(args: argparse.Namespace, from_role: RoleContext | None) -> RoleContext:
+    if from_role is not None:
+        # The role ARN is the truth about the role: a flag that contradicts it would make a foreign pin look own.
+        for flag, given, actual in (
+            ("--account", args.account, from_role.account_id),
+            ("--partition", args.partition, from_role.partition),
+        ):
+            if given is not None and given != actual:
+                raise UsageError(f"{flag} {given} contradicts the role ARN in the input ({actual}); drop {flag}")
     account = args.account or (from_role.account_id if from_role else None)
     if account is None:
         raise UsageError("the role's account is unknown: pass --account ID, or give a GetRole response as input")

@@ -30,9 +30,9 @@ def _cli_deps(settings: Settings) -> Any:
     from chalicelib.logs import make_logger
     from chalicelib.wiring import build_deps
 
-    logger = make_logger(settings.service_name, to_stderr=True)
-    if not os.environ.get("LOG_LEVEL"):
-        logger.setLevel("WARNING")
+    # People read the CLI's results, not its decision log: warnings only unless LOG_LEVEL asks for more.
+    level = settings.log_level if os.environ.get("LOG_LEVEL") else "WARNING"
+    logger = make_logger(settings.service_name, level=level, to_stderr=True)
     return build_deps(settings, logger=logger, idempotent=False)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -20,6 +21,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from chalicelib.embedded import EmbeddedAws, LocalApi, SlackStandIn
@@ -315,6 +317,10 @@ def _configure_environment(endpoint: str, webhook: str, mode: str) -> None:
         }
     )
     os.environ.pop("AWS_PROFILE", None)
+    # Everything the demo talks to is on loopback: never send it through a proxy the shell may set.
+    for name in ("NO_PROXY", "no_proxy"):
+        present = [part for part in os.environ.get(name, "").split(",") if part]
+        os.environ[name] = ",".join([*present, *(h for h in ("127.0.0.1", "localhost") if h not in present)])
 
 
 def _drive(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]) -> LocalApi:
@@ -374,7 +380,8 @@ def _drive(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]
         # What CloudTrail records for the bot's own fix comes back as an event: it must be a no-op.
         fixed_now: Any = iam.get_role(RoleName="orders-pipeline-sfn")["Role"]["AssumeRolePolicyDocument"]
         echo = cloudtrail_event(account, "UpdateAssumeRolePolicy", "orders-pipeline-sfn", "deputy-guard", fixed_now)
-        _invoke(client, echo, "orders-pipeline-sfn (echo of our own fix)", outcome, out)
+        label = "echo of our own fix" if outcome.mode == "enforce" else "a call by deputy-guard's own role"
+        _invoke(client, echo, f"orders-pipeline-sfn ({label})", outcome, out)
         # EventBridge delivers at least once: the same event again changes and announces nothing.
         _invoke(client, events[0][1], "orders-pipeline-sfn (same event delivered again)", outcome, out)
         out("")
@@ -487,17 +494,16 @@ def _print_closing(outcome: DemoOutcome, out: Callable[[str], None]) -> None:
 
 
 def _keep_running(outcome: DemoOutcome, out: Callable[[str], None]) -> None:
+    cli = shutil.which("deputy-guard") or str(Path(sys.argv[0]).resolve())
     out("")
-    out("still running (Ctrl-C to stop):")
+    out("still running (Ctrl-C to stop). In another shell:")
     out(
-        f"  embedded AWS:  export AWS_ENDPOINT_URL={outcome.endpoint} AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo"
+        f"  export AWS_ENDPOINT_URL={outcome.endpoint} AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo "
+        "AWS_DEFAULT_REGION=us-east-1 DEPUTY_GUARD_TABLE=deputy-guard-demo DEPUTY_GUARD_EXEMPTIONS='legacy-*' "
+        "NO_PROXY=127.0.0.1"
     )
-    out("                 AWS_DEFAULT_REGION=us-east-1 DEPUTY_GUARD_TABLE=deputy-guard-demo")
-    out("                 DEPUTY_GUARD_EXEMPTIONS='legacy-*'; deputy-guard scan")
-    out(
-        f"  REST API:      curl -s -X POST {outcome.api_url}/scans -H 'Content-Type: application/json' "
-        "-d '{\"dry_run\": true}'"
-    )
+    out(f"  {cli} scan")
+    out(f"  curl -s -X POST {outcome.api_url}/scans -H 'Content-Type: application/json' -d '{{\"dry_run\": true}}'")
     sys.stdout.flush()
     stop = threading.Event()
     # Ctrl-C or a plain `kill` both end the demo through the same clean shutdown (servers stopped).

@@ -54,7 +54,9 @@ _ARN_OPERATORS: Final = frozenset({"arnlike", "arnequals", "stringlike", "string
 # the value the fix writes, and is used only when an earlier block already holds the key: overwriting
 # an existing value could widen access, and a duplicate JSON key would be ambiguous.
 _ACCOUNT_FIX_OPERATORS: Final = ("StringEquals", "StringLike")
-_ARN_FIX_OPERATORS: Final = ("ArnLike", "ArnEquals", "StringLike")
+# Not StringLike: its * matches ":" too, so the wildcard value would not pin the account there. ForAnyValue:ArnLike
+# matches a single-valued key exactly as ArnLike does (and fails when the key is absent).
+_ARN_FIX_OPERATORS: Final = ("ArnLike", "ArnEquals", "ForAnyValue:ArnLike")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +119,18 @@ def _account_value_flaw(text: str, ctx: RoleContext) -> str | None:
     return "is a wildcard" if _has_wildcard(text) else "is not this role's account"
 
 
-def _arn_value_flaw(text: str, ctx: RoleContext) -> str | None:
+def _account_value_flaw_under(text: str, ctx: RoleContext, operator_base: str) -> str | None:
+    return _account_value_flaw(text, ctx)
+
+
+def _arn_value_flaw(text: str, ctx: RoleContext, operator_base: str = "arnlike") -> str | None:
     parts = text.split(":", 5)
     if len(parts) != 6 or parts[0] != "arn":
         return "is not an ARN"
+    if operator_base == "stringlike" and any(_has_wildcard(part) for part in parts[1:4]):
+        # Unlike ArnLike, StringLike's * also matches ':', so a wildcard before the account field lets a
+        # foreign ARN such as arn:aws:states:REGION:OTHER:stateMachine:ACCOUNT:1 match: no pin.
+        return "has a wildcard before the account field, which StringLike lets match ':' (use ArnLike)"
     if parts[1] != ctx.partition:
         return f"is not in partition {ctx.partition}"
     service = parts[2]
@@ -142,7 +152,7 @@ def _check_key(statement: NormalStatement, key: str, ctx: RoleContext) -> _KeyCh
     folded = key.lower()
     is_account = key == SOURCE_ACCOUNT
     allowed = _ACCOUNT_OPERATORS if is_account else _ARN_OPERATORS
-    value_flaw = _account_value_flaw if is_account else _arn_value_flaw
+    value_flaw = _account_value_flaw_under if is_account else _arn_value_flaw
     pinned = False
     reasons: list[str] = []
     problems: list[Problem] = []
@@ -186,7 +196,7 @@ def _check_key(statement: NormalStatement, key: str, ctx: RoleContext) -> _KeyCh
                 if text is None:
                     reason = f"under {entry.operator} with an unresolved template value"
                     break
-                flaw = value_flaw(text, ctx)
+                flaw = value_flaw(text, ctx, operator.base)
                 if flaw is not None:
                     reason = f"under {entry.operator} with value {text!r}, which {flaw}"
                     break

@@ -22,7 +22,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 _loggers: dict[str, Any] = {}
 
 
-def make_logger(service: str, *, to_stderr: bool = False) -> Any:
+def make_logger(service: str, *, level: str = "INFO", to_stderr: bool = False) -> Any:
     """The Powertools Logger (structured JSON) for this service, one per process.
 
     Powertools attaches its handler once per logger name, so every caller shares the first instance.
@@ -33,5 +33,7 @@ def make_logger(service: str, *, to_stderr: bool = False) -> Any:
     name = service
     if name not in _loggers:
         handler = _StderrHandler() if to_stderr else None
-        _loggers[name] = PowertoolsLogger(service=name, logger_handler=handler)
+        # The level is always given: left to itself, Powertools reads LOG_LEVEL and raises on a bad one
+        # before the settings can report it properly.
+        _loggers[name] = PowertoolsLogger(service=name, level=level, logger_handler=handler)
     return _loggers[name]

@@ -711,6 +711,8 @@ class SlackChannel:
         sleep: Callable[[float], None] = time.sleep,
         opener: urllib.request.OpenerDirector | None = None,
         name: str = "slack",
+        max_total_seconds: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -724,6 +726,10 @@ class SlackChannel:
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._sleep = sleep
+        # Retries never outlast this budget (plus one request timeout): a handler with a fix already
+        # written must not time out waiting on Slack (the API answers within 29 s, events within 60 s).
+        self._max_total = max_total_seconds
+        self._clock = clock
         self._opener = opener if opener is not None else urllib.request.build_opener(_NoRedirect)
 
     def __repr__(self) -> str:
@@ -768,6 +774,7 @@ class SlackChannel:
         url = self._webhook_url()
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         last_reason = "not attempted"
+        started = self._clock()
         for attempt in range(1, self._max_attempts + 1):
             try:
                 self._post_once(url, data)
@@ -781,7 +788,13 @@ class SlackChannel:
                     f"Slack rate limit: asked to wait {wait:g}s, more than the {self._max_retry_after:g}s allowed"
                 )
             if attempt < self._max_attempts:
-                self._sleep(wait if wait is not None else self._backoff(attempt))
+                pause = wait if wait is not None else self._backoff(attempt)
+                if self._clock() - started + pause > self._max_total:
+                    raise NotificationError(
+                        f"Slack webhook failed after {attempt} attempts: {last_reason}; "
+                        f"another wait would pass the {self._max_total:g}s budget"
+                    )
+                self._sleep(pause)
         raise NotificationError(f"Slack webhook failed after {self._max_attempts} attempts: {last_reason}")
 
     def _post_once(self, url: str, data: bytes) -> None:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalicelib.settings import Settings, SettingsError, load_settings
+from chalicelib.settings import LOG_LEVELS, Settings, SettingsError, load_settings
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {}
@@ -75,7 +75,11 @@ def _logger_unlocked() -> Any:
     if "logger" not in _state:
         from chalicelib.logs import make_logger
 
-        _state["logger"] = make_logger(os.environ.get("POWERTOOLS_SERVICE_NAME") or "deputy-guard")
+        level = (os.environ.get("LOG_LEVEL") or "INFO").upper()
+        # A bad LOG_LEVEL is reported by the settings (naming the variable); logging itself must still work.
+        _state["logger"] = make_logger(
+            os.environ.get("POWERTOOLS_SERVICE_NAME") or "deputy-guard", level=level if level in LOG_LEVELS else "INFO"
+        )
     return _state["logger"]
 
 
@@ -200,6 +204,7 @@ def post_scans(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
             next_token=token,
             budget_seconds=current.settings.scan_budget_seconds,
             trigger="scan",
+            account=_account(),
         )
     except BadToken as exc:
         raise BadInput(str(exc)) from None
@@ -270,6 +275,16 @@ def _only(body: Mapping[str, Any], allowed: set[str]) -> None:
     unknown = set(body) - allowed
     if unknown:
         raise BadInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+
+
+def _account() -> str:
+    """This account's id (sts:GetCallerIdentity, once per container), so a report with no role still names it."""
+    from chalicelib import aws
+
+    with _lock:
+        if "account" not in _state:
+            _state["account"], _arn = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
+        return str(_state["account"])
 
 
 def _settings_or_raise() -> Settings:

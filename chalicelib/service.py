@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -596,7 +597,17 @@ class ScanReport:
 
     @property
     def needs_action(self) -> bool:
-        return any(r.verdict in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW) for r in self.results)
+        """Anything left for a human: a finding neither fixed by this run nor deliberately exempted."""
+        settled = (Action.FIXED, Action.EXEMPT)
+        return any(
+            r.verdict in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW) and r.action not in settled for r in self.results
+        )
+
+
+def request_digest(role_names: Sequence[str] | None, path_prefix: str) -> str:
+    """What a continuation token is bound to: a digest, so a token for 1,000 role names stays short."""
+    request = json.dumps({"names": list(role_names or []), "prefix": path_prefix}, separators=(",", ":"))
+    return hashlib.sha256(request.encode()).hexdigest()[:32]
 
 
 def encode_token(state: Mapping[str, Any]) -> str:
@@ -640,7 +651,7 @@ def scan(
     if budget_seconds is not None:
         run.deadline = time.monotonic() + budget_seconds
     state = decode_token(next_token) if next_token else {}
-    request_key = {"names": list(role_names or []), "prefix": path_prefix}
+    request_key = request_digest(role_names, path_prefix)
     if state and state.get("request") != request_key:
         raise BadToken("next_token belongs to a different request")
     results: list[RoleResult] = []

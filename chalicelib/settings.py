@@ -22,6 +22,9 @@ DEFAULT_MAX_FIXES = 50
 DEFAULT_NOTIFY_WINDOW_HOURS = 24
 DEFAULT_SCAN_BUDGET_SECONDS = 25.0
 DEFAULT_OWNER = "default"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# API Gateway gives up on a request after 29 s: a scan page must answer before that.
+MAX_SCAN_BUDGET_SECONDS = 27.0
 
 E = TypeVar("E", Mode, Require)
 _BOOL_TRUE = {"1", "true", "yes", "on"}
@@ -79,6 +82,7 @@ class Settings:
     self_role_arns: tuple[str, ...] = ()
     service_name: str = "deputy-guard"
     metrics_namespace: str = "DeputyGuard"
+    log_level: str = "INFO"
 
     @property
     def slack_enabled(self) -> bool:
@@ -124,7 +128,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         fix_cloudformation=_bool(env, "DEPUTY_GUARD_FIX_CLOUDFORMATION", default=False),
         notify_window_hours=_int(env, "DEPUTY_GUARD_NOTIFY_WINDOW_HOURS", DEFAULT_NOTIFY_WINDOW_HOURS, minimum=0),
         default_owner=_opt(env, "DEPUTY_GUARD_DEFAULT_OWNER") or DEFAULT_OWNER,
-        scan_budget_seconds=_float(env, "DEPUTY_GUARD_SCAN_BUDGET_SECONDS", DEFAULT_SCAN_BUDGET_SECONDS),
+        scan_budget_seconds=_float(
+            env, "DEPUTY_GUARD_SCAN_BUDGET_SECONDS", DEFAULT_SCAN_BUDGET_SECONDS, maximum=MAX_SCAN_BUDGET_SECONDS
+        ),
+        log_level=_log_level(env),
         self_role_arns=self_roles,
         service_name=_opt(env, "POWERTOOLS_SERVICE_NAME") or "deputy-guard",
         metrics_namespace=_opt(env, "POWERTOOLS_METRICS_NAMESPACE") or "DeputyGuard",
@@ -210,7 +217,7 @@ def _opt_int(env: Mapping[str, str], name: str, *, minimum: int) -> int | None:
     return number
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, maximum: float) -> float:
     value = _opt(env, name)
     if value is None:
         return default
@@ -218,8 +225,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         number = float(value)
     except ValueError:
         raise SettingsError(f"{name} must be a number of seconds, not {value!r}") from None
-    if not 1 <= number <= 900:
-        raise SettingsError(f"{name} must be between 1 and 900 seconds, not {value}")
+    if not 1 <= number <= maximum:
+        raise SettingsError(f"{name} must be between 1 and {maximum:g} seconds, not {value}")
     return number
 
 
@@ -257,11 +264,18 @@ def _source_arns(env: Mapping[str, str]) -> tuple[str, ...]:
     if raw is None:
         return (DEFAULT_SOURCE_ARN,)
     arns = tuple(part.strip() for part in raw.split(",") if part.strip())
-    for arn in arns:
-        parts = arn.split(":")
-        if len(parts) < 6 or parts[0] != "arn" or parts[4] != "{account}" or parts[2] not in ("states", "*"):
-            raise SettingsError(
-                "DEPUTY_GUARD_SOURCE_ARN entries must look like arn:{partition}:states:REGION:{account}:RESOURCE "
-                f"(the account field must stay {{account}}), not {arn!r}"
-            )
+    try:
+        # The engine's own rule, so a value that passes here can never fail an evaluation later.
+        EngineOptions(source_arns=arns)
+    except ValueError as exc:
+        raise SettingsError(
+            f"DEPUTY_GUARD_SOURCE_ARN: {exc} (the partition and account fields must stay {{partition}} and {{account}})"
+        ) from None
     return arns
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    value = (_opt(env, "LOG_LEVEL") or "INFO").upper()
+    if value not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {env.get('LOG_LEVEL')!r}")
+    return value

@@ -136,7 +136,7 @@ def build_deps(
     idempotent: bool = True,
 ) -> Deps:
     """Real dependencies for the current credentials and endpoint."""
-    log = logger if logger is not None else make_logger(settings.service_name, to_stderr=True)
+    log = logger if logger is not None else make_logger(settings.service_name, level=settings.log_level, to_stderr=True)
     counter: Metrics = metrics if metrics is not None else CountingMetrics()
     table = aws.DynamoTable(aws.make_client("dynamodb"), settings.table)
     channels: list[Any] = []

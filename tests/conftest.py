@@ -20,8 +20,15 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("MOTO_ACCOUNT_ID", TEST_ACCOUNT)
-    # Any stray call to real AWS fails fast instead of leaving loopback.
+    # Any stray call to real AWS fails fast instead of leaving loopback: real endpoints are https, and
+    # https goes to a dead loopback proxy; moto intercepts before sending, and local servers are exempt.
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     yield
     from chalicelib import aws, runtime
 

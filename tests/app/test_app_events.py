@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 
 import pytest
 from chalice.test import Client
@@ -92,3 +93,15 @@ def test_bad_setting_fails_fast_naming_the_variable(client: Client, monkeypatch:
     runtime.reset()
     with pytest.raises(runtime.Misconfigured, match="DEPUTY_GUARD_MODE"):
         runtime.on_iam_event(load_event("CreateRole-states-vulnerable.json"), None)
+
+
+def test_bad_log_level_is_reported_by_name_not_by_a_logging_crash(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "verbose")
+    runtime.reset()
+    with pytest.raises(runtime.Misconfigured, match="LOG_LEVEL"):
+        runtime.observe(
+            SimpleNamespace(context=None),
+            lambda _event: runtime.on_iam_event(load_event("CreateRole-states-vulnerable.json"), None),
+        )

@@ -188,3 +188,22 @@ def test_every_route_requires_iam_authorisation() -> None:
         ("/roles/{role_name}/revert", "POST"),
     ]:
         assert type(routes[path][method].authorizer).__name__ == "IAMAuthorizer"
+
+
+def test_a_scan_of_many_named_roles_continues_through_a_short_token(client: Client, world: World) -> None:
+    # Given 1,000 role names (the most a request may name) and a budget that runs out at once
+    object.__setattr__(world.deps.settings, "scan_budget_seconds", 0.000001)
+    names = ["vulnerable-sfn", "compliant-sfn"] + [f"ghost-{i:03d}" for i in range(998)]
+    report = post(client, "/scans", {"dry_run": True, "role_names": names}).json_body
+    # Then the token stays small and continuing with it is accepted
+    assert report["complete"] is False and len(report["next_token"]) < 200
+    again = post(client, "/scans", {"dry_run": True, "role_names": names, "next_token": report["next_token"]})
+    assert again.status_code == 200
+    # And a token presented with another request is refused
+    other = post(client, "/scans", {"dry_run": True, "role_names": names[:5], "next_token": report["next_token"]})
+    assert other.status_code == 400
+
+
+def test_a_report_without_any_role_still_names_the_account(client: Client, world: World) -> None:
+    report = post(client, "/scans", {"dry_run": True, "role_names": ["ghost"]}).json_body
+    assert report["account"] == "111122223333" and report["results"] == [] and report["missing"] == ["ghost"]

@@ -46,9 +46,17 @@ def test_scan_fix_fixes_and_a_second_scan_is_clean(endpoint: str) -> None:
     create_role("vulnerable-sfn", VULNERABLE)
     fixed = run(endpoint, "scan", "--fix", "--format", "json")
     assert {r["role_name"]: r["action"] for r in json.loads(fixed.stdout)["results"]} == {"vulnerable-sfn": "fixed"}
+    assert fixed.returncode == 0  # everything found was fixed: nothing left to do
     clean = run(endpoint, "scan")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "1 roles (1 compliant)" in clean.stdout
+
+
+def test_exempt_findings_do_not_fail_the_scan(endpoint: str) -> None:
+    run(endpoint, "setup")
+    create_role("legacy-sfn", VULNERABLE)
+    result = run(endpoint, "scan", DEPUTY_GUARD_EXEMPTIONS="legacy-*")
+    assert result.returncode == 0, result.stdout
 
 
 def test_scan_table_names_verdict_role_problem_and_action(endpoint: str) -> None:

@@ -15,8 +15,9 @@ from tests.e2e.conftest import CLI
 pytestmark = pytest.mark.e2e
 
 
-def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
+def run_demo(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEPUTY_GUARD_", "AWS_", "MOTO_"))}
+    env = {k: v for k, v in env.items() if k.lower() != "no_proxy"} | extra
     return subprocess.run([CLI, "demo", *args], capture_output=True, text=True, timeout=180, env=env, check=False)
 
 
@@ -70,6 +71,14 @@ def test_dry_run_demo_changes_nothing() -> None:
     summary = json.loads(result.stdout)
     assert summary["fixes"] == [] and summary["slack_messages"] == [] and summary["sns_messages"] == []
     assert summary["final_verdicts"]["orders-pipeline-sfn"] == "non_compliant"
+
+
+def test_demo_works_behind_a_proxy_the_shell_sets() -> None:
+    # Given a shell whose proxy would swallow loopback traffic (a dead local port here)
+    result = run_demo("--json", "--mode", "notify", HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
+    # Then the demo still talks to its own loopback servers
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["slack_messages"]) == 6
 
 
 def test_human_output_tells_the_story() -> None:

@@ -64,6 +64,11 @@ def test_every_contract_variable_is_read() -> None:
         ("DEPUTY_GUARD_FIX_CLOUDFORMATION", "perhaps"),
         ("DEPUTY_GUARD_SCAN_BUDGET_SECONDS", "0"),
         ("DEPUTY_GUARD_SELF_ROLE_ARN", "deputy-guard"),
+        ("DEPUTY_GUARD_SOURCE_ARN", "arn:aws:states:*:{account}:*"),
+        ("DEPUTY_GUARD_SOURCE_ARN", "arn:{partition}:states:*:{account}:"),
+        ("DEPUTY_GUARD_SOURCE_ARN", ","),
+        ("DEPUTY_GUARD_SCAN_BUDGET_SECONDS", "29"),
+        ("LOG_LEVEL", "verbose"),
         ("DEPUTY_GUARD_SELF_ROLE_ARN", "arn:aws:iam::111122223333:role/a,deputy-guard"),
     ],
 )
@@ -101,3 +106,8 @@ def test_self_role_arns_accept_one_role_per_function() -> None:
         "arn:aws:iam::111122223333:role/deputy-guard-prod-OnIamEventRole-1A",
         "arn:aws:iam::111122223333:role/deputy-guard-prod-SweepRole-2B",
     )
+
+
+def test_a_narrower_source_arn_template_is_accepted() -> None:
+    settings = load_settings({"DEPUTY_GUARD_SOURCE_ARN": "arn:{partition}:states:us-east-1:{account}:stateMachine:*"})
+    assert settings.source_arns == ("arn:{partition}:states:us-east-1:{account}:stateMachine:*",)

@@ -180,3 +180,22 @@ def test_an_error_body_echoing_only_the_token_is_redacted(slack, sleep, make_not
     # Then not even a fragment of the token survives in the excerpt
     assert str(raised.value) == "Slack rejected the message: HTTP 410 channel_is_archived [redacted]"
     assert secret[:5] not in str(raised.value)
+
+
+def test_retries_stop_at_the_time_budget_so_a_handler_never_times_out(slack, make_notice):
+    # Given Slack rate-limits every attempt with a 10 s Retry-After, and a channel with a 15 s budget
+    slack.script(*[(429, {"Retry-After": "10"}, b"rate_limited")] * 4)
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    channel = SlackChannel(lambda: slack.url, sleep=sleep, timeout=2.0, max_total_seconds=15.0, clock=lambda: now[0])
+    # When a notice is sent
+    with pytest.raises(NotificationError, match="budget"):
+        channel.send(make_notice())
+    # Then it waited once (10 s), not a second time (20 s would pass the budget)
+    assert waits == [10.0]
+    assert len(slack.requests) == 2

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.service import encode_token, sweep
+from chalicelib.service import encode_token, request_digest, sweep
 from tests.reliability.conftest import Account
 from tests.world import COMPLIANT, VULNERABLE
 
@@ -103,7 +103,7 @@ def test_a_cursor_iam_no_longer_accepts_is_dropped_after_one_failure(account: Ma
     # Given a saved cursor whose ListRoles marker IAM now rejects
     acct = seeded(account, mode="enforce")
     assert acct.deps.cursor is not None
-    acct.deps.cursor.save(encode_token({"request": {"names": [], "prefix": "/"}, "marker": "expired", "skip": 0}))
+    acct.deps.cursor.save(encode_token({"request": request_digest(None, "/"), "marker": "expired", "skip": 0}))
     acct.faults.inject("iam", "ListRoles", "ValidationError", when=lambda r: "Marker=expired" in r.body)
     # When the next sweep runs, it fails on the marker
     with pytest.raises(Exception, match="ValidationError"):

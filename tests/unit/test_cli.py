@@ -190,12 +190,20 @@ def test_check_treats_a_service_linked_get_role_response_as_not_applicable(
     assert capsys.readouterr().out == "verdict: not_applicable\n"
 
 
-def test_check_flags_override_the_get_role_response(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # Given a protected policy read from another account's response, checked as this account's role
+def test_check_refuses_flags_that_contradict_the_get_role_response(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a policy pinned to ACCOUNT, in the GetRole response of a role in another account
     path = write(tmp_path, get_role(PROTECTED, "arn:aws:iam::444455556666:role/Orders"))
+    # Then, judged as the role it is, the pin names a foreign account
     assert cli.main(["check", "--format", "json", path]) == 1
     assert json.loads(capsys.readouterr().out)["verdict"] == "needs_review"
-    assert cli.main(["check", "--account", ACCOUNT, path]) == 0
+    # And an --account claiming otherwise is refused rather than allowed to make the foreign pin look own
+    assert cli.main(["check", "--account", ACCOUNT, path]) == 2
+    assert "contradicts the role ARN" in one_error_line(capsys.readouterr().err)
+    assert cli.main(["check", "--partition", "aws-cn", path]) == 2
+    capsys.readouterr()
+    assert cli.main(["check", "--account", "444455556666", path]) == 1  # agreeing flags are fine
 
 
 def test_check_never_guesses_the_account_from_the_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
