@@ -20,44 +20,11 @@ from chalicelib.models import Notice
 from chalicelib.service import Deps
 from chalicelib.settings import load_settings
 from chalicelib.wiring import CountingMetrics, build_deps
+from tests.documents import ACCOUNT, COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE
 from tests.reliability.support import WriteGuard
 
 EVENTS = Path(__file__).resolve().parent / "fixtures" / "events"
-ACCOUNT = "111122223333"
-
-VULNERABLE = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
-COMPLIANT = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "states.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {
-                "StringEquals": {"aws:SourceAccount": ACCOUNT},
-                "ArnLike": {"aws:SourceArn": f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:*"},
-            },
-        }
-    ],
-}
-FOREIGN = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "states.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": "999988887777"}},
-        }
-    ],
-}
-LAMBDA_ONLY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
+__all__ = ["ACCOUNT", "COMPLIANT", "FOREIGN", "LAMBDA_ONLY", "VULNERABLE", "World", "load_event", "make_world"]
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -14,27 +14,10 @@ from urllib.parse import quote
 import pytest
 
 from chalicelib import cli
+from tests.documents import ACCOUNT, COMPLIANT, VULNERABLE
 
-ACCOUNT = "111122223333"
 REPO = Path(__file__).resolve().parents[2]
-VULNERABLE = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
-PROTECTED = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "states.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {
-                "StringEquals": {"aws:SourceAccount": ACCOUNT},
-                "ArnLike": {"aws:SourceArn": f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:*"},
-            },
-        }
-    ],
-}
+PROTECTED = COMPLIANT
 EVENTS_ONLY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole"}],
