@@ -1,10 +1,13 @@
-"""The Powertools Logger, one per service name; importable without boto3 (the cold path of skipped events)."""
+"""Logging and metrics helpers, importable without boto3 (the cold path of skipped events)."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from chalicelib.events import Skip
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -37,3 +40,32 @@ def make_logger(service: str, *, level: str = "INFO", to_stderr: bool = False) -
         # before the settings can report it properly.
         _loggers[name] = PowertoolsLogger(service=name, level=level, logger_handler=handler)
     return _loggers[name]
+
+
+class PowertoolsMetrics:
+    """Powertools Metrics (CloudWatch EMF) behind the small Metrics protocol."""
+
+    def __init__(self, metrics: Any) -> None:
+        self._metrics = metrics
+
+    def add_metric(self, name: str, value: float = 1) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+class _Metrics(Protocol):
+    def add_metric(self, name: str, value: float = 1) -> None: ...
+
+
+class _Logger(Protocol):
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def report_skip(skip: Skip, logger: _Logger, metrics: _Metrics) -> dict[str, Any]:
+    """The one log line, metric and answer for an event that needs no work (service and cold path alike)."""
+    metrics.add_metric("EventsSkipped")
+    logger.info(
+        "event skipped", extra={"reason": skip.reason, "event_id": skip.event_id, "event_name": skip.event_name}
+    )
+    return {"status": "skipped", "reason": skip.reason, "event_id": skip.event_id}

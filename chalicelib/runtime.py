@@ -63,7 +63,8 @@ def deps() -> Any:
     with _lock:
         current = _settings_unlocked()
         if "deps" not in _state:
-            from chalicelib.wiring import PowertoolsMetrics, build_deps
+            from chalicelib.logs import PowertoolsMetrics
+            from chalicelib.wiring import build_deps
 
             _state["deps"] = build_deps(
                 current, logger=_logger_unlocked(), metrics=PowertoolsMetrics(_metrics_unlocked())
@@ -139,13 +140,10 @@ def on_iam_event(event: Any, context: Any) -> dict[str, Any]:
         # and metric as service.handle_event.
         early = to_role_ref(event)
         if isinstance(early, Skip):
+            from chalicelib.logs import PowertoolsMetrics, report_skip
+
             _settings_or_raise()
-            metrics().add_metric(name="EventsSkipped", unit="Count", value=1)
-            logger().info(
-                "event skipped",
-                extra={"reason": early.reason, "event_id": early.event_id, "event_name": early.event_name},
-            )
-            return {"status": "skipped", "reason": early.reason, "event_id": early.event_id}
+            return report_skip(early, logger(), PowertoolsMetrics(metrics()))
 
     from chalicelib.service import handle_event
 
@@ -173,12 +171,8 @@ def post_scans(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     from chalicelib.aws import AwsError
     from chalicelib.service import BadToken, scan
 
-    unknown = set(body) - _SCAN_FIELDS
-    if unknown:
-        raise BadInput(f"unknown field(s): {', '.join(sorted(unknown))}")
-    dry_run = body.get("dry_run", True)
-    if not isinstance(dry_run, bool):
-        raise BadInput("dry_run must be true or false")
+    _only(body, _SCAN_FIELDS)
+    dry_run = _bool_field(body, "dry_run", default=True)
     names = body.get("role_names")
     if names is not None:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -232,9 +226,7 @@ def remediate(role_name: str, body: Mapping[str, Any], caller: str | None) -> tu
     from chalicelib.service import remediate as run_remediate
 
     _only(body, {"dry_run"})
-    dry_run = body.get("dry_run", False)
-    if not isinstance(dry_run, bool):
-        raise BadInput("dry_run must be true or false")
+    dry_run = _bool_field(body, "dry_run", default=False)
     try:
         result = run_remediate(role_name, _deps_or_raise(), dry_run=dry_run, actor=caller)
     except AwsError as exc:
@@ -250,9 +242,7 @@ def revert(role_name: str, body: Mapping[str, Any], caller: str | None) -> tuple
     from chalicelib.service import revert as run_revert
 
     _only(body, {"force"})
-    force = body.get("force", False)
-    if not isinstance(force, bool):
-        raise BadInput("force must be true or false")
+    force = _bool_field(body, "force", default=False)
     try:
         result = run_revert(role_name, _deps_or_raise(), force=force, actor=caller)
     except AwsError as exc:
@@ -271,7 +261,14 @@ def valid_path_prefix(prefix: str) -> bool:
     return len(prefix) <= 512 and re.fullmatch(r"/([\x21-\x7e]*/)?", prefix) is not None
 
 
-def _only(body: Mapping[str, Any], allowed: set[str]) -> None:
+def _bool_field(body: Mapping[str, Any], name: str, *, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise BadInput(f"{name} must be true or false")
+    return value
+
+
+def _only(body: Mapping[str, Any], allowed: frozenset[str] | set[str]) -> None:
     unknown = set(body) - allowed
     if unknown:
         raise BadInput(f"unknown field(s): {', '.join(sorted(unknown))}")

@@ -22,6 +22,7 @@ from chalicelib.audit import AuditTrail, ChangeKind, ChangeRecord, ChangeStatus,
 from chalicelib.aws import AccessDenied, AwsError, LimitExceeded, MalformedPolicy, NotFound, Unavailable
 from chalicelib.engine import evaluate
 from chalicelib.events import RoleRef, Skip, to_role_ref
+from chalicelib.logs import report_skip
 from chalicelib.models import (
     DEFAULT_SIZE_QUOTA,
     Action,
@@ -495,12 +496,7 @@ def handle_event(event: Mapping[str, Any], deps: Deps) -> dict[str, Any]:
 
     parsed = to_role_ref(event, is_self)
     if isinstance(parsed, Skip):
-        deps.metrics.add_metric("EventsSkipped")
-        deps.logger.info(
-            "event skipped",
-            extra={"reason": parsed.reason, "event_id": parsed.event_id, "event_name": parsed.event_name},
-        )
-        return {"status": "skipped", "reason": parsed.reason, "event_id": parsed.event_id}
+        return report_skip(parsed, deps.logger, deps.metrics)
     ref = parsed
     if deps.once is None:
         return _handle_ref(ref, deps)

@@ -31,18 +31,6 @@ class CountingMetrics:
         self.counts[name] = self.counts.get(name, 0) + value
 
 
-class PowertoolsMetrics:
-    """Powertools Metrics (CloudWatch EMF) behind the small Metrics protocol."""
-
-    def __init__(self, metrics: Any) -> None:
-        self._metrics = metrics
-
-    def add_metric(self, name: str, value: float = 1) -> None:
-        from aws_lambda_powertools.metrics import MetricUnit
-
-        self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-
-
 class PowertoolsOnceGuard:
     """At most once per event id, with Powertools Idempotency on the deputy-guard table.
 
