@@ -33,7 +33,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import LOOPBACK, REGION, ROOT, LatencyAws, machine, use_fake_aws, versions
+from bench.harness import (
+    FAKE_AWS_ENV,
+    LOOPBACK,
+    REGION,
+    ROOT,
+    LatencyAws,
+    compliant_trust,
+    machine,
+    use_fake_aws,
+    versions,
+)
 
 TARGET_RATIO = 1.3
 TABLE = "deputy-guard-bench"
@@ -91,16 +101,9 @@ sys.__stdout__.write("BENCH_RESULT " + json.dumps({
 def child_env(endpoint: str, *, no_bytecode: bool) -> dict[str, str]:
     """What the function's environment holds (stage variables), with fake credentials and a loopback endpoint."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
+    env.update(FAKE_AWS_ENV)
     env.update(
         {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_SESSION_TOKEN": "bench",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_ENDPOINT_URL": endpoint,
             "AWS_LAMBDA_FUNCTION_NAME": "deputy-guard-prod-on_iam_event",
             "POWERTOOLS_SERVICE_NAME": "deputy-guard",
@@ -373,20 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="deputy-guard-bench-"))
     try:
         account = DEFAULT_ACCOUNT_ID
-        compliant = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "states.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {
-                        "StringEquals": {"aws:SourceAccount": account},
-                        "ArnLike": {"aws:SourceArn": f"arn:aws:states:us-east-1:{account}:stateMachine:*"},
-                    },
-                }
-            ],
-        }
+        compliant = compliant_trust(account)
         get_backend("iam")[account]["global"].create_role("billing-sfn", json.dumps(compliant), "/", None, "", [], None)
         irrelevant = ROOT / "tests" / "fixtures" / "events" / "CreateRole-lambda-irrelevant.json"
         relevant = work / "compliant-event.json"

@@ -30,12 +30,14 @@ from bench.harness import (
     ROOT,
     CallCounter,
     calls_text,
+    compliant_trust,
     count_project_clients,
     machine,
     quiet,
     summary_ms,
     use_fake_aws,
     versions,
+    vulnerable_trust,
 )
 
 ACCOUNT = "111122223333"  # the account of the fixtures; moto answers as this account
@@ -43,24 +45,8 @@ SELF_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/deputy-guard-prod"  # the issuer o
 EVENTS = ROOT / "tests" / "fixtures" / "events"
 TABLE = "deputy-guard-bench"
 WARMUP = 10
-VULNERABLE = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
-COMPLIANT = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "states.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {
-                "StringEquals": {"aws:SourceAccount": ACCOUNT},
-                "ArnLike": {"aws:SourceArn": f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:*"},
-            },
-        }
-    ],
-}
+VULNERABLE = vulnerable_trust()
+COMPLIANT = compliant_trust(ACCOUNT)
 
 
 def fixture(name: str, role_name: str | None = None) -> dict[str, Any]:

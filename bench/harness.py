@@ -91,24 +91,53 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
 
 # --- fake AWS environment ---------------------------------------------------------------------------
 
+# Fake credentials, us-east-1, and no profile or config file: nothing a benchmark runs can reach real AWS.
+FAKE_AWS_ENV: dict[str, str] = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_SESSION_TOKEN": "bench",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def vulnerable_trust() -> dict[str, Any]:
+    """A Step Functions trust policy with neither confused-deputy condition."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+def compliant_trust(account: str) -> dict[str, Any]:
+    """AWS's own protected example, for ``account``."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "states.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account},
+                    "ArnLike": {"aws:SourceArn": f"arn:aws:states:us-east-1:{account}:stateMachine:*"},
+                },
+            }
+        ],
+    }
+
 
 def use_fake_aws(endpoint: str | None) -> None:
     """Fake credentials, us-east-1, no profile or config file; ``endpoint`` (loopback) or none for moto in-process."""
     for key in list(os.environ):
         if key.startswith(("AWS_", "DEPUTY_GUARD_")):
             del os.environ[key]
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_SESSION_TOKEN": "bench",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
-    )
+    os.environ.update(FAKE_AWS_ENV)
     if endpoint is not None:
         if not endpoint.startswith(f"http://{LOOPBACK}:"):
             raise ValueError(f"benchmarks only talk to loopback, not {endpoint}")
