@@ -35,7 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 requirements: $(STAMP)
-	$(BIN)/python -m chalicelib.requirements > requirements.txt
+	$(BIN)/python -m deputy_guard.requirements > requirements.txt
 
 # `chalice package --merge-template` into $(DIST), offline: pip (run by Chalice) installs requirements.txt
 # from wheels rebuilt out of .venv, from a clean copy of the project (docs/deployment.md).
@@ -43,7 +43,7 @@ STAGE ?= prod
 DIST  ?= dist
 BUILD ?= build/package
 package: $(STAMP)
-	$(BIN)/python -m chalicelib.requirements --check
+	$(BIN)/python -m deputy_guard.requirements --check
 	$(BIN)/python deploy/bundle.py stage --out $(BUILD)/src
 	$(BIN)/python deploy/bundle.py wheelhouse --requirements requirements.txt --out $(BUILD)/wheelhouse
 	rm -rf $(DIST)

@@ -19,7 +19,7 @@ from chalice.app import (
     Response,
 )
 
-from chalicelib import runtime
+from chalicelib.runtime import handlers as runtime
 
 # Powertools Logger owns the "deputy-guard" logger; Chalice's own handler on it would print every line twice.
 app = Chalice(app_name="deputy-guard", configure_logs=False)

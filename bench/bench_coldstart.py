@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     from moto.backends import get_backend
     from moto.core.models import DEFAULT_ACCOUNT_ID
 
-    from chalicelib.demo import cloudtrail_event
+    from deputy_guard.demo import cloudtrail_event
 
     server = LatencyAws(0.0).start()
     work = Path(tempfile.mkdtemp(prefix="deputy-guard-bench-"))
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         assert server.url.startswith(f"http://{LOOPBACK}:")
         # The table the idempotency guard writes to, as the stack creates it.
         use_fake_aws(server.url)
-        from chalicelib import aws
+        from chalicelib.adapters import aws
 
         aws.reset_clients()
         aws.DynamoTable(aws.make_client("dynamodb"), TABLE).ensure_exists()

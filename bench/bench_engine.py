@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chalicelib.engine import evaluate, plan_fix
-from chalicelib.models import RoleContext, Verdict
+from chalicelib.domain.engine import evaluate, plan_fix
+from chalicelib.domain.models import RoleContext, Verdict
 
 ACCOUNT = "111122223333"
 TARGET_EVALUATIONS = 20_000

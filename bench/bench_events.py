@@ -6,7 +6,7 @@ Run: .venv/bin/python bench/bench_events.py [--runs 200] [--json]
 AWS is moto in-process (``mock_aws``): no network, so a latency here is deputy-guard's own work plus
 botocore's request building and parsing plus moto's handling; against AWS each call adds a round trip.
 Events are the real-shaped fixtures of tests/fixtures/events (fresh ids per run) and, for the compliant
-role, chalicelib.demo's ``cloudtrail_event``.
+role, deputy_guard.demo's ``cloudtrail_event``.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def kinds(iam: Any, handle: Callable[[dict[str, Any], Any], dict[str, Any]]) -> 
         return event
 
     def compliant(_run: int, _deps: Any) -> dict[str, Any]:
-        from chalicelib.demo import cloudtrail_event
+        from deputy_guard.demo import cloudtrail_event
 
         return cloudtrail_event(ACCOUNT, "UpdateAssumeRolePolicy", "bench-billing-sfn", "bob", COMPLIANT)
 
@@ -213,10 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     with mock_aws():
         from moto.backends import get_backend
 
-        from chalicelib import aws
+        from chalicelib.adapters import aws
+        from chalicelib.domain.settings import load_settings
+        from chalicelib.runtime.wiring import CountingMetrics, build_deps
         from chalicelib.service import handle_event
-        from chalicelib.settings import load_settings
-        from chalicelib.wiring import CountingMetrics, build_deps
 
         aws.reset_clients()  # clients made before mock_aws started would not be mocked
         topic = aws.make_client("sns").create_topic(Name="deputy-guard-bench")["TopicArn"]

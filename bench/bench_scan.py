@@ -155,8 +155,8 @@ def shapes(account: str) -> list[Shape]:
 
 def check_shapes(block: list[Shape], account: str) -> None:
     """Every shape must get the verdict the mix says, or the benchmark measures the wrong thing."""
-    from chalicelib.engine import evaluate
-    from chalicelib.models import RoleContext
+    from chalicelib.domain.engine import evaluate
+    from chalicelib.domain.models import RoleContext
 
     for shape in {s.prefix: s for s in block}.values():
         context = RoleContext(account_id=account, path=shape.path, role_name=shape.prefix)
@@ -205,8 +205,8 @@ class NaiveRun:
 
 def run_naive(client: Any, expected: dict[str, str], sample: int) -> NaiveRun:
     """ListRoles for the names, then GetRole and evaluate each role (an evenly spaced sample above ``sample``)."""
-    from chalicelib.engine import evaluate
-    from chalicelib.models import RoleContext
+    from chalicelib.domain.engine import evaluate
+    from chalicelib.domain.models import RoleContext
 
     start = time.perf_counter()
     names: list[str] = []
@@ -338,9 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         from moto.backends import get_backend
         from moto.core.models import DEFAULT_ACCOUNT_ID
 
-        from chalicelib import aws
-        from chalicelib.settings import load_settings
-        from chalicelib.wiring import build_deps
+        from chalicelib.adapters import aws
+        from chalicelib.domain.settings import load_settings
+        from chalicelib.runtime.wiring import build_deps
 
         account = DEFAULT_ACCOUNT_ID
         block = shapes(account)

@@ -177,8 +177,8 @@ class CallCounter:
 
 
 def count_project_clients(counter: CallCounter, services: Iterable[str] = ("iam", "dynamodb", "sns", "sts")) -> None:
-    """Attach ``counter`` to the cached clients that ``chalicelib.aws.make_client`` hands out."""
-    from chalicelib import aws
+    """Attach ``counter`` to the cached clients that ``chalicelib.adapters.aws.make_client`` hands out."""
+    from chalicelib.adapters import aws
 
     for service in services:
         counter.attach(aws.make_client(service))

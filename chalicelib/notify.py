@@ -1,7 +1,7 @@
 """Owner notifications: pure renderers for SNS and Slack, the two channels, and a dedup-aware notifier.
 
 Rendering is pure: a ``Notice`` in, plain data out. The channels do their I/O through what they are
-handed (an SNS publisher such as ``chalicelib.aws.SnsGateway``, a webhook URL provider), so this module
+handed (an SNS publisher such as ``chalicelib.adapters.aws.SnsGateway``, a webhook URL provider), so this module
 imports neither boto3 nor ``os``. The schema the SNS renderers produce is documented in
 ``docs/notifications.md``; change the two together.
 """
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
-from chalicelib.models import NOTICE_SCHEMA_VERSION, Action, Notice, Problem, Verdict
+from chalicelib.domain.models import NOTICE_SCHEMA_VERSION, Action, Notice, Problem, Verdict
 
 __all__ = [
     "DEFAULT_OWNER_TAGS",
@@ -609,7 +609,7 @@ class Channel(Protocol):
 
 
 class SnsPublisher(Protocol):
-    """What ``SnsChannel`` needs from the SNS gateway (``chalicelib.aws.SnsGateway``)."""
+    """What ``SnsChannel`` needs from the SNS gateway (``chalicelib.adapters.aws.SnsGateway``)."""
 
     def publish_message(self, topic_arn: str, subject: str, message: str, attributes: Mapping[str, str]) -> str: ...
 

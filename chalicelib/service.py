@@ -18,12 +18,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from chalicelib.audit import AuditTrail, ChangeKind, ChangeRecord, ChangeStatus, Clock, SweepCursor, utc_now
-from chalicelib.aws import AccessDenied, AwsError, LimitExceeded, MalformedPolicy, NotFound, Unavailable
-from chalicelib.engine import evaluate
-from chalicelib.events import RoleRef, Skip, to_role_ref
-from chalicelib.logs import report_skip
-from chalicelib.models import (
+from chalicelib.adapters.aws import AccessDenied, AwsError, LimitExceeded, MalformedPolicy, NotFound, Unavailable
+from chalicelib.adapters.store import AuditTrail, ChangeKind, ChangeRecord, ChangeStatus, Clock, SweepCursor, utc_now
+from chalicelib.domain.engine import evaluate
+from chalicelib.domain.events import RoleRef, Skip, to_role_ref
+from chalicelib.domain.models import (
     DEFAULT_SIZE_QUOTA,
     Action,
     Evaluation,
@@ -34,9 +33,10 @@ from chalicelib.models import (
     RoleRecord,
     Verdict,
 )
+from chalicelib.domain.policy import PolicyError, parse_policy, render_diff
+from chalicelib.domain.settings import Settings
 from chalicelib.notify import resolve_owner
-from chalicelib.policy import PolicyError, parse_policy, render_diff
-from chalicelib.settings import Settings
+from chalicelib.runtime.logs import report_skip
 
 MODE_TAG = "deputy-guard:mode"
 REASON_TAG = "deputy-guard:reason"
@@ -52,7 +52,7 @@ RECHECK_AFTER_SECONDS = 1.0
 
 
 class Iam(Protocol):
-    """The IAM gateway as the service sees it (chalicelib.aws.IamGateway)."""
+    """The IAM gateway as the service sees it (chalicelib.adapters.aws.IamGateway)."""
 
     def get_role(self, name: str) -> RoleRecord | None: ...
 

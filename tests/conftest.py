@@ -30,7 +30,8 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     yield
-    from chalicelib import aws, runtime
+    from chalicelib.adapters import aws
+    from chalicelib.runtime import handlers as runtime
 
     runtime.reset()
     aws.reset_clients()

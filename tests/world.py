@@ -14,12 +14,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib import aws
-from chalicelib.audit import AuditTrail
-from chalicelib.models import Notice
+from chalicelib.adapters import aws
+from chalicelib.adapters.store import AuditTrail
+from chalicelib.domain.models import Notice
+from chalicelib.domain.settings import load_settings
+from chalicelib.runtime.wiring import CountingMetrics, build_deps
 from chalicelib.service import Deps
-from chalicelib.settings import load_settings
-from chalicelib.wiring import CountingMetrics, build_deps
 from tests.documents import ACCOUNT, COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE
 from tests.reliability.support import WriteGuard
 

@@ -9,7 +9,7 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import runtime
+from chalicelib.runtime import handlers as runtime
 from tests.world import VULNERABLE, World, load_event
 
 MakeWorld = Callable[..., World]

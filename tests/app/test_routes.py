@@ -10,7 +10,7 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import runtime
+from chalicelib.runtime import handlers as runtime
 from tests.world import COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World
 
 MakeWorld = Callable[..., World]

@@ -1,6 +1,6 @@
 """The bot's IAM policy grants what the code calls, and nothing else (policies/deputy-guard-policy.json).
 
-Every AWS call is read from the code itself (chalicelib/aws.py's gateways, with ``ast``), mapped to its
+Every AWS call is read from the code itself (chalicelib/adapters/aws.py's gateways, with ``ast``), mapped to its
 IAM action through botocore's own service models, and checked against the policy. An IAM policy
 simulation needs AWS, so the policy is judged by a small evaluator (support.PolicyEvaluator) and its
 actions and ARNs against cfn-lint's copy of the Service Authorization Reference.
@@ -23,7 +23,7 @@ import pytest
 from chalicelib.service import MODE_TAG, REASON_TAG
 from tests.deploy.support import CONFIG_FILE, POLICY_FILE, PROJECT, PolicyEvaluator, load_json
 
-AWS_MODULE = PROJECT / "chalicelib" / "aws.py"
+AWS_MODULE = PROJECT / "chalicelib" / "adapters" / "aws.py"
 
 # The client type each gateway's constructor takes -> the IAM service prefix of its calls.
 CLIENT_SERVICES = {"IAMClient": "iam", "STSClient": "sts", "SNSClient": "sns", "DynamoDBClient": "dynamodb"}
@@ -129,10 +129,11 @@ def _imports(path: Path) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "chalicelib":
-                names.update(f"chalicelib.{a.name}" for a in node.names)
-            elif node.module.startswith("chalicelib."):
+            if node.module == "chalicelib" or node.module.startswith("chalicelib."):
+                # `from chalicelib.runtime import handlers` imports a module; `from chalicelib.domain.models
+                # import Verdict` imports a name: keep both spellings, and lambda_modules() keeps the files.
                 names.add(node.module)
+                names.update(f"{node.module}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
             names.update(a.name for a in node.names if a.name.startswith("chalicelib."))
     return names
@@ -163,7 +164,7 @@ def _referenced(path: Path, attribute: str) -> bool:
 @cache
 def operator_only_methods() -> set[str]:
     """Gateway methods no Lambda module references: the CLI's `deputy-guard setup` uses them."""
-    modules = [p for name, p in lambda_modules().items() if name != "chalicelib.aws"]
+    modules = [p for name, p in lambda_modules().items() if name != "chalicelib.adapters.aws"]
     return {
         qualified
         for qualified in gateway_calls()
@@ -194,7 +195,7 @@ def lambda_calls() -> set[str]:
 
 
 def test_the_scan_finds_the_known_gateway_calls() -> None:
-    # Given the gateways in chalicelib/aws.py / When they are scanned / Then the known calls are all there
+    # Given the gateways in chalicelib/adapters/aws.py / When they are scanned / Then the known calls are all there
     found = {call for ops in gateway_calls().values() for call in ops}
     assert found >= {
         "iam:GetRole",
@@ -217,14 +218,14 @@ def test_every_library_made_call_is_accounted_for() -> None:
     # Powertools gets clients for these services only; a new one must be mapped in PARAMETER_CALLS
     assert module_level_clients() == set(PARAMETER_CALLS)
     # and the DynamoDB idempotency calls are listed because wiring really uses Powertools Idempotency
-    assert _referenced(PROJECT / "chalicelib" / "wiring.py", "DynamoDBPersistenceLayer")
+    assert _referenced(PROJECT / "chalicelib" / "runtime" / "wiring.py", "DynamoDBPersistenceLayer")
 
 
 def test_table_creation_is_operator_only() -> None:
     # The packaged stack creates the table; `deputy-guard setup` (CLI) creates it for `chalice deploy`
     assert operator_only_methods() == {"DynamoTable.ensure_exists"}
-    assert "chalicelib.commands" not in lambda_modules()
-    assert "chalicelib.cli" not in lambda_modules()
+    assert "deputy_guard.commands" not in lambda_modules()
+    assert "deputy_guard.cli" not in lambda_modules()
 
 
 # --- policy versus code ----------------------------------------------------------------------------------

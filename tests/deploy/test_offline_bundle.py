@@ -181,7 +181,7 @@ def test_staging_copies_what_chalice_deploys_without_bytecode(tmp_path: Path) ->
     copied = bundle.stage_project(PROJECT, tmp_path / "src")
     assert set(copied) >= {"app.py", "requirements.txt", "chalicelib", "policies", ".chalice/config.json"}
     staged = {p.relative_to(tmp_path / "src").as_posix() for p in (tmp_path / "src").rglob("*") if p.is_file()}
-    assert "chalicelib/aws.py" in staged and ".chalice/resources.json" in staged
+    assert "chalicelib/adapters/aws.py" in staged and ".chalice/resources.json" in staged
     assert not any("__pycache__" in p or p.endswith(".pyc") for p in staged)
     assert not any(p.startswith((".chalice/deployments", ".chalice/deployed", "tests/", ".venv/")) for p in staged)
 

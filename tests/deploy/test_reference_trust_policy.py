@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from chalicelib.engine import evaluate
-from chalicelib.models import EngineOptions, Require, RoleContext, Verdict
+from chalicelib.domain.engine import evaluate
+from chalicelib.domain.models import EngineOptions, Require, RoleContext, Verdict
 from tests.deploy.support import PROJECT, load_json
 
 REFERENCE = PROJECT / "policies" / "step-functions-trust-policy.json"

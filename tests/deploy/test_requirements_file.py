@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import requirements
+from deputy_guard import requirements
 from tests.deploy.support import PROJECT
 
 
@@ -51,7 +51,7 @@ def test_a_pyproject_without_a_dependency_list_is_an_error(pyproject: dict[str, 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chalicelib.requirements", *args],
+        [sys.executable, "-m", "deputy_guard.requirements", *args],
         cwd=PROJECT,
         capture_output=True,
         text=True,

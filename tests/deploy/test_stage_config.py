@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import app as chalice_app
-from chalicelib.models import Mode
-from chalicelib.settings import DEFAULT_SCAN_BUDGET_SECONDS, load_settings
+from chalicelib.domain.models import Mode
+from chalicelib.domain.settings import DEFAULT_SCAN_BUDGET_SECONDS, load_settings
 from tests.deploy.support import CONFIG_FILE, PROJECT, load_json
 
 STAGES = ("dev", "prod")
@@ -21,7 +21,7 @@ API_GATEWAY_LIMIT_SECONDS = 29
 def known_variables() -> set[str]:
     """Every environment variable the bot reads: the names settings.py and runtime.py spell out, and LOG_LEVEL."""
     names = {"LOG_LEVEL"}  # read by Powertools Logger itself
-    for module in ("settings.py", "runtime.py"):
+    for module in ("domain/settings.py", "runtime/handlers.py"):
         tree = ast.parse((PROJECT / "chalicelib" / module).read_text(encoding="utf-8"))
         names |= {
             n.value

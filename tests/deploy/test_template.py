@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import app as chalice_app
-from chalicelib.settings import load_settings
+from chalicelib.domain.settings import load_settings
 from tests.deploy.support import (
     MERGE_TEMPLATE,
     PACKAGED_SCHEDULE,
@@ -336,7 +336,7 @@ def test_the_package_imports_on_its_own(packaged: Packaged, tmp_path: Path) -> N
     code = "\n".join(
         [
             "import os, sys; sys.path.insert(0, '.')",
-            "import app, boto3, chalicelib.wiring, chalicelib.service",
+            "import app, boto3, chalicelib.runtime.wiring, chalicelib.service",
             "from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer",
             "from aws_lambda_powertools.utilities import parameters",
             "here = os.path.realpath(os.getcwd())",

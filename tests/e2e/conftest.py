@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.embedded import EmbeddedAws, SlackStandIn
+from deputy_guard.embedded import EmbeddedAws, SlackStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).with_name("deputy-guard"))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.embedded import SlackStandIn
+from deputy_guard.embedded import SlackStandIn
 from tests.e2e.conftest import ROOT, cli_env, client, create_role, trust
 from tests.world import FOREIGN, VULNERABLE
 

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from chalicelib.events import RoleRef, Skip, self_role_from_arn, to_role_ref
+from chalicelib.domain.events import RoleRef, Skip, self_role_from_arn, to_role_ref
 from tests.world import ACCOUNT, load_event
 
 BOT = (ACCOUNT, "deputy-guard-prod")

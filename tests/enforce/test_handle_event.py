@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from chalicelib.audit import ChangeKind, ChangeStatus
-from chalicelib.models import Action, Verdict
+from chalicelib.adapters.store import ChangeKind, ChangeStatus
+from chalicelib.domain.models import Action, Verdict
 from chalicelib.service import handle_event
 from tests.world import ACCOUNT, COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World, load_event
 

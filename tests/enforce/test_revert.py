@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from chalicelib.audit import ChangeKind, ChangeStatus
+from chalicelib.adapters.store import ChangeKind, ChangeStatus
 from chalicelib.service import handle_event, revert
 from tests.world import COMPLIANT, VULNERABLE, World, load_event
 

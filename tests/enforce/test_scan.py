@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from chalicelib.models import Mode
+from chalicelib.domain.models import Mode
 from chalicelib.service import scan, sweep
 from tests.world import COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World
 

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from chalicelib.models import Mode, Require
-from chalicelib.settings import Exemption, SettingsError, load_settings, parse_exemptions
+from chalicelib.domain.models import Mode, Require
+from chalicelib.domain.settings import Exemption, SettingsError, load_settings, parse_exemptions
 
 
 def test_defaults_follow_the_contract() -> None:

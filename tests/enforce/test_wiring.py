@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import boto3
 
-from chalicelib import aws
-from chalicelib.settings import load_settings
-from chalicelib.wiring import _webhook_provider
+from chalicelib.adapters import aws
+from chalicelib.domain.settings import load_settings
+from chalicelib.runtime.wiring import _webhook_provider
 from tests.world import World
 
 MakeWorld = Callable[..., World]

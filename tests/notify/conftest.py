@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.aws import SnsGateway
-from chalicelib.models import Action, Notice, Problem, ProblemCode, Verdict
+from chalicelib.adapters.aws import SnsGateway
+from chalicelib.domain.models import Action, Notice, Problem, ProblemCode, Verdict
 
 ACCOUNT = "111122223333"
 # A recognisable secret: if any of this shows up in a log or error, the test that looks for it fails.

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.models import Action, Problem, ProblemCode, Verdict
+from chalicelib.domain.models import Action, Problem, ProblemCode, Verdict
 from chalicelib.notify import (
     DEFAULT_WINDOW_SECONDS,
     DeliveryStatus,

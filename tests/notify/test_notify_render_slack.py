@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from chalicelib.models import Action, Problem, ProblemCode, Verdict
+from chalicelib.domain.models import Action, Problem, ProblemCode, Verdict
 from chalicelib.notify import console_url, render_slack, render_slack_digest
 
 

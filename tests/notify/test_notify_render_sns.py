@@ -3,7 +3,7 @@
 import json
 from dataclasses import replace
 
-from chalicelib.models import NOTICE_SCHEMA_VERSION, Action, Problem, ProblemCode, Verdict
+from chalicelib.domain.models import NOTICE_SCHEMA_VERSION, Action, Problem, ProblemCode, Verdict
 from chalicelib.notify import (
     SNS_MESSAGE_BUDGET,
     SNS_SUBJECT_MAX,

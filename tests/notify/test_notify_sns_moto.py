@@ -6,7 +6,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.models import Action, Verdict
+from chalicelib.domain.models import Action, Verdict
 from chalicelib.notify import SnsChannel
 
 REGION = "us-east-1"

@@ -11,10 +11,10 @@ import boto3
 import pytest
 from botocore.retries import standard
 
-from chalicelib import aws
-from chalicelib.audit import DynamoLedger
+from chalicelib.adapters import aws
+from chalicelib.adapters.store import DynamoLedger
 from chalicelib.notify import Notifier, SlackChannel, SnsChannel
-from chalicelib.wiring import PowertoolsOnceGuard
+from chalicelib.runtime.wiring import PowertoolsOnceGuard
 from tests.reliability.support import FUZZ_COUNTS, Faults, RecordingLogger, WriteGuard, audit_items
 from tests.world import ACCOUNT, World
 

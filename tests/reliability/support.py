@@ -2,7 +2,7 @@
 
 Faults are injected where AWS would produce them: a ``before-send`` handler on the bot's own botocore
 client answers with a real error response, so botocore parses it, its *standard* retry mode retries
-it for real, and ``chalicelib.aws`` translates what is left. Nothing in the code under test is patched.
+it for real, and ``chalicelib.adapters.aws`` translates what is left. Nothing in the code under test is patched.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
-from chalicelib import aws
-from chalicelib.policy import PolicyError, parse_policy, statement_list
+from chalicelib.adapters import aws
+from chalicelib.domain.policy import PolicyError, parse_policy, statement_list
 
 # Inputs tried by each fuzz test, printed at the end of the run (see conftest.pytest_terminal_summary).
 FUZZ_COUNTS: Counter[str] = Counter()
@@ -113,7 +113,7 @@ class Fault:
 
 
 class Faults:
-    """Injects faults into the clients chalicelib.aws hands the bot (cached per test)."""
+    """Injects faults into the clients chalicelib.adapters.aws hands the bot (cached per test)."""
 
     def __init__(self) -> None:
         self._handlers: list[tuple[Any, str, Callable[..., Any]]] = []

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from chalicelib.models import Action, Verdict
+from chalicelib.domain.models import Action, Verdict
 from chalicelib.service import handle_event, revert, scan
 from tests.reliability.conftest import Account
 from tests.reliability.support import dynamo_item_pk_startswith, on_role, query_params

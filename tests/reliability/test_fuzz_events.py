@@ -13,8 +13,8 @@ from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 
 import app as app_module
-from chalicelib import runtime
-from chalicelib.events import RoleRef, Skip, to_role_ref
+from chalicelib.domain.events import RoleRef, Skip, to_role_ref
+from chalicelib.runtime import handlers as runtime
 from chalicelib.service import handle_event
 from tests.reliability.conftest import Account
 from tests.reliability.strategies import FIXTURE_EVENTS, events

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
-from chalicelib.engine import evaluate
-from chalicelib.models import RoleContext, Verdict
+from chalicelib.domain.engine import evaluate
+from chalicelib.domain.models import RoleContext, Verdict
 from chalicelib.service import handle_event
 from tests.reliability.conftest import Account
 from tests.reliability.strategies import STATES, hostile_policies, nested

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import app as app_module
-from chalicelib import runtime
+from chalicelib.runtime import handlers as runtime
 from tests.reliability.conftest import Account
 from tests.reliability.strategies import flag_bodies, odd_role_names, raw_bodies, scan_bodies
 from tests.reliability.support import FUZZ_COUNTS

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from chalicelib.aws import Throttled
+from chalicelib.adapters.aws import Throttled
 from chalicelib.service import handle_event
 from tests.reliability.conftest import Account
 from tests.reliability.support import dynamo_item_pk_startswith

@@ -24,9 +24,9 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import runtime
-from chalicelib.embedded import SlackStandIn
-from chalicelib.wiring import build_deps
+from chalicelib.runtime import handlers as runtime
+from chalicelib.runtime.wiring import build_deps
+from deputy_guard.embedded import SlackStandIn
 from tests.reliability.conftest import Account
 from tests.world import COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, load_event
 

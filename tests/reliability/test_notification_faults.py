@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from chalicelib.embedded import SlackStandIn
 from chalicelib.service import handle_event
+from deputy_guard.embedded import SlackStandIn
 from tests.reliability.conftest import Account
 from tests.world import VULNERABLE, load_event
 

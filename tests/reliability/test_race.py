@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from chalicelib import service
-from chalicelib.engine import plan_fix
-from chalicelib.models import Action, RoleContext
+from chalicelib.domain.engine import plan_fix
+from chalicelib.domain.models import Action, RoleContext
 from chalicelib.service import handle_event, scan
 from tests.reliability.conftest import Account
 from tests.world import ACCOUNT, COMPLIANT, VULNERABLE, load_event

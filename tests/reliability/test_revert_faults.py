@@ -9,7 +9,7 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import runtime
+from chalicelib.runtime import handlers as runtime
 from chalicelib.service import handle_event, revert
 from tests.reliability.conftest import Account
 from tests.world import COMPLIANT, VULNERABLE, load_event

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from chalicelib.engine import evaluate, plan_fix
-from chalicelib.models import EngineOptions, RoleContext
+from chalicelib.domain.engine import evaluate, plan_fix
+from chalicelib.domain.models import EngineOptions, RoleContext
 from tests.reliability.conftest import Account
 from tests.reliability.support import FUZZ_COUNTS, widening
 from tests.unit.fixture_policies import all_cases

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.models import EngineOptions, Require, RoleContext
+from chalicelib.domain.models import EngineOptions, Require, RoleContext
 
 FIXTURE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "trust-policies"
 

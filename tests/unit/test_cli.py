@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from chalicelib import cli
+from deputy_guard import cli
 from tests.documents import ACCOUNT, COMPLIANT, VULNERABLE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -319,7 +319,7 @@ def test_aws_subcommands_are_dispatched_to_chalicelib_commands(
     monkeypatch: pytest.MonkeyPatch, argv: list[str], handler: str
 ) -> None:
     # Given a stand-in for the command module's handler
-    from chalicelib import commands
+    from deputy_guard import commands
 
     seen: list[argparse.Namespace] = []
 
@@ -339,7 +339,7 @@ def test_aws_subcommands_are_dispatched_to_chalicelib_commands(
 
 def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chalicelib.cli", *args],
+        [sys.executable, "-m", "deputy_guard.cli", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -379,7 +379,7 @@ def test_the_installed_console_script_runs_check(tmp_path: Path) -> None:
 
 
 def test_importing_the_cli_does_not_import_boto3() -> None:
-    code = "import sys, chalicelib.cli; print('boto3' in sys.modules, 'botocore' in sys.modules)"
+    code = "import sys, deputy_guard.cli; print('boto3' in sys.modules, 'botocore' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60, check=False
     )

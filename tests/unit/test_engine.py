@@ -1,4 +1,4 @@
-"""chalicelib.engine: behaviours the fixture table does not spell out (messages, options, edges)."""
+"""chalicelib.domain.engine: behaviours the fixture table does not spell out (messages, options, edges)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from urllib.parse import quote
 
 import pytest
 
-from chalicelib.engine import evaluate, plan_fix
-from chalicelib.models import EngineOptions, ProblemCode, Require, RoleContext, Verdict
-from chalicelib.policy import to_compact_json
+from chalicelib.domain.engine import evaluate, plan_fix
+from chalicelib.domain.models import EngineOptions, ProblemCode, Require, RoleContext, Verdict
+from chalicelib.domain.policy import to_compact_json
 
 ACCOUNT = "111122223333"
 CTX = RoleContext(account_id=ACCOUNT)

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from chalicelib.engine import evaluate, plan_fix
-from chalicelib.models import Verdict
+from chalicelib.domain.engine import evaluate, plan_fix
+from chalicelib.domain.models import Verdict
 
 from .fixture_policies import FIXTURE_DIR, PolicyCase, all_cases
 

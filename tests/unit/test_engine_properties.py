@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.engine import evaluate, plan_fix
-from chalicelib.models import EngineOptions, Require, RoleContext, Verdict
-from chalicelib.policy import service_kind, statement_list, to_compact_json
+from chalicelib.domain.engine import evaluate, plan_fix
+from chalicelib.domain.models import EngineOptions, Require, RoleContext, Verdict
+from chalicelib.domain.policy import service_kind, statement_list, to_compact_json
 
 ACCOUNT = "111122223333"
 SID = re.compile(r"[A-Za-z0-9]+")

@@ -1,4 +1,4 @@
-"""chalicelib.policy: decoding, validation, the normalised view, matching helpers and rendering."""
+"""chalicelib.domain.policy: decoding, validation, the normalised view, matching helpers and rendering."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from chalicelib.policy import (
+from chalicelib.domain.policy import (
     PolicyError,
     has_states_principal,
     iam_glob_match,

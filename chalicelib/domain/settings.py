@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TypeVar
 
-from chalicelib.models import DEFAULT_SOURCE_ARN, EngineOptions, Mode, Require
+from chalicelib.domain.models import DEFAULT_SOURCE_ARN, EngineOptions, Mode, Require
 
 DEFAULT_TABLE = "deputy-guard"
 DEFAULT_OWNER_TAGS = ("owner", "team", "contact")

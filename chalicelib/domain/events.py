@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.policy import has_states_principal
+from chalicelib.domain.policy import has_states_principal
 
 EVENT_NAMES = frozenset({"CreateRole", "UpdateAssumeRolePolicy", "PutRolePolicy", "AttachRolePolicy"})
 # Events whose request carries the new trust document: a document without Step Functions needs no AWS call.

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chalicelib.embedded import EmbeddedAws, LocalApi, SlackStandIn
+from deputy_guard.embedded import EmbeddedAws, LocalApi, SlackStandIn
 
 REGION = "us-east-1"
 BOT_ROLE = "deputy-guard-demo"
@@ -328,9 +328,10 @@ def _drive(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]
     from chalice.test import Client
 
     import app as app_module
-    from chalicelib import aws, runtime
-    from chalicelib.commands import render_table
-    from chalicelib.policy import render_diff
+    from chalicelib.adapters import aws
+    from chalicelib.domain.policy import render_diff
+    from chalicelib.runtime import handlers as runtime
+    from deputy_guard.commands import render_table
 
     aws.reset_clients()
     runtime.reset()

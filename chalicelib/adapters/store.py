@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from chalicelib.models import PolicyDoc
+from chalicelib.domain.models import PolicyDoc
 
 IDEMPOTENCY_PK = "idempotency#deputy-guard"
 Clock = Callable[[], datetime]
@@ -30,7 +30,7 @@ def utc_now() -> datetime:
 
 
 class Table(Protocol):
-    """What the audit trail needs of a table (chalicelib.aws.DynamoTable provides it)."""
+    """What the audit trail needs of a table (chalicelib.adapters.aws.DynamoTable provides it)."""
 
     def put(
         self, item: Mapping[str, Any], *, condition: str | None = None, values: Mapping[str, Any] | None = None
@@ -108,7 +108,7 @@ class AuditTrail:
         reason: str,
         reverts: str | None = None,
     ) -> ChangeRecord:
-        """Write the pending record; raises chalicelib.aws.AwsError when the store is unavailable."""
+        """Write the pending record; raises chalicelib.adapters.aws.AwsError when the store is unavailable."""
         now = self._clock().isoformat(timespec="microseconds")
         change_id = uuid.uuid4().hex
         record = ChangeRecord(
@@ -212,7 +212,7 @@ class DynamoLedger:
     def claim(self, key: str, ttl_seconds: int) -> bool:
         """True if nobody announced ``key`` within the window (and records it now)."""
         # Imported here so this module stays importable without boto3 in pure tests.
-        from chalicelib.aws import ConditionFailed
+        from chalicelib.adapters.aws import ConditionFailed
 
         now = int(self._clock().timestamp())
         try:

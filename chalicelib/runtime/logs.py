@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from chalicelib.events import Skip
+    from chalicelib.domain.events import Skip
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -1,7 +1,7 @@
 """The confused-deputy engine: evaluate a trust policy and plan its fix (pure, no I/O).
 
 DESIGN sections 3 and 4 are the contract implemented here. Everything reads the normalised view from
-``chalicelib.policy``; the fix edits a deep copy of the document as written.
+``chalicelib.domain.policy``; the fix edits a deep copy of the document as written.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
-from chalicelib.models import (
+from chalicelib.domain.models import (
     EngineOptions,
     Evaluation,
     PolicyDoc,
@@ -22,7 +22,7 @@ from chalicelib.models import (
     RoleContext,
     Verdict,
 )
-from chalicelib.policy import (
+from chalicelib.domain.policy import (
     ConditionEntry,
     NormalStatement,
     PolicyError,

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalicelib.settings import LOG_LEVELS, Settings, SettingsError, load_settings
+from chalicelib.domain.settings import LOG_LEVELS, Settings, SettingsError, load_settings
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {}
@@ -63,8 +63,8 @@ def deps() -> Any:
     with _lock:
         current = _settings_unlocked()
         if "deps" not in _state:
-            from chalicelib.logs import PowertoolsMetrics
-            from chalicelib.wiring import build_deps
+            from chalicelib.runtime.logs import PowertoolsMetrics
+            from chalicelib.runtime.wiring import build_deps
 
             _state["deps"] = build_deps(
                 current, logger=_logger_unlocked(), metrics=PowertoolsMetrics(_metrics_unlocked())
@@ -74,7 +74,7 @@ def deps() -> Any:
 
 def _logger_unlocked() -> Any:
     if "logger" not in _state:
-        from chalicelib.logs import make_logger
+        from chalicelib.runtime.logs import make_logger
 
         level = (os.environ.get("LOG_LEVEL") or "INFO").upper()
         # A bad LOG_LEVEL is reported by the settings (naming the variable); logging itself must still work.
@@ -97,7 +97,7 @@ def _metrics_unlocked() -> Any:
 
 def reset() -> None:
     """Forget cached settings and clients (tests and the demo change the environment)."""
-    from chalicelib import aws
+    from chalicelib.adapters import aws
 
     with _lock:
         _state.clear()
@@ -132,7 +132,7 @@ def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
 
 
 def on_iam_event(event: Any, context: Any) -> dict[str, Any]:
-    from chalicelib.events import Skip, to_role_ref
+    from chalicelib.domain.events import Skip, to_role_ref
 
     if "deps" not in _state and isinstance(event, Mapping):
         # Most IAM events need no AWS call (another service's role, a failed call): answer those before the
@@ -140,7 +140,7 @@ def on_iam_event(event: Any, context: Any) -> dict[str, Any]:
         # and metric as service.handle_event.
         early = to_role_ref(event)
         if isinstance(early, Skip):
-            from chalicelib.logs import PowertoolsMetrics, report_skip
+            from chalicelib.runtime.logs import PowertoolsMetrics, report_skip
 
             _settings_or_raise()
             return report_skip(early, logger(), PowertoolsMetrics(metrics()))
@@ -168,7 +168,7 @@ def sweep(context: Any) -> dict[str, Any]:
 
 
 def post_scans(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-    from chalicelib.aws import AwsError
+    from chalicelib.adapters.aws import AwsError
     from chalicelib.service import BadToken, scan
 
     _only(body, _SCAN_FIELDS)
@@ -208,7 +208,7 @@ def post_scans(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 def get_role(role_name: str) -> tuple[int, dict[str, Any]]:
-    from chalicelib.aws import AwsError
+    from chalicelib.adapters.aws import AwsError
     from chalicelib.service import check_role
 
     try:
@@ -221,8 +221,8 @@ def get_role(role_name: str) -> tuple[int, dict[str, Any]]:
 
 
 def remediate(role_name: str, body: Mapping[str, Any], caller: str | None) -> tuple[int, dict[str, Any]]:
-    from chalicelib.aws import AwsError
-    from chalicelib.models import Action
+    from chalicelib.adapters.aws import AwsError
+    from chalicelib.domain.models import Action
     from chalicelib.service import remediate as run_remediate
 
     _only(body, {"dry_run"})
@@ -238,7 +238,7 @@ def remediate(role_name: str, body: Mapping[str, Any], caller: str | None) -> tu
 
 
 def revert(role_name: str, body: Mapping[str, Any], caller: str | None) -> tuple[int, dict[str, Any]]:
-    from chalicelib.aws import AwsError
+    from chalicelib.adapters.aws import AwsError
     from chalicelib.service import revert as run_revert
 
     _only(body, {"force"})
@@ -276,7 +276,7 @@ def _only(body: Mapping[str, Any], allowed: frozenset[str] | set[str]) -> None:
 
 def _account() -> str:
     """This account's id (sts:GetCallerIdentity, once per container), so a report with no role still names it."""
-    from chalicelib import aws
+    from chalicelib.adapters import aws
 
     with _lock:
         if "account" not in _state:

@@ -1,4 +1,4 @@
-"""The AWS-facing CLI commands: scan, revert, setup (and demo, in chalicelib.demo).
+"""The AWS-facing CLI commands: scan, revert, setup (and demo, in deputy_guard.demo).
 
 Settings come from the environment like the Lambda's; credentials from the standard boto3 chain
 (``AWS_PROFILE``, ``AWS_ENDPOINT_URL`` honoured). Results go to stdout, logs and progress to stderr.
@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from chalicelib.settings import Settings, SettingsError, load_settings
+from chalicelib.domain.settings import Settings, SettingsError, load_settings
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -27,8 +27,8 @@ def _cli_settings() -> Settings:
 
 
 def _cli_deps(settings: Settings) -> Any:
-    from chalicelib.logs import make_logger
-    from chalicelib.wiring import build_deps
+    from chalicelib.runtime.logs import make_logger
+    from chalicelib.runtime.wiring import build_deps
 
     # People read the CLI's results, not its decision log: warnings only unless LOG_LEVEL asks for more.
     level = settings.log_level if os.environ.get("LOG_LEVEL") else "WARNING"
@@ -38,8 +38,8 @@ def _cli_deps(settings: Settings) -> Any:
 
 def run_scan(args: argparse.Namespace) -> int:
     """`deputy-guard scan`: dry run unless --fix; exit 0 when clean, 1 when anything needs action."""
-    from chalicelib import aws
-    from chalicelib.runtime import valid_path_prefix, valid_role_name
+    from chalicelib.adapters import aws
+    from chalicelib.runtime.handlers import valid_path_prefix, valid_role_name
     from chalicelib.service import scan
 
     path_prefix = args.path_prefix or "/"
@@ -117,7 +117,7 @@ def render_table(report: dict[str, Any]) -> str:
 
 def run_revert(args: argparse.Namespace) -> int:
     """`deputy-guard revert ROLE [--force]`."""
-    from chalicelib import aws
+    from chalicelib.adapters import aws
     from chalicelib.service import revert
 
     try:
@@ -139,7 +139,7 @@ def run_revert(args: argparse.Namespace) -> int:
 
 def run_setup(args: argparse.Namespace) -> int:
     """`deputy-guard setup`: create the DynamoDB table the settings name, if missing (idempotent)."""
-    from chalicelib import aws
+    from chalicelib.adapters import aws
 
     try:
         settings = _cli_settings()
@@ -153,6 +153,6 @@ def run_setup(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from chalicelib.demo import run_demo as demo
+    from deputy_guard.demo import run_demo as demo
 
     return demo(args)

@@ -10,13 +10,13 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib import aws
-from chalicelib.audit import IDEMPOTENCY_PK, AuditTrail, DynamoLedger, SweepCursor
-from chalicelib.events import self_role_from_arn
-from chalicelib.logs import make_logger
+from chalicelib.adapters import aws
+from chalicelib.adapters.store import IDEMPOTENCY_PK, AuditTrail, DynamoLedger, SweepCursor
+from chalicelib.domain.events import self_role_from_arn
+from chalicelib.domain.settings import Settings
 from chalicelib.notify import Notifier, SlackChannel, SnsChannel, make_webhook_url_provider
+from chalicelib.runtime.logs import make_logger
 from chalicelib.service import Deps, Logger, Metrics
-from chalicelib.settings import Settings
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 

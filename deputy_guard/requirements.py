@@ -1,7 +1,7 @@
 """Render requirements.txt (what Chalice installs into the Lambda) from pyproject's runtime dependencies.
 
-Run from the project root: ``python -m chalicelib.requirements > requirements.txt`` (``make requirements``),
-or ``python -m chalicelib.requirements --check`` to fail when requirements.txt has drifted.
+Run from the project root: ``python -m deputy_guard.requirements > requirements.txt`` (``make requirements``),
+or ``python -m deputy_guard.requirements --check`` to fail when requirements.txt has drifted.
 
 Chalice itself is left out: ``chalice package``/``chalice deploy`` bundle its runtime (``chalice/app.py``)
 into every deployment package, and the rest of the Chalice distribution is a CLI the Lambda never runs.
@@ -68,7 +68,7 @@ def render_from(pyproject_path: Path = PYPROJECT) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m chalicelib.requirements", description="Render requirements.txt from pyproject.toml."
+        prog="python -m deputy_guard.requirements", description="Render requirements.txt from pyproject.toml."
     )
     parser.add_argument("--pyproject", type=Path, default=PYPROJECT, help="the pyproject.toml to read")
     parser.add_argument(

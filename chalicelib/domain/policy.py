@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, Final, Literal
 from urllib.parse import unquote
 
-from chalicelib.models import PolicyDoc
+from chalicelib.domain.models import PolicyDoc
 
 __all__ = [
     "ConditionEntry",

@@ -1,6 +1,6 @@
 """The ``deputy-guard`` command.
 
-``check`` is offline and pure. The AWS-facing subcommands live in ``chalicelib.commands`` and are
+``check`` is offline and pure. The AWS-facing subcommands live in ``deputy_guard.commands`` and are
 imported only when run, so ``check`` and ``--help`` never pay for boto3.
 """
 
@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from chalicelib.engine import evaluate
-from chalicelib.models import EngineOptions, Evaluation, Mode, Require, RoleContext, Verdict
-from chalicelib.policy import PolicyError, decode_document, parse_policy, render_diff
+from chalicelib.domain.engine import evaluate
+from chalicelib.domain.models import EngineOptions, Evaluation, Mode, Require, RoleContext, Verdict
+from chalicelib.domain.policy import PolicyError, decode_document, parse_policy, render_diff
 
 __all__ = ["HANDLERS", "build_parser", "main", "run_check", "run_demo", "run_revert", "run_scan", "run_setup"]
 
@@ -284,28 +284,28 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_scan(args: argparse.Namespace) -> int:
     """``deputy-guard scan``: evaluate (and with --fix, repair) the account's roles."""
-    from chalicelib import commands
+    from deputy_guard import commands
 
     return commands.run_scan(args)
 
 
 def run_revert(args: argparse.Namespace) -> int:
     """``deputy-guard revert ROLE``: restore the original the bot recorded."""
-    from chalicelib import commands
+    from deputy_guard import commands
 
     return commands.run_revert(args)
 
 
 def run_setup(args: argparse.Namespace) -> int:
     """``deputy-guard setup``: prepare the bot's AWS resources."""
-    from chalicelib import commands
+    from deputy_guard import commands
 
     return commands.run_setup(args)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """``deputy-guard demo``: the end-to-end demo against a local AWS stand-in."""
-    from chalicelib import commands
+    from deputy_guard import commands
 
     return commands.run_demo(args)
 
