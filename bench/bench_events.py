@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         from chalicelib.adapters import aws
         from chalicelib.domain.settings import load_settings
         from chalicelib.runtime.wiring import CountingMetrics, build_deps
-        from chalicelib.service import handle_event
+        from chalicelib.service.enforce import handle_event
 
         aws.reset_clients()  # clients made before mock_aws started would not be mocked
         topic = aws.make_client("sns").create_topic(Name="deputy-guard-bench")["TopicArn"]

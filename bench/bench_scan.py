@@ -183,7 +183,7 @@ def seed(backend: Any, block: list[Shape], start: int, stop: int) -> dict[str, s
 
 def run_deputy_guard(deps: Any) -> tuple[float, dict[str, int], int]:
     """deputy-guard's own dry-run scan: (seconds, verdict summary, log lines written)."""
-    from chalicelib.service import scan
+    from chalicelib.service.scan import scan
 
     with quiet() as sink:
         start = time.perf_counter()

@@ -40,7 +40,7 @@ def run_scan(args: argparse.Namespace) -> int:
     """`deputy-guard scan`: dry run unless --fix; exit 0 when clean, 1 when anything needs action."""
     from chalicelib.adapters import aws
     from chalicelib.runtime.handlers import valid_path_prefix, valid_role_name
-    from chalicelib.service import scan
+    from chalicelib.service.scan import scan
 
     path_prefix = args.path_prefix or "/"
     if not valid_path_prefix(path_prefix):
@@ -84,7 +84,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 def _merge(reports: list[Any]) -> Any:
-    from chalicelib.service import ScanReport
+    from chalicelib.service.scan import ScanReport
 
     results = tuple(r for report in reports for r in report.results)
     missing = tuple(m for report in reports for m in report.missing)
@@ -118,7 +118,7 @@ def render_table(report: dict[str, Any]) -> str:
 def run_revert(args: argparse.Namespace) -> int:
     """`deputy-guard revert ROLE [--force]`."""
     from chalicelib.adapters import aws
-    from chalicelib.service import revert
+    from chalicelib.service.revert import revert
 
     try:
         settings = _cli_settings()

@@ -19,7 +19,7 @@ from chalicelib.adapters.store import AuditTrail
 from chalicelib.domain.models import Notice
 from chalicelib.domain.settings import load_settings
 from chalicelib.runtime.wiring import CountingMetrics, build_deps
-from chalicelib.service import Deps
+from chalicelib.service.deps import Deps
 from tests.documents import ACCOUNT, COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE
 from tests.reliability.support import WriteGuard
 
@@ -33,7 +33,7 @@ def load_event(name: str) -> dict[str, Any]:
 
 @dataclass
 class RecordingNotifier:
-    """Stands in for chalicelib.notify.Notifier: records what the service asked to announce."""
+    """Stands in for chalicelib.service.notifier.Notifier: records what the service asked to announce."""
 
     single: list[Notice] = field(default_factory=list)
     digests: list[tuple[str, list[Notice]]] = field(default_factory=list)

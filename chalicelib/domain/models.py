@@ -49,6 +49,10 @@ class ProblemCode(StrEnum):
     UNPARSEABLE = "unparseable"
     TOO_LARGE = "too_large"
     CANNOT_MERGE = "cannot_merge"
+    INVALID_DOCUMENT = "invalid_document"
+    DUPLICATE_KEYS = "duplicate_keys"
+    UNUSABLE_PIN = "unusable_pin"
+    ACCOUNT_UNKNOWN = "account_unknown"
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,7 @@ NOTICE_SCHEMA_VERSION = "1"
 
 @dataclass(frozen=True)
 class Notice:
-    """Everything owners are told about one role; rendered for SNS and Slack by chalicelib.notify."""
+    """Everything owners are told about one role; rendered by domain.render and render_slack."""
 
     account: str
     region: str

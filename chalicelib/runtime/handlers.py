@@ -145,7 +145,7 @@ def on_iam_event(event: Any, context: Any) -> dict[str, Any]:
             _settings_or_raise()
             return report_skip(early, logger(), PowertoolsMetrics(metrics()))
 
-    from chalicelib.service import handle_event
+    from chalicelib.service.enforce import handle_event
 
     current = _deps_or_raise()
     once = getattr(current, "once", None)
@@ -158,7 +158,7 @@ def on_iam_event(event: Any, context: Any) -> dict[str, Any]:
 
 
 def sweep(context: Any) -> dict[str, Any]:
-    from chalicelib.service import sweep as run_sweep
+    from chalicelib.service.scan import sweep as run_sweep
 
     current = _deps_or_raise()
     remaining = None
@@ -169,7 +169,7 @@ def sweep(context: Any) -> dict[str, Any]:
 
 def post_scans(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     from chalicelib.adapters.aws import AwsError
-    from chalicelib.service import BadToken, scan
+    from chalicelib.service.scan import BadToken, scan
 
     _only(body, _SCAN_FIELDS)
     dry_run = _bool_field(body, "dry_run", default=True)
@@ -209,7 +209,7 @@ def post_scans(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
 
 def get_role(role_name: str) -> tuple[int, dict[str, Any]]:
     from chalicelib.adapters.aws import AwsError
-    from chalicelib.service import check_role
+    from chalicelib.service.enforce import check_role
 
     try:
         result = check_role(role_name, _deps_or_raise())
@@ -223,7 +223,7 @@ def get_role(role_name: str) -> tuple[int, dict[str, Any]]:
 def remediate(role_name: str, body: Mapping[str, Any], caller: str | None) -> tuple[int, dict[str, Any]]:
     from chalicelib.adapters.aws import AwsError
     from chalicelib.domain.models import Action
-    from chalicelib.service import remediate as run_remediate
+    from chalicelib.service.enforce import remediate as run_remediate
 
     _only(body, {"dry_run"})
     dry_run = _bool_field(body, "dry_run", default=False)
@@ -239,7 +239,7 @@ def remediate(role_name: str, body: Mapping[str, Any], caller: str | None) -> tu
 
 def revert(role_name: str, body: Mapping[str, Any], caller: str | None) -> tuple[int, dict[str, Any]]:
     from chalicelib.adapters.aws import AwsError
-    from chalicelib.service import revert as run_revert
+    from chalicelib.service.revert import revert as run_revert
 
     _only(body, {"force"})
     force = _bool_field(body, "force", default=False)

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.adapters import aws
+from chalicelib.adapters.slack import SlackChannel, make_webhook_url_provider
+from chalicelib.adapters.sns import SnsChannel
 from chalicelib.adapters.store import IDEMPOTENCY_PK, AuditTrail, DynamoLedger, SweepCursor
 from chalicelib.domain.events import self_role_from_arn
 from chalicelib.domain.settings import Settings
-from chalicelib.notify import Notifier, SlackChannel, SnsChannel, make_webhook_url_provider
 from chalicelib.runtime.logs import make_logger
-from chalicelib.service import Deps, Logger, Metrics
+from chalicelib.service.deps import Deps, Logger, Metrics
+from chalicelib.service.notifier import Notifier
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 

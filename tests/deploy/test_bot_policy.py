@@ -20,7 +20,7 @@ from typing import Any
 import botocore.session
 import pytest
 
-from chalicelib.service import MODE_TAG, REASON_TAG
+from chalicelib.domain.plan import MODE_TAG, REASON_TAG
 from tests.deploy.support import CONFIG_FILE, POLICY_FILE, PROJECT, PolicyEvaluator, load_json
 
 AWS_MODULE = PROJECT / "chalicelib" / "adapters" / "aws.py"

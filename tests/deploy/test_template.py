@@ -336,7 +336,7 @@ def test_the_package_imports_on_its_own(packaged: Packaged, tmp_path: Path) -> N
     code = "\n".join(
         [
             "import os, sys; sys.path.insert(0, '.')",
-            "import app, boto3, chalicelib.runtime.wiring, chalicelib.service",
+            "import app, boto3, chalicelib.runtime.wiring, chalicelib.service.enforce, chalicelib.service.scan",
             "from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer",
             "from aws_lambda_powertools.utilities import parameters",
             "here = os.path.realpath(os.getcwd())",

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.adapters.store import ChangeKind, ChangeStatus
 from chalicelib.domain.models import Action, Verdict
-from chalicelib.service import handle_event
+from chalicelib.service.enforce import handle_event
 from tests.world import ACCOUNT, COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World, load_event
 
 ROLE = "order-pipeline-sfn"

@@ -6,7 +6,8 @@ import json
 from collections.abc import Callable
 
 from chalicelib.adapters.store import ChangeKind, ChangeStatus
-from chalicelib.service import handle_event, revert
+from chalicelib.service.enforce import handle_event
+from chalicelib.service.revert import revert
 from tests.world import COMPLIANT, VULNERABLE, World, load_event
 
 ROLE = "order-pipeline-sfn"

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 
 from chalicelib.domain.models import Mode
-from chalicelib.service import scan, sweep
+from chalicelib.service.scan import scan, sweep
 from tests.world import COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World
 
 MakeWorld = Callable[..., World]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.notify import render_sns, render_sns_digest
+from chalicelib.domain.render import render_sns, render_sns_digest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
 

@@ -8,7 +8,8 @@ import uuid
 import pytest
 from aws_lambda_powertools import Logger
 
-from chalicelib.notify import DeliveryStatus, InMemoryLedger, Notifier, SlackChannel
+from chalicelib.adapters.slack import SlackChannel
+from chalicelib.service.notifier import DeliveryStatus, InMemoryLedger, Notifier
 
 pytestmark = pytest.mark.e2e
 

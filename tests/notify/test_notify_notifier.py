@@ -7,17 +7,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from chalicelib.adapters.slack import SlackChannel
+from chalicelib.adapters.sns import SnsChannel
 from chalicelib.domain.models import Action, Problem, ProblemCode, Verdict
-from chalicelib.notify import (
-    DEFAULT_WINDOW_SECONDS,
-    DeliveryStatus,
-    InMemoryLedger,
-    NotificationError,
-    Notifier,
-    SlackChannel,
-    SnsChannel,
-    notice_fingerprint,
-)
+from chalicelib.domain.render import DEFAULT_WINDOW_SECONDS, NotificationError, notice_fingerprint
+from chalicelib.service.notifier import DeliveryStatus, InMemoryLedger, Notifier
 
 DAY = 24 * 60 * 60
 LOG = logging.getLogger("deputy-guard.tests.notifier")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from chalicelib.notify import DEFAULT_OWNER_TAGS, resolve_owner
+from chalicelib.domain.render import resolve_owner
+from chalicelib.domain.settings import DEFAULT_OWNER_TAGS
 
 ALICE = "arn:aws:sts::111122223333:assumed-role/Admin/alice"
 BOB = "arn:aws:iam::111122223333:user/bob"

@@ -5,7 +5,8 @@ import re
 import pytest
 
 from chalicelib.domain.models import Action, Problem, ProblemCode, Verdict
-from chalicelib.notify import console_url, render_slack, render_slack_digest
+from chalicelib.domain.render import console_url
+from chalicelib.domain.render_slack import render_slack, render_slack_digest
 
 
 def _texts(payload):

@@ -4,12 +4,7 @@ import json
 from dataclasses import replace
 
 from chalicelib.domain.models import NOTICE_SCHEMA_VERSION, Action, Problem, ProblemCode, Verdict
-from chalicelib.notify import (
-    SNS_MESSAGE_BUDGET,
-    SNS_SUBJECT_MAX,
-    render_sns,
-    render_sns_digest,
-)
+from chalicelib.domain.render import SNS_MESSAGE_BUDGET, SNS_SUBJECT_MAX, render_sns, render_sns_digest
 
 ROLE_FIELDS = {
     "account",

@@ -4,7 +4,8 @@ import traceback
 
 import pytest
 
-from chalicelib.notify import NotificationError, SlackChannel
+from chalicelib.adapters.slack import SlackChannel
+from chalicelib.domain.render import NotificationError
 
 pytestmark = pytest.mark.e2e
 

@@ -6,8 +6,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from chalicelib.adapters.sns import SnsChannel
 from chalicelib.domain.models import Action, Verdict
-from chalicelib.notify import SnsChannel
 
 REGION = "us-east-1"
 # The example filter policy from docs/notifications.md: only roles a human must look at.

@@ -8,7 +8,7 @@ import pytest
 from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 from moto import mock_aws
 
-from chalicelib.notify import make_webhook_url_provider
+from chalicelib.adapters.slack import make_webhook_url_provider
 
 REGION = "us-east-1"
 

@@ -12,9 +12,11 @@ import pytest
 from botocore.retries import standard
 
 from chalicelib.adapters import aws
+from chalicelib.adapters.slack import SlackChannel
+from chalicelib.adapters.sns import SnsChannel
 from chalicelib.adapters.store import DynamoLedger
-from chalicelib.notify import Notifier, SlackChannel, SnsChannel
 from chalicelib.runtime.wiring import PowertoolsOnceGuard
+from chalicelib.service.notifier import Notifier
 from tests.reliability.support import FUZZ_COUNTS, Faults, RecordingLogger, WriteGuard, audit_items
 from tests.world import ACCOUNT, World
 

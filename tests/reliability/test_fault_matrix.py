@@ -11,7 +11,9 @@ from collections.abc import Callable
 import pytest
 
 from chalicelib.domain.models import Action, Verdict
-from chalicelib.service import handle_event, revert, scan
+from chalicelib.service.enforce import handle_event
+from chalicelib.service.revert import revert
+from chalicelib.service.scan import scan
 from tests.reliability.conftest import Account
 from tests.reliability.support import dynamo_item_pk_startswith, on_role, query_params
 from tests.world import VULNERABLE, load_event

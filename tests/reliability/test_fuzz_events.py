@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 import app as app_module
 from chalicelib.domain.events import RoleRef, Skip, to_role_ref
 from chalicelib.runtime import handlers as runtime
-from chalicelib.service import handle_event
+from chalicelib.service.enforce import handle_event
 from tests.reliability.conftest import Account
 from tests.reliability.strategies import FIXTURE_EVENTS, events
 from tests.reliability.support import FUZZ_COUNTS, query_params

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 
 from chalicelib.domain.engine import evaluate
 from chalicelib.domain.models import RoleContext, Verdict
-from chalicelib.service import handle_event
+from chalicelib.service.enforce import handle_event
 from tests.reliability.conftest import Account
 from tests.reliability.strategies import STATES, hostile_policies, nested
 from tests.reliability.support import FUZZ_COUNTS, widening

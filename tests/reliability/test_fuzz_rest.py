@@ -101,7 +101,7 @@ def test_bodies_json_cannot_parse_are_a_400(client: Client, path: str, raw: str)
 
 def test_a_crafted_next_token_is_a_400(acct: Account, client: Client) -> None:
     # Given a token shaped like the bot's own, but with a marker that is not a string
-    from chalicelib.service import request_digest
+    from chalicelib.service.scan import request_digest
     from tests.reliability.strategies import token_of
 
     token = token_of({"request": request_digest(None, "/"), "marker": {"Marker": 1}, "skip": -1})

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from chalicelib.adapters.aws import Throttled
-from chalicelib.service import handle_event
+from chalicelib.service.enforce import handle_event
 from tests.reliability.conftest import Account
 from tests.reliability.support import dynamo_item_pk_startswith
 from tests.world import VULNERABLE, load_event

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from chalicelib.service import handle_event
+from chalicelib.service.enforce import handle_event
 from deputy_guard.embedded import SlackStandIn
 from tests.reliability.conftest import Account
 from tests.world import VULNERABLE, load_event

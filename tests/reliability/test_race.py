@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib import service
 from chalicelib.domain.engine import plan_fix
 from chalicelib.domain.models import Action, RoleContext
-from chalicelib.service import handle_event, scan
+from chalicelib.service import enforce
+from chalicelib.service.enforce import handle_event
+from chalicelib.service.scan import scan
 from tests.reliability.conftest import Account
 from tests.world import ACCOUNT, COMPLIANT, VULNERABLE, load_event
 
@@ -97,7 +98,7 @@ def test_change_during_a_slow_write_ahead_is_reread_and_re_evaluated(
     acct: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given every write-ahead counts as slow, and a colleague half-fixes the role while it is recorded
-    monkeypatch.setattr(service, "RECHECK_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(enforce, "RECHECK_AFTER_SECONDS", 0.0)
     acct.faults.meanwhile("dynamodb", "PutItem", someone_writes(acct, HALF_FIXED))
     # When the event is handled
     out = handle_event(load_event(CREATE), acct.deps)
@@ -116,7 +117,7 @@ def test_role_fixed_by_hand_during_a_slow_write_ahead_is_left_alone(
     acct: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a colleague protects the role properly while the bot records its own plan
-    monkeypatch.setattr(service, "RECHECK_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(enforce, "RECHECK_AFTER_SECONDS", 0.0)
     acct.faults.meanwhile("dynamodb", "PutItem", someone_writes(acct, COMPLIANT))
     # When the event is handled
     out = handle_event(load_event(CREATE), acct.deps)
@@ -129,7 +130,7 @@ def test_role_fixed_by_hand_during_a_slow_write_ahead_is_left_alone(
 
 def test_a_role_that_keeps_changing_is_left_for_the_next_run(acct: Account, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the role changes during both the first write-ahead and the retry's
-    monkeypatch.setattr(service, "RECHECK_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(enforce, "RECHECK_AFTER_SECONDS", 0.0)
     documents = iter([WITH_LAMBDA, VULNERABLE])
     acct.faults.meanwhile("dynamodb", "PutItem", lambda: someone_writes(acct, next(documents))(), times=2)
     # When the event is handled
@@ -142,7 +143,7 @@ def test_a_role_that_keeps_changing_is_left_for_the_next_run(acct: Account, monk
 
 
 def test_role_deleted_during_a_slow_write_ahead_is_a_skip(acct: Account, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "RECHECK_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(enforce, "RECHECK_AFTER_SECONDS", 0.0)
     acct.faults.meanwhile("dynamodb", "PutItem", lambda: acct.world.iam.delete_role(RoleName=ROLE))
     out = handle_event(load_event(CREATE), acct.deps)
     assert out["action"] == "skipped" and "deleted" in out["reason"]
@@ -162,7 +163,7 @@ def test_known_limit_a_write_inside_the_last_round_trip_is_overwritten(
     acct: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a colleague writes in the last moment, after even a re-read, as the bot's request leaves
-    monkeypatch.setattr(service, "RECHECK_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(enforce, "RECHECK_AFTER_SECONDS", 0.0)
     acct.faults.meanwhile("iam", "UpdateAssumeRolePolicy", someone_writes(acct, HALF_FIXED), last_moment=True)
     # When the event is handled
     handle_event(load_event(CREATE), acct.deps)

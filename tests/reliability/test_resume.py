@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.service import encode_token, request_digest, sweep
+from chalicelib.service.scan import encode_token, request_digest, sweep
 from tests.reliability.conftest import Account
 from tests.world import COMPLIANT, VULNERABLE
 

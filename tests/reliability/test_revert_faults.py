@@ -10,7 +10,8 @@ from chalice.test import Client
 
 import app as app_module
 from chalicelib.runtime import handlers as runtime
-from chalicelib.service import handle_event, revert
+from chalicelib.service.enforce import handle_event
+from chalicelib.service.revert import revert
 from tests.reliability.conftest import Account
 from tests.world import COMPLIANT, VULNERABLE, load_event
 

@@ -1,0 +1,127 @@
+"""The pure decision: an evaluated role, the settings and the run in; an action and its reason out.
+
+Plan, then apply: ``decide`` returns data that can be logged, shown in a dry run and tested without AWS.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chalicelib.domain.models import (
+    Action,
+    Evaluation,
+    Mode,
+    Notice,
+    PolicyDoc,
+    RoleRecord,
+    Verdict,
+)
+from chalicelib.domain.settings import Settings
+
+MODE_TAG = "deputy-guard:mode"
+REASON_TAG = "deputy-guard:reason"
+CFN_STACK_TAG = "aws:cloudformation:stack-name"
+
+
+@dataclass(frozen=True)
+class RoleResult:
+    """One role's outcome: the row of a scan report and the seed of a notification."""
+
+    role_name: str
+    role_arn: str
+    verdict: Verdict
+    action: Action
+    reason: str
+    evaluation: Evaluation
+    before: PolicyDoc | None = None
+    after: PolicyDoc | None = None
+    diff: str = ""
+    owner: str | None = None
+    change_id: str | None = None
+
+    def to_report(self) -> dict[str, Any]:
+        return {
+            "role_name": self.role_name,
+            "role_arn": self.role_arn,
+            "verdict": self.verdict.value,
+            "problems": [p.to_dict() for p in self.evaluation.problems],
+            "action": self.action.value,
+            "reason": self.reason,
+            "diff": self.diff,
+        }
+
+
+@dataclass
+class Run:
+    """State of one run (an event, a sweep, a scan request): the fix cap and the time budget."""
+
+    mode: Mode
+    trigger: str
+    max_fixes: int
+    forced: bool = False
+    deadline: float | None = None
+    fixes: int = 0
+    notices: list[Notice] = field(default_factory=list)
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+# --- pure decision ---------------------------------------------------------------------------------
+
+
+def tag_value(tags: Mapping[str, str], key: str) -> str | None:
+    """A tag's value by case-insensitive key (IAM tag keys are case-insensitive for uniqueness)."""
+    wanted = key.lower()
+    for k, v in tags.items():
+        if k.lower() == wanted:
+            return v
+    return None
+
+
+def decide(
+    evaluation: Evaluation,
+    role: RoleRecord,
+    *,
+    settings: Settings,
+    run: Run,
+    today: datetime,
+) -> tuple[Action, str]:
+    """The action for one evaluated role, and why (pure)."""
+    if evaluation.verdict is Verdict.COMPLIANT:
+        return Action.NONE, "compliant"
+    if evaluation.verdict is Verdict.NOT_APPLICABLE:
+        if role.path.startswith("/aws-service-role/"):
+            return Action.NONE, "service-linked role: IAM allows no changes"
+        return Action.NONE, "no statement lets Step Functions assume the role"
+    exemption = settings.exemption_for(role.name, role.path, today.date())
+    if exemption is not None:
+        return Action.EXEMPT, exemption.describe()
+    tag = (tag_value(role.tags, MODE_TAG) or "").strip().lower()
+    if tag == "exempt":
+        return Action.EXEMPT, f"tag {MODE_TAG}=exempt"
+    if evaluation.verdict is Verdict.NEEDS_REVIEW:
+        codes = ", ".join(sorted({p.code.value for p in evaluation.problems}))
+        return Action.REVIEW, f"needs a human decision ({codes}); deputy-guard never rewrites such a policy"
+    mode, why = run.mode, f"{run.mode.value} mode"
+    if run.forced and mode is not Mode.DRY_RUN:
+        mode, why = Mode.ENFORCE, "explicit remediation request"
+    elif tag in (Mode.NOTIFY.value, Mode.ENFORCE.value) and mode is not Mode.DRY_RUN:
+        mode, why = Mode(tag), f"tag {MODE_TAG}={tag}"
+    stack = tag_value(role.tags, CFN_STACK_TAG)
+    cloudformation = bool(stack) and not settings.fix_cloudformation and not run.forced
+    if mode is Mode.DRY_RUN:
+        if cloudformation:
+            return Action.WOULD_FIX, f"{why}; managed by CloudFormation stack {stack!r}: enforce mode sends the patch"
+        return Action.WOULD_FIX, f"{why}: the fix is shown, not applied"
+    if mode is Mode.NOTIFY:
+        return Action.NOTIFIED, f"{why}: owners told, the ready patch attached"
+    if cloudformation:
+        return Action.NOTIFIED, f"managed by CloudFormation stack {stack!r}: fix the template (patch attached)"
+    if run.fixes >= run.max_fixes:
+        return Action.CAPPED, f"the cap of {run.max_fixes} fixes per run was reached; left for the next run"
+    return Action.FIXED, why

@@ -1,0 +1,381 @@
+"""The role pipeline: evaluate, decide, fix under the write-ahead audit rule, queue the owners' notice.
+
+Every decision is one structured log line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import replace
+from typing import Any
+
+from chalicelib.adapters.aws import AccessDenied, AwsError, LimitExceeded, MalformedPolicy, NotFound, Unavailable
+from chalicelib.adapters.store import ChangeKind, ChangeRecord, ChangeStatus
+from chalicelib.domain.engine import evaluate
+from chalicelib.domain.events import RoleRef, Skip, to_role_ref
+from chalicelib.domain.models import (
+    DEFAULT_SIZE_QUOTA,
+    Action,
+    Evaluation,
+    Mode,
+    Notice,
+    PolicyDoc,
+    ProblemCode,
+    RoleRecord,
+    Verdict,
+)
+from chalicelib.domain.plan import RoleResult, Run, decide
+from chalicelib.domain.policy import PolicyError, parse_policy, render_diff
+from chalicelib.domain.render import resolve_owner
+from chalicelib.runtime.logs import report_skip
+from chalicelib.service.deps import Deps
+
+# GetRole calls a dry-run scan keeps in flight: the reads of flagged roles are independent and each one
+# costs a round trip to IAM, so overlapping a few of them divides a scan's wall time; kept small because
+# IAM throttles bursts (botocore's standard retries absorb the odd throttle).
+_NOTIFIED_ACTIONS = frozenset({Action.FIXED, Action.NOTIFIED, Action.CAPPED, Action.REVIEW, Action.FAILED})
+# IAM has no conditional write. A write-ahead slower than this (throttled, retried) re-reads the role
+# before writing, so the read-to-write window stays short (docs/reliability.md, "Races").
+RECHECK_AFTER_SECONDS = 1.0
+
+
+# --- the role pipeline ------------------------------------------------------------------------------
+
+
+def evaluate_role(role: RoleRecord, deps: Deps) -> Evaluation:
+    """Evaluate with the default quota first; read the account's quota only when a fix would exceed it."""
+    context = role.context()
+    configured = deps.settings.size_quota
+    evaluation = evaluate(role.document, context, deps.settings.engine_options(configured or DEFAULT_SIZE_QUOTA))
+    too_large = any(p.code is ProblemCode.TOO_LARGE for p in evaluation.problems)
+    # IAM's quota is never below 2,048: ask the account only when a fix needs more than that.
+    if too_large and configured is None:
+        quota = deps.account_quota()
+        if quota != DEFAULT_SIZE_QUOTA:
+            evaluation = evaluate(role.document, context, deps.settings.engine_options(quota))
+    return evaluation
+
+
+def needs_read(role: RoleRecord, evaluation: Evaluation, deps: Deps) -> bool:
+    """Whether a role from the listing must be read (GetRole) before deciding."""
+    # The listing omits tags (mode tag, owner, CloudFormation): read the role before any action, and
+    # decide on that fresh read rather than on the listing. Centrally exempt roles need no read.
+    if role.tags_loaded or evaluation.verdict not in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW):
+        return False
+    return deps.settings.exemption_for(role.name, role.path, deps.clock().date()) is None
+
+
+def process_role(
+    role: RoleRecord,
+    deps: Deps,
+    run: Run,
+    ref: RoleRef | None = None,
+    *,
+    retried: bool = False,
+    evaluation: Evaluation | None = None,
+    read: Future[RoleRecord | None] | None = None,
+) -> RoleResult:
+    """Evaluate one role, decide, act (fix under the audit rule), and queue the owners' notice.
+
+    A dry-run scan hands in the listing's ``evaluation`` and the ``read`` it already started for the role.
+    """
+    if evaluation is None:
+        evaluation = evaluate_role(role, deps)
+    if needs_read(role, evaluation, deps):
+        try:
+            fresh = read.result() if read is not None else deps.iam.get_role(role.name)
+        except AccessDenied as exc:
+            # One role the bot may not read (a boundary, an SCP) must not stop the sweep of all the others.
+            deps.metrics.add_metric("RoleUnreadable")
+            reason = f"deputy-guard may not read the role ({exc.code}); apply the patch by hand or grant iam:GetRole"
+            return _finish(role, _result(role, evaluation, Action.FAILED, reason), deps, run, ref)
+        if fresh is None:
+            return _gone(role, evaluation, deps, run, ref)
+        role, evaluation = fresh, evaluate_role(fresh, deps)
+    action, reason = decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())
+    result = _result(role, evaluation, action, reason)
+    if action is Action.FIXED:
+        try:
+            result = _apply(role, result, deps, run, ref)
+        except _Changed as changed:
+            if changed.fresh is None:
+                result = _replace(result, Action.SKIPPED, "the role was deleted meanwhile")
+            elif not retried:
+                # Decide again on what IAM holds now: never write a document computed from a stale read.
+                return process_role(changed.fresh, deps, run, ref, retried=True)
+            else:
+                result = _replace(result, Action.SKIPPED, "the trust policy kept changing; left for the next run")
+    return _finish(role, result, deps, run, ref)
+
+
+def _finish(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: RoleRef | None) -> RoleResult:
+    """Log the decision and queue the owners' notice."""
+    _log_decision(deps, result, run, ref)
+    if result.action in _NOTIFIED_ACTIONS and run.mode is not Mode.DRY_RUN:
+        run.notices.append(_notice(role, result, deps, run, ref))
+    return result
+
+
+def _result(role: RoleRecord, evaluation: Evaluation, action: Action, reason: str) -> RoleResult:
+    before = evaluation.original
+    after = evaluation.fixed_policy
+    diff = render_diff(before, after) if before is not None and after is not None else ""
+    return RoleResult(
+        role_name=role.name,
+        role_arn=role.arn,
+        verdict=evaluation.verdict,
+        action=action,
+        reason=reason,
+        evaluation=evaluation,
+        before=before,
+        after=after,
+        diff=diff,
+    )
+
+
+def _gone(role: RoleRecord, evaluation: Evaluation, deps: Deps, run: Run, ref: RoleRef | None) -> RoleResult:
+    result = _result(role, evaluation, Action.SKIPPED, "the role was deleted meanwhile")
+    _log_decision(deps, result, run, ref)
+    return result
+
+
+class _Changed(Exception):
+    """The trust policy changed between the read and the write; ``fresh`` is IAM's role now (None: deleted)."""
+
+    def __init__(self, fresh: RoleRecord | None) -> None:
+        super().__init__("the trust policy changed before the write")
+        self.fresh = fresh
+
+
+def current_document(role: RoleRecord) -> PolicyDoc | None:
+    try:
+        return parse_policy(role.document)
+    except PolicyError:
+        return None
+
+
+def _holds(deps: Deps, name: str, document: PolicyDoc) -> bool:
+    """Whether the role holds ``document`` right now (False when that cannot be read)."""
+    try:
+        current = deps.iam.get_role(name)
+    except AwsError:
+        return False
+    return current is not None and current_document(current) == document
+
+
+def _apply(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: RoleRef | None) -> RoleResult:
+    """Write-ahead audit, then UpdateAssumeRolePolicy, then the outcome; never a write without a record."""
+    assert result.before is not None and result.after is not None
+    started = time.monotonic()
+    try:
+        record = deps.audit.record_intent(
+            role_arn=role.arn,
+            role_name=role.name,
+            before=result.before,
+            after=result.after,
+            kind=ChangeKind.FIX,
+            actor=ref.actor if ref else None,
+            event_id=ref.event_id if ref else None,
+            mode=run.mode.value,
+            trigger=run.trigger,
+            reason=result.reason,
+        )
+    except AwsError as exc:
+        deps.metrics.add_metric("AuditWriteFailed")
+        deps.logger.error("audit store unavailable: role not changed", extra={"role": role.name, "error": str(exc)})
+        return _replace(result, Action.FAILED, f"audit store unavailable ({exc.code}): role not changed")
+    if time.monotonic() - started > RECHECK_AFTER_SECONDS:
+        # A slow write-ahead stretched the window since the read: look again before writing.
+        try:
+            fresh = deps.iam.get_role(role.name)
+        except AwsError as exc:
+            save_outcome(deps, record, ChangeStatus.FAILED, str(exc))
+            return _replace(result, Action.FAILED, f"could not re-read the role before writing ({exc.code})", record)
+        if fresh is None or current_document(fresh) != result.before:
+            save_outcome(deps, record, ChangeStatus.SUPERSEDED, "the trust policy changed before the write")
+            raise _Changed(fresh)
+    try:
+        deps.iam.update_assume_role_policy(role.name, result.after)
+    except NotFound:
+        save_outcome(deps, record, ChangeStatus.SUPERSEDED, "role deleted before the write")
+        return _replace(result, Action.SKIPPED, "the role was deleted meanwhile")
+    except (LimitExceeded, MalformedPolicy) as exc:
+        # IAM rejects the document itself; the bot has no other document to offer, so a human decides.
+        save_outcome(deps, record, ChangeStatus.FAILED, str(exc))
+        deps.metrics.add_metric("FixFailed")
+        reason = f"IAM rejected the fixed document ({exc.code}): {exc.message}; a human must decide"
+        return replace(_replace(result, Action.REVIEW, reason, record), verdict=Verdict.NEEDS_REVIEW)
+    except AwsError as exc:
+        # A lost answer (5xx, timeout) is not a lost write: if the role holds the fix, it was applied.
+        if not (isinstance(exc, Unavailable) and _holds(deps, role.name, result.after)):
+            save_outcome(deps, record, ChangeStatus.FAILED, str(exc))
+            deps.metrics.add_metric("FixFailed")
+            return _replace(result, Action.FAILED, f"IAM refused the fix ({exc.code}): {exc.message}", record)
+        deps.logger.warning("IAM answered with an error, but the fix is in place", extra={"role": role.name})
+    run.fixes += 1
+    deps.metrics.add_metric("RolesFixed")
+    save_outcome(deps, record, ChangeStatus.APPLIED, None)
+    return _replace(result, Action.FIXED, result.reason, record)
+
+
+def save_outcome(deps: Deps, record: ChangeRecord, status: ChangeStatus, error: str | None) -> None:
+    try:
+        deps.audit.record_outcome(record, status, error)
+    except AwsError as exc:
+        # The pending record already holds the original and the new document: a revert still works.
+        deps.metrics.add_metric("AuditWriteFailed")
+        deps.logger.error(
+            "could not record the outcome of a change",
+            extra={"role": record.role_name, "change_id": record.change_id, "status": status.value, "error": str(exc)},
+        )
+
+
+def _replace(result: RoleResult, action: Action, reason: str, record: ChangeRecord | None = None) -> RoleResult:
+    return RoleResult(
+        role_name=result.role_name,
+        role_arn=result.role_arn,
+        verdict=result.verdict,
+        action=action,
+        reason=reason,
+        evaluation=result.evaluation,
+        before=result.before,
+        after=result.after,
+        diff=result.diff,
+        owner=result.owner,
+        change_id=record.change_id if record else result.change_id,
+    )
+
+
+def _log_decision(deps: Deps, result: RoleResult, run: Run, ref: RoleRef | None) -> None:
+    deps.metrics.add_metric("RolesEvaluated")
+    if result.verdict is Verdict.NEEDS_REVIEW:
+        deps.metrics.add_metric("RolesNeedingReview")
+    deps.logger.info(
+        "decision",
+        extra={
+            "role": result.role_name,
+            "verdict": result.verdict.value,
+            "action": result.action.value,
+            "reason": result.reason,
+            "event_id": ref.event_id if ref else None,
+            "trigger": run.trigger,
+            "problems": [p.code.value for p in result.evaluation.problems],
+            "change_id": result.change_id,
+        },
+    )
+
+
+def _notice(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: RoleRef | None) -> Notice:
+    settings = deps.settings
+    actor = ref.actor if ref else None
+    return Notice(
+        account=role.account_id,
+        region=ref.region if ref and ref.region else deps.region,
+        role_name=role.name,
+        role_arn=role.arn,
+        verdict=result.verdict,
+        problems=result.evaluation.problems,
+        action=result.action,
+        reason=result.reason,
+        before=result.before,
+        after=result.after,
+        diff=result.diff,
+        owner=resolve_owner(role.tags, settings.owner_tags, actor, settings.default_owner),
+        actor=actor,
+        event_id=ref.event_id if ref else None,
+        time=deps.clock().isoformat(timespec="seconds"),
+        revert_command=f"deputy-guard revert {role.name}" if result.action is Action.FIXED else None,
+        change_id=result.change_id,
+        trigger=run.trigger,
+    )
+
+
+def send_notices(deps: Deps, run: Run, *, digest: bool) -> None:
+    """Hand the run's notices to the notifier: one message per role for events, a digest per owner otherwise."""
+    if deps.notifier is None or not run.notices:
+        return
+    if not digest:
+        for notice in run.notices:
+            deps.notifier.notify(notice)
+        return
+    by_owner: dict[str, list[Notice]] = {}
+    for notice in run.notices:
+        by_owner.setdefault(notice.owner, []).append(notice)
+    for owner in sorted(by_owner):
+        deps.notifier.notify_digest(owner, by_owner[owner])
+
+
+# --- entry points -----------------------------------------------------------------------------------
+
+
+def handle_event(event: Mapping[str, Any], deps: Deps) -> dict[str, Any]:
+    """One EventBridge event: skip it, or re-read the role and act; at most once per event id."""
+
+    def is_self(issuer: tuple[str, str]) -> bool:
+        return issuer in deps.self_roles()
+
+    parsed = to_role_ref(event, is_self)
+    if isinstance(parsed, Skip):
+        return report_skip(parsed, deps.logger, deps.metrics)
+    ref = parsed
+    if deps.once is None:
+        return _handle_ref(ref, deps)
+    return deps.once.run(ref.event_id, lambda: _handle_ref(ref, deps))
+
+
+def _handle_ref(ref: RoleRef, deps: Deps) -> dict[str, Any]:
+    run = Run(mode=deps.settings.mode, trigger="event", max_fixes=deps.settings.max_fixes_per_run)
+    role = deps.iam.get_role(ref.role_name)
+    if role is None:
+        deps.logger.info(
+            "role gone before the event was handled", extra={"role": ref.role_name, "event_id": ref.event_id}
+        )
+        return {"status": "skipped", "reason": "role_not_found", "event_id": ref.event_id, "role_name": ref.role_name}
+    result = process_role(role, deps, run, ref)
+    send_notices(deps, run, digest=False)
+    return {"status": "processed", "event_id": ref.event_id, **result.to_report()}
+
+
+def check_role(role_name: str, deps: Deps) -> RoleResult | None:
+    """One role's evaluation and the action the current settings plan for it; no change, no notice."""
+    role = deps.iam.get_role(role_name)
+    if role is None:
+        return None
+    evaluation = evaluate_role(role, deps)
+    run = Run(mode=deps.settings.mode, trigger="api", max_fixes=deps.settings.max_fixes_per_run)
+    action, reason = decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())
+    if action is Action.FIXED:
+        # Nothing is written here: report the fix the next event or sweep would apply.
+        action = Action.WOULD_FIX
+    return _result(role, evaluation, action, f"planned: {reason}")
+
+
+def remediate(role_name: str, deps: Deps, *, dry_run: bool = False, actor: str | None = None) -> RoleResult | None:
+    """Fix one role now, whatever the global mode (an explicit human request); None if it does not exist."""
+    role = deps.iam.get_role(role_name)
+    if role is None:
+        return None
+    run = Run(
+        mode=Mode.DRY_RUN if dry_run else Mode.ENFORCE,
+        trigger="api",
+        max_fixes=1,
+        forced=True,
+    )
+    ref = (
+        RoleRef(
+            role_name=role.name,
+            event_id="",
+            event_name="Remediate",
+            account=role.account_id,
+            region=deps.region,
+            time=deps.clock().isoformat(),
+            actor=actor,
+        )
+        if actor
+        else None
+    )
+    result = process_role(role, deps, run, ref)
+    send_notices(deps, run, digest=False)
+    return result

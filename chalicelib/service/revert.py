@@ -1,0 +1,112 @@
+"""Revert: restore the original the bot recorded, under the integrity rules of DESIGN section 5."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.adapters.aws import AwsError
+from chalicelib.adapters.store import ChangeKind, ChangeStatus
+from chalicelib.domain.models import (
+    PolicyDoc,
+)
+from chalicelib.domain.plan import MODE_TAG, REASON_TAG
+from chalicelib.service.deps import Deps
+from chalicelib.service.enforce import current_document, save_outcome
+
+# --- revert -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RevertResult:
+    status: str  # reverted | refused | not_found | nothing_to_revert | failed
+    message: str
+    role_name: str
+    restored: PolicyDoc | None = None
+    change_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "message": self.message,
+            "role_name": self.role_name,
+            "restored": self.restored,
+            "change_id": self.change_id,
+        }
+
+
+def revert(role_name: str, deps: Deps, *, force: bool = False, actor: str | None = None) -> RevertResult:
+    """Restore the original the bot recorded, if the role still holds what the bot wrote (or ``force``)."""
+    result = _revert(role_name, deps, force=force, actor=actor)
+    # Every outcome is a decision worth a line: a refusal or a failure as much as a restore.
+    deps.logger.info(
+        "revert decision",
+        extra={
+            "role": role_name,
+            "status": result.status,
+            "change_id": result.change_id,
+            "forced": force,
+            "actor": actor,
+        },
+    )
+    return result
+
+
+def _revert(role_name: str, deps: Deps, *, force: bool, actor: str | None) -> RevertResult:
+    role = deps.iam.get_role(role_name)
+    if role is None:
+        return RevertResult("not_found", f"role {role_name!r} does not exist", role_name)
+    current = current_document(role)
+    change = deps.audit.last_applied_fix(role.arn, current=current)
+    if change is None:
+        return RevertResult(
+            "nothing_to_revert", f"deputy-guard has no applied fix on record for {role_name!r}", role_name
+        )
+    if current != change.after and not force:
+        return RevertResult(
+            "refused",
+            f"the trust policy of {role_name!r} changed since deputy-guard wrote it (change {change.change_id}); "
+            "reverting would discard that change. Use --force to restore the recorded original anyway.",
+            role_name,
+            change_id=change.change_id,
+        )
+    who = actor or "deputy-guard revert"
+    today = deps.clock().date().isoformat()
+    # Exempt first: if the restore then fails, the role is merely left alone, never fixed again in a loop.
+    deps.iam.tag_role(role.name, {MODE_TAG: "exempt", REASON_TAG: _tag_text(f"reverted {today} by {who}")})
+    record = deps.audit.record_intent(
+        role_arn=role.arn,
+        role_name=role.name,
+        before=current if current is not None else {},
+        after=change.before,
+        kind=ChangeKind.REVERT,
+        actor=actor,
+        event_id=None,
+        mode="revert",
+        trigger="revert",
+        reason=f"revert of change {change.change_id}" + (" (forced)" if force else ""),
+        reverts=change.change_id,
+    )
+    try:
+        deps.iam.update_assume_role_policy(role.name, change.before)
+    except AwsError as exc:
+        save_outcome(deps, record, ChangeStatus.FAILED, str(exc))
+        return RevertResult("failed", f"IAM refused the revert ({exc.code}): {exc.message}", role_name)
+    save_outcome(deps, record, ChangeStatus.APPLIED, None)
+    save_outcome(deps, change, ChangeStatus.REVERTED, None)
+    deps.metrics.add_metric("RolesReverted")
+    deps.logger.info("reverted", extra={"role": role.name, "change_id": change.change_id, "forced": force})
+    return RevertResult(
+        "reverted",
+        f"restored the original trust policy of {role_name!r} recorded by change {change.change_id}; "
+        f"the role is now tagged {MODE_TAG}=exempt",
+        role_name,
+        restored=change.before,
+        change_id=change.change_id,
+    )
+
+
+def _tag_text(text: str) -> str:
+    """IAM tag values allow letters, digits, spaces and _.:/=+-@ only, up to 256 characters."""
+    allowed = "".join(ch if ch.isalnum() or ch in " _.:/=+-@" else "-" for ch in text)
+    return allowed[:256]
