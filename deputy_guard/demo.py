@@ -330,11 +330,11 @@ def _drive(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]
     import app as app_module
     from chalicelib.adapters import aws
     from chalicelib.domain.policy import render_diff
-    from chalicelib.runtime import handlers as runtime
+    from chalicelib.runtime import container
     from deputy_guard.commands import render_table
 
     aws.reset_clients()
-    runtime.reset()
+    container.reset()
     account = boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
     outcome.account = account
     os.environ["DEPUTY_GUARD_SELF_ROLE_ARN"] = f"arn:aws:iam::{account}:role/{BOT_ROLE}"
@@ -349,7 +349,7 @@ def _drive(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]
 
     out(f"deputy-guard demo: embedded AWS at {outcome.endpoint}, Slack stand-in on loopback, mode {outcome.mode}")
     out("")
-    settings = runtime.settings()
+    settings = container.settings()
     created = aws.DynamoTable(aws.make_client("dynamodb"), settings.table).ensure_exists()
     out(f"setup: audit table {settings.table} {'created' if created else 'exists'}; SNS topic {topic}")
 
@@ -415,7 +415,7 @@ def _drive(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]
     out(_indent(render_table(outcome.scan)))
     out("")
 
-    deps = runtime.deps()
+    deps = container.deps()
     for role in roles:
         arn = f"arn:aws:iam::{account}:role{role.path}{role.name}"
         for record in reversed(deps.audit.history(arn)):

@@ -31,9 +31,9 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     yield
     from chalicelib.adapters import aws
-    from chalicelib.runtime import handlers as runtime
+    from chalicelib.runtime import container
 
-    runtime.reset()
+    container.reset()
     aws.reset_clients()
 
 

@@ -19,7 +19,29 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.adapters.errors import (
+    AccessDenied,
+    AwsError,
+    ConditionFailed,
+    LimitExceeded,
+    MalformedPolicy,
+    NotFound,
+    Throttled,
+    Unavailable,
+    error_for,
+)
 from chalicelib.domain.models import PolicyDoc, RoleRecord
+
+__all__ = [
+    "AccessDenied",
+    "AwsError",
+    "ConditionFailed",
+    "LimitExceeded",
+    "MalformedPolicy",
+    "NotFound",
+    "Throttled",
+    "Unavailable",
+]
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -33,80 +55,13 @@ _client_lock = threading.RLock()
 _clients: dict[tuple[str, str | None], Any] = {}
 
 
-class AwsError(Exception):
-    """An AWS call failed; ``code`` is AWS's error code (or a botocore class name)."""
-
-    def __init__(self, operation: str, code: str, message: str) -> None:
-        super().__init__(f"{operation}: {code}: {message}")
-        self.operation = operation
-        self.code = code
-        self.message = message
-
-
-class NotFound(AwsError):
-    """The resource does not exist (IAM NoSuchEntity, DynamoDB ResourceNotFoundException, ...)."""
-
-
-class AccessDenied(AwsError):
-    """The bot's role may not make this call."""
-
-
-class Throttled(AwsError):
-    """Still throttled after botocore's standard retries."""
-
-
-class LimitExceeded(AwsError):
-    """An IAM quota (policy size, ...) would be exceeded."""
-
-
-class MalformedPolicy(AwsError):
-    """IAM rejected the document."""
-
-
-class ConditionFailed(AwsError):
-    """A DynamoDB conditional write lost (the item already exists)."""
-
-
-class Unavailable(AwsError):
-    """The endpoint could not be reached or answered with a server error."""
-
-
-_CODES: dict[str, type[AwsError]] = {
-    "NoSuchEntity": NotFound,
-    "NoSuchEntityException": NotFound,
-    "ResourceNotFoundException": NotFound,
-    "NotFound": NotFound,
-    "ParameterNotFound": NotFound,
-    "AccessDenied": AccessDenied,
-    "AccessDeniedException": AccessDenied,
-    "UnauthorizedOperation": AccessDenied,
-    "AuthorizationError": AccessDenied,
-    "Throttling": Throttled,
-    "ThrottlingException": Throttled,
-    "ThrottledException": Throttled,
-    "RequestLimitExceeded": Throttled,
-    "TooManyRequestsException": Throttled,
-    "ProvisionedThroughputExceededException": Throttled,
-    "LimitExceeded": LimitExceeded,
-    "LimitExceededException": LimitExceeded,
-    "MalformedPolicyDocument": MalformedPolicy,
-    "MalformedPolicyDocumentException": MalformedPolicy,
-    "ConditionalCheckFailedException": ConditionFailed,
-    "ServiceFailure": Unavailable,
-    "ServiceUnavailable": Unavailable,
-    "InternalError": Unavailable,
-    "InternalFailure": Unavailable,
-    "InternalServerError": Unavailable,
-}
-
-
 def translate(operation: str, exc: ClientError | BotoCoreError) -> AwsError:
     """Map a botocore exception to the AwsError family (unknown codes stay a plain AwsError)."""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
         message = str(error.get("Message", ""))
-        return _CODES.get(code, AwsError)(operation, code, message)
+        return error_for(operation, code, message)
     return Unavailable(operation, type(exc).__name__, str(exc))
 
 

@@ -212,7 +212,7 @@ class DynamoLedger:
     def claim(self, key: str, ttl_seconds: int) -> bool:
         """True if nobody announced ``key`` within the window (and records it now)."""
         # Imported here so this module stays importable without boto3 in pure tests.
-        from chalicelib.adapters.aws import ConditionFailed
+        from chalicelib.adapters.errors import ConditionFailed
 
         now = int(self._clock().timestamp())
         try:

@@ -6,19 +6,16 @@ make the bot write a document it did not compute itself from IAM's current state
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.domain.names import ROLE_ARN, ROLE_NAME, role_from_arn
 from chalicelib.domain.policy import has_states_principal
 
 EVENT_NAMES = frozenset({"CreateRole", "UpdateAssumeRolePolicy", "PutRolePolicy", "AttachRolePolicy"})
 # Events whose request carries the new trust document: a document without Step Functions needs no AWS call.
 _DOCUMENT_FIELDS = {"CreateRole": "assumeRolePolicyDocument", "UpdateAssumeRolePolicy": "policyDocument"}
-# ASCII and \Z: IAM names are ASCII, and "$" would also accept a name followed by a newline.
-_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}\Z", re.ASCII)
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[^:]*/)?([\w+=,.@-]{1,64})\Z", re.ASCII)
 MAX_DOCUMENT_CHARS = 131_072  # far above IAM's own limits; anything larger is not a real request
 
 
@@ -99,7 +96,7 @@ def _role_name(detail: Mapping[str, Any]) -> str | None:
     request = detail.get("requestParameters")
     if isinstance(request, Mapping):
         name = request.get("roleName")
-        if isinstance(name, str) and _ROLE_NAME.match(name):
+        if isinstance(name, str) and ROLE_NAME.match(name):
             return name
         if name is not None:
             return None  # present but malformed: never guess another role
@@ -107,12 +104,12 @@ def _role_name(detail: Mapping[str, Any]) -> str | None:
     if isinstance(response, Mapping) and isinstance(response.get("role"), Mapping):
         role = response["role"]
         name = role.get("roleName")
-        if isinstance(name, str) and _ROLE_NAME.match(name):
+        if isinstance(name, str) and ROLE_NAME.match(name):
             return name
         arn = role.get("arn")
-        match = _ROLE_ARN.match(arn) if isinstance(arn, str) else None
+        match = ROLE_ARN.match(arn) if isinstance(arn, str) else None
         if match:
-            return match.group(2)
+            return match["name"]
     return None
 
 
@@ -123,8 +120,8 @@ def _issuer(identity: Any) -> tuple[str, str] | None:
     context = identity.get("sessionContext")
     issuer = context.get("sessionIssuer") if isinstance(context, Mapping) else None
     arn = issuer.get("arn") if isinstance(issuer, Mapping) else None
-    match = _ROLE_ARN.match(arn) if isinstance(arn, str) else None
-    return (match.group(1), match.group(2)) if match else None
+    match = ROLE_ARN.match(arn) if isinstance(arn, str) else None
+    return (match["account"], match["name"]) if match else None
 
 
 def _actor(identity: Any) -> str | None:
@@ -139,8 +136,4 @@ def _actor(identity: Any) -> str | None:
 
 def self_role_from_arn(arn: str) -> tuple[str, str] | None:
     """(account, role name) from the bot's role ARN or its assumed-role session ARN."""
-    match = _ROLE_ARN.match(arn)
-    if match:
-        return match.group(1), match.group(2)
-    assumed = re.match(r"^arn:aws[a-z-]*:sts::(\d{12}):assumed-role/([\w+=,.@-]{1,64})/", arn, re.ASCII)
-    return (assumed.group(1), assumed.group(2)) if assumed else None
+    return role_from_arn(arn)

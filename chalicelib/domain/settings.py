@@ -15,6 +15,7 @@ from datetime import date
 from typing import TypeVar
 
 from chalicelib.domain.models import DEFAULT_SOURCE_ARN, EngineOptions, Mode, Require
+from chalicelib.domain.names import ROLE_ARN
 
 DEFAULT_TABLE = "deputy-guard"
 DEFAULT_OWNER_TAGS = ("owner", "team", "contact")
@@ -111,7 +112,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         part.strip() for part in (env.get("DEPUTY_GUARD_SELF_ROLE_ARN") or "").split(",") if part.strip()
     )
     for arn in self_roles:
-        if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/", arn):
+        if not ROLE_ARN.match(arn):
             raise SettingsError(f"DEPUTY_GUARD_SELF_ROLE_ARN is not a list of IAM role ARNs: {arn!r}")
     return Settings(
         mode=_enum(env, "DEPUTY_GUARD_MODE", Mode, Mode.NOTIFY),

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from chalicelib.domain.events import Skip
+from typing import Any
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -52,20 +49,3 @@ class PowertoolsMetrics:
         from aws_lambda_powertools.metrics import MetricUnit
 
         self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-
-
-class _Metrics(Protocol):
-    def add_metric(self, name: str, value: float = 1) -> None: ...
-
-
-class _Logger(Protocol):
-    def info(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
-
-
-def report_skip(skip: Skip, logger: _Logger, metrics: _Metrics) -> dict[str, Any]:
-    """The one log line, metric and answer for an event that needs no work (service and cold path alike)."""
-    metrics.add_metric("EventsSkipped")
-    logger.info(
-        "event skipped", extra={"reason": skip.reason, "event_id": skip.event_id, "event_name": skip.event_name}
-    )
-    return {"status": "skipped", "reason": skip.reason, "event_id": skip.event_id}

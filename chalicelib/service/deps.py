@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.adapters.aws import AwsError
+from chalicelib.adapters.errors import AwsError
 from chalicelib.adapters.store import AuditTrail, Clock, SweepCursor, utc_now
 from chalicelib.domain.models import (
     DEFAULT_SIZE_QUOTA,

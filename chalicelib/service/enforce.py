@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
-from chalicelib.adapters.aws import AccessDenied, AwsError, LimitExceeded, MalformedPolicy, NotFound, Unavailable
+from chalicelib.adapters.errors import AccessDenied, AwsError, LimitExceeded, MalformedPolicy, NotFound, Unavailable
 from chalicelib.adapters.store import ChangeKind, ChangeRecord, ChangeStatus
 from chalicelib.domain.engine import evaluate
 from chalicelib.domain.events import RoleRef, Skip, to_role_ref
@@ -29,8 +29,8 @@ from chalicelib.domain.models import (
 from chalicelib.domain.plan import RoleResult, Run, decide
 from chalicelib.domain.policy import PolicyError, parse_policy, render_diff
 from chalicelib.domain.render import resolve_owner
-from chalicelib.runtime.logs import report_skip
 from chalicelib.service.deps import Deps
+from chalicelib.service.skips import report_skip
 
 # GetRole calls a dry-run scan keeps in flight: the reads of flagged roles are independent and each one
 # costs a round trip to IAM, so overlapping a few of them divides a scan's wall time; kept small because

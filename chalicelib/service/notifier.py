@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from chalicelib.domain.models import Notice
 from chalicelib.domain.render import DEFAULT_WINDOW_SECONDS, NotificationError, notice_fingerprint, one_line
+from chalicelib.service.deps import Logger, Metrics
 
 # --------------------------------------------------------------------------------------------------
 # Dedup ledger
@@ -66,22 +67,6 @@ class InMemoryLedger:
 # --------------------------------------------------------------------------------------------------
 # Notifier
 # --------------------------------------------------------------------------------------------------
-
-
-class LoggerLike(Protocol):
-    """The slice of ``logging.Logger`` (and Powertools ``Logger``) the notifier uses."""
-
-    def info(self, msg: str, *, extra: Mapping[str, object] | None = ...) -> None: ...
-
-    def warning(self, msg: str, *, extra: Mapping[str, object] | None = ...) -> None: ...
-
-    def error(self, msg: str, *, extra: Mapping[str, object] | None = ...) -> None: ...
-
-
-class MetricsLike(Protocol):
-    """Counts outcomes; adapt Powertools ``Metrics`` with ``unit=MetricUnit.Count``."""
-
-    def add_metric(self, name: str, value: float = 1) -> None: ...
 
 
 class DeliveryStatus(StrEnum):
@@ -161,8 +146,8 @@ class Notifier:
         *,
         ledger: Ledger,
         window_seconds: int = DEFAULT_WINDOW_SECONDS,
-        logger: LoggerLike,
-        metrics: MetricsLike,
+        logger: Logger,
+        metrics: Metrics,
     ) -> None:
         if window_seconds < 0:
             raise ValueError("window_seconds must not be negative")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.adapters.aws import AwsError
+from chalicelib.adapters.errors import AwsError
 from chalicelib.adapters.store import ChangeKind, ChangeStatus
 from chalicelib.domain.models import (
     PolicyDoc,

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.adapters.aws import AwsError
+from chalicelib.adapters.errors import AwsError
 from chalicelib.domain.models import (
     Action,
     Mode,

@@ -9,6 +9,7 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
+from chalicelib.runtime import container
 from chalicelib.runtime import handlers as runtime
 from tests.world import VULNERABLE, World, load_event
 
@@ -24,7 +25,7 @@ def client() -> Iterator[Client]:
 def test_on_iam_event_fixes_through_the_real_handler(make_world: MakeWorld, client: Client) -> None:
     world = make_world(mode="enforce")
     world.create_role("order-pipeline-sfn")
-    runtime.install(world.deps)
+    container.install(world.deps)
     response = client.lambda_.invoke("on_iam_event", load_event("CreateRole-states-vulnerable.json"))
     assert response.payload["action"] == "fixed"
     assert world.trust("order-pipeline-sfn") != VULNERABLE
@@ -48,7 +49,7 @@ def test_malformed_event_is_logged_and_dropped(
     make_world: MakeWorld, client: Client, payload: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
     world = make_world(mode="enforce")
-    runtime.install(world.deps)
+    container.install(world.deps)
     with caplog.at_level("INFO"):
         response = client.lambda_.invoke("on_iam_event", payload)
     assert response.payload["status"] == "skipped"
@@ -59,7 +60,7 @@ def test_sweep_handler_runs_the_configured_mode(make_world: MakeWorld, client: C
     world = make_world(mode="enforce")
     for name in ("sfn-a", "sfn-b"):
         world.create_role(name)
-    runtime.install(world.deps)
+    container.install(world.deps)
     response = client.lambda_.invoke(
         "sweep",
         {
@@ -84,13 +85,13 @@ def test_settings_come_from_the_environment_at_first_use(
 ) -> None:
     make_world()  # moto running, table created
     monkeypatch.setenv("DEPUTY_GUARD_MODE", "dry-run")
-    runtime.reset()
-    assert runtime.settings().mode.value == "dry-run"
+    container.reset()
+    assert container.settings().mode.value == "dry-run"
 
 
 def test_bad_setting_fails_fast_naming_the_variable(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEPUTY_GUARD_MODE", "sometimes")
-    runtime.reset()
+    container.reset()
     with pytest.raises(runtime.Misconfigured, match="DEPUTY_GUARD_MODE"):
         runtime.on_iam_event(load_event("CreateRole-states-vulnerable.json"), None)
 
@@ -99,7 +100,7 @@ def test_bad_log_level_is_reported_by_name_not_by_a_logging_crash(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LOG_LEVEL", "verbose")
-    runtime.reset()
+    container.reset()
     with pytest.raises(runtime.Misconfigured, match="LOG_LEVEL"):
         runtime.observe(
             SimpleNamespace(context=None),

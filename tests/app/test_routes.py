@@ -10,7 +10,7 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib.runtime import handlers as runtime
+from chalicelib.runtime import container
 from tests.world import COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World
 
 MakeWorld = Callable[..., World]
@@ -30,7 +30,7 @@ def world(make_world: MakeWorld) -> World:
     w.create_role("compliant-sfn", COMPLIANT)
     w.create_role("foreign-sfn", FOREIGN)
     w.create_role("lambda-only", LAMBDA_ONLY)
-    runtime.install(w.deps)
+    container.install(w.deps)
     return w
 
 

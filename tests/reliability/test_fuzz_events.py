@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 import app as app_module
 from chalicelib.domain.events import RoleRef, Skip, to_role_ref
-from chalicelib.runtime import handlers as runtime
+from chalicelib.runtime import container
 from chalicelib.service.enforce import handle_event
 from tests.reliability.conftest import Account
 from tests.reliability.strategies import FIXTURE_EVENTS, events
@@ -115,7 +115,7 @@ def test_handle_event_never_raises_and_always_logs_the_outcome(acct: Account, ev
 def test_the_lambda_handler_never_raises_on_any_event(acct: Account, client: Client, event: Any) -> None:
     FUZZ_COUNTS["events: on_iam_event via chalice.test.Client"] += 1
     reset(acct)
-    runtime.install(acct.deps)
+    container.install(acct.deps)
     # When the real Chalice handler is invoked with the damaged event
     response = client.lambda_.invoke("on_iam_event", event)
     # Then it returns a status; nothing escapes as an unhandled exception

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import app as app_module
-from chalicelib.runtime import handlers as runtime
+from chalicelib.runtime import container
 from tests.reliability.conftest import Account
 from tests.reliability.strategies import flag_bodies, odd_role_names, raw_bodies, scan_bodies
 from tests.reliability.support import FUZZ_COUNTS
@@ -36,7 +36,7 @@ def acct(account: MakeAccount) -> Account:
     made = account(mode="notify", idempotent=False)
     for name, document in zip(ROLES, (VULNERABLE, COMPLIANT, FOREIGN), strict=True):
         made.create_role(name, document)
-    runtime.install(made.deps)
+    container.install(made.deps)
     return made
 
 

@@ -24,7 +24,7 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib.runtime import handlers as runtime
+from chalicelib.runtime import container
 from chalicelib.runtime.wiring import build_deps
 from deputy_guard.embedded import SlackStandIn
 from tests.reliability.conftest import Account
@@ -102,7 +102,7 @@ def day(
     acct.deps.notifier = build_deps(acct.deps.settings, logger=acct.logs, metrics=acct.deps.metrics).notifier
     for name, (document, tags) in ROLES.items():
         acct.create_role(name, document, tags=tags)
-    runtime.install(acct.deps)
+    container.install(acct.deps)
     slack.script.extend([(429, {"Retry-After": "0"}), (429, {"Retry-After": "0"})])  # Slack stumbles, then recovers
     today = Day(acct, slack)
     # When a day's worth of work goes through the real handlers, everything logged at DEBUG is kept

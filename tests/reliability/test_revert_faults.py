@@ -9,7 +9,7 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib.runtime import handlers as runtime
+from chalicelib.runtime import container
 from chalicelib.service.enforce import handle_event
 from chalicelib.service.revert import revert
 from tests.reliability.conftest import Account
@@ -84,7 +84,7 @@ def test_iam_refusing_the_revert_leaves_the_fix_and_records_the_failure(fixed: A
 def test_audit_store_down_means_no_revert_is_written(fixed: Account, client: Client) -> None:
     # Given the revert's own audit record cannot be stored
     fixed.faults.inject("dynamodb", "PutItem", "ServiceUnavailable")
-    runtime.install(fixed.deps)
+    container.install(fixed.deps)
     # When a revert is asked for over REST
     response = client.http.post(f"/roles/{ROLE}/revert", headers={"Content-Type": "application/json"}, body="{}")
     # Then the caller gets a 502 naming the failed call, the role keeps the fix, and the failure is logged
