@@ -7,26 +7,33 @@ imported only when run, so ``check`` and ``--help`` never pay for boto3.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from chalicelib.domain.engine import evaluate
-from chalicelib.domain.models import EngineOptions, Evaluation, Mode, Require, RoleContext, Verdict
-from chalicelib.domain.policy import PolicyError, decode_document, parse_policy, render_diff
+from chalicelib.domain.models import EngineOptions, Mode, Require
+from deputy_guard.check_output import FORMATS, failure_line, render
+from deputy_guard.checking import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, CheckOptions, check_paths
 
-__all__ = ["HANDLERS", "build_parser", "main", "run_check", "run_demo", "run_revert", "run_scan", "run_setup"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FINDINGS",
+    "EXIT_OK",
+    "HANDLERS",
+    "build_parser",
+    "main",
+    "run_check",
+    "run_demo",
+    "run_revert",
+    "run_scan",
+    "run_setup",
+]
 
 PROG = "deputy-guard"
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_BAD_INPUT = 2
 
 _ACCOUNT = re.compile(r"\d{12}")
 _PARTITION = re.compile(r"aws(?:-[a-z]+)*")
-_PASSING = frozenset({Verdict.COMPLIANT, Verdict.NOT_APPLICABLE})
 
 
 class UsageError(Exception):
@@ -69,14 +76,23 @@ def _role_path(text: str) -> str:
 
 
 _CHECK_EPILOG = """\
+Each PATH is a file, a directory (walked recursively; hidden folders and files other than
+*.json, *.yaml, *.yml and *.template are skipped, as is anything that is none of the kinds below)
+or - for stdin (the default). Recognised by content: a trust policy, a GetRole or ListRoles response,
+a CloudFormation template in JSON or YAML (SAM and CDK cdk.out included: every AWS::IAM::Role),
+and a Terraform plan from `terraform show -json` (every aws_iam_role it creates, updates or keeps).
+
 The role's account decides what "pinned" means, so it must be known:
   * --account ID, or
   * a GetRole response as input (for example `aws iam get-role --role-name NAME`, or one element
-    of ListRoles' Roles): its role ARN gives the account, the partition and the path.
+    of ListRoles' Roles): its role ARN gives the account, the partition and the path, or
+  * a template's ${AWS::AccountId} (or a plan's aws_caller_identity): the deploying account.
 It is never guessed from the policy: a backdoored policy names the attacker's account, and taking
-that as the role's own would call it compliant.
+that as the role's own would call it compliant. Without --account, a template's literal account
+id is reported as account_unknown, and a plain trust policy is refused.
 
-exit status: 0 compliant or not_applicable, 1 non_compliant or needs_review, 2 bad input.
+exit status: 0 compliant or not_applicable, 1 non_compliant or needs_review, 2 bad input
+(reported on stderr after every other input has been checked).
 """
 
 
@@ -91,17 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
-        help="evaluate one trust policy offline and propose a fix",
-        description="Evaluate one trust policy offline: verdict, problems and the fixed policy.",
+        help="evaluate trust policies, templates and plans offline and propose fixes",
+        description="Evaluate trust policies offline, in policy files, GetRole output, CloudFormation "
+        "(SAM, CDK) templates and Terraform plans: verdict, problems and the fixed policy.",
         epilog=_CHECK_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument(
-        "file",
-        nargs="?",
-        default="-",
-        metavar="FILE|-",
-        help="trust policy JSON (plain or URL-encoded) or a GetRole response; - is stdin (default)",
+        "paths",
+        nargs="*",
+        default=["-"],
+        metavar="PATH",
+        help="a file, a directory to walk, or - for stdin (default: -)",
+    )
+    check.add_argument(
+        "--ignore-unknown",
+        action="store_true",
+        help="skip named files that are none of the kinds below, as a directory walk does (for pre-commit)",
     )
     check.add_argument(
         "--account",
@@ -137,9 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--format",
-        choices=("text", "json"),
+        choices=FORMATS,
         default="text",
-        help="text for people, json for tools (default: %(default)s)",
+        help="text for people, json for tools, sarif for code scanning (default: %(default)s)",
     )
 
     scan = commands.add_parser(
@@ -194,88 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
 # check
 
 
-def _read_input(name: str) -> str:
-    try:
-        if name == "-":
-            text = sys.stdin.read()
-        else:
-            with open(name, encoding="utf-8") as handle:
-                text = handle.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"cannot read {name}: not UTF-8 text") from exc
-    # Editors on some systems save a byte-order mark, which the JSON parser rejects.
-    return text.removeprefix("\ufeff")
-
-
-def _unwrap_role(decoded: Any) -> tuple[Any, RoleContext | None]:
-    """(the trust policy, the role's context) for a GetRole response or a role object; else (input, None)."""
-    role = decoded.get("Role") if isinstance(decoded, dict) else None
-    if not (isinstance(role, dict) and "AssumeRolePolicyDocument" in role):
-        role = decoded if isinstance(decoded, dict) and "AssumeRolePolicyDocument" in decoded else None
-    if role is None:
-        return decoded, None
-    arn = role.get("Arn")
-    if not isinstance(arn, str):
-        raise UsageError("the role in the input has no Arn, so its account is unknown: pass --account")
-    try:
-        context = RoleContext.from_role_arn(arn)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    path = role.get("Path")
-    if isinstance(path, str) and path.startswith("/"):
-        context = RoleContext(context.account_id, context.partition, path, context.role_name)
-    return role["AssumeRolePolicyDocument"], context
-
-
-def _context(args: argparse.Namespace, from_role: RoleContext | None) -> RoleContext:
-    if from_role is not None:
-        # The role ARN is the truth about the role: a flag that contradicts it would make a foreign pin look own.
-        for flag, given, actual in (
-            ("--account", args.account, from_role.account_id),
-            ("--partition", args.partition, from_role.partition),
-        ):
-            if given is not None and given != actual:
-                raise UsageError(f"{flag} {given} contradicts the role ARN in the input ({actual}); drop {flag}")
-    account = args.account or (from_role.account_id if from_role else None)
-    if account is None:
-        raise UsageError("the role's account is unknown: pass --account ID, or give a GetRole response as input")
-    return RoleContext(
-        account_id=account,
-        partition=args.partition or (from_role.partition if from_role else "aws"),
-        path=args.path or (from_role.path if from_role else "/"),
-        role_name=from_role.role_name if from_role else "",
-    )
-
-
-def _render_text(evaluation: Evaluation) -> str:
-    lines = [f"verdict: {evaluation.verdict.value}"]
-    for problem in evaluation.problems:
-        where = "policy" if problem.statement is None else f"statement {problem.statement}"
-        lines.append(f"  [{where}] {problem.code.value}: {problem.message}")
-    text = "\n".join(lines) + "\n"
-    if evaluation.fixed_policy is not None and evaluation.original is not None:
-        text += "\nproposed fix:\n" + render_diff(evaluation.original, evaluation.fixed_policy, "current", "fixed")
-    return text
-
-
 def run_check(args: argparse.Namespace) -> int:
-    """``deputy-guard check``: evaluate one trust policy offline."""
-    text = _read_input(args.file)
-    try:
-        policy, from_role = _unwrap_role(decode_document(text))
-        parse_policy(policy)
-    except PolicyError as exc:
-        raise UsageError(str(exc)) from exc
-    context = _context(args, from_role)
-    options = EngineOptions(require=Require(args.require), size_quota=args.size_quota)
-    evaluation = evaluate(policy, context, options)
-    if args.format == "json":
-        sys.stdout.write(json.dumps(evaluation.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    else:
-        sys.stdout.write(_render_text(evaluation))
-    return EXIT_OK if evaluation.verdict in _PASSING else EXIT_FINDINGS
+    """``deputy-guard check PATH...``: evaluate every trust policy in the inputs offline."""
+    options = CheckOptions(
+        account=args.account,
+        partition=args.partition,
+        role_path=args.path,
+        engine=EngineOptions(require=Require(args.require), size_quota=args.size_quota),
+        ignore_unknown=args.ignore_unknown,
+    )
+    report = check_paths(args.paths, options)
+    for failure in report.failures:
+        sys.stderr.write(f"{PROG}: error: {failure_line(failure)}\n")
+    sys.stdout.write(render(report, args.format))
+    return report.exit_code
 
 
 # --------------------------------------------------------------------------------------------------
