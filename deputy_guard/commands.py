@@ -127,7 +127,7 @@ def run_revert(args: argparse.Namespace) -> int:
             _account, actor = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
         except aws.AwsError:
             actor = None
-        result = revert(args.role, deps, force=args.force, actor=actor)
+        result = revert(args.role, deps, force=args.force, actor=actor, caller_credentials=True)
     except SettingsError as exc:
         return _fail(str(exc))
     except aws.AwsError as exc:

@@ -58,6 +58,11 @@ def evaluate_role(role: RoleRecord, deps: Deps) -> Evaluation:
     return evaluation
 
 
+def planned_fix(document: PolicyDoc, role: RoleRecord, deps: Deps) -> PolicyDoc | None:
+    """The fix deputy-guard computes for ``document`` on ``role`` with the current settings (None: no fix)."""
+    return evaluate_role(replace(role, document=document), deps).fixed_policy
+
+
 def needs_read(role: RoleRecord, evaluation: Evaluation, deps: Deps) -> bool:
     """Whether a role from the listing must be read (GetRole) before deciding."""
     # The listing omits tags (mode tag, owner, CloudFormation): read the role before any action, and

@@ -12,9 +12,12 @@ from chalicelib.domain.models import (
 )
 from chalicelib.domain.plan import MODE_TAG, REASON_TAG
 from chalicelib.service.deps import Deps
-from chalicelib.service.enforce import current_document, save_outcome
+from chalicelib.service.enforce import current_document, planned_fix, save_outcome
 
-# --- revert -----------------------------------------------------------------------------------------
+FORCE_REFUSED = (
+    "a forced revert is refused here: it would write a recorded document over a change deputy-guard did not make, "
+    "so it runs only from the CLI with your own IAM credentials (deputy-guard revert ROLE --force)"
+)
 
 
 @dataclass(frozen=True)
@@ -35,9 +38,25 @@ class RevertResult:
         }
 
 
-def revert(role_name: str, deps: Deps, *, force: bool = False, actor: str | None = None) -> RevertResult:
-    """Restore the original the bot recorded, if the role still holds what the bot wrote (or ``force``)."""
-    result = _revert(role_name, deps, force=force, actor=actor)
+def revert(
+    role_name: str,
+    deps: Deps,
+    *,
+    force: bool = False,
+    actor: str | None = None,
+    caller_credentials: bool = False,
+) -> RevertResult:
+    """Restore the original the bot recorded, if the record is the bot's own and the role still holds its fix.
+
+    The audit table is evidence, not authority: the recorded original is written back only when fixing
+    it again gives exactly the recorded result. ``force`` (the role changed since the fix) is honoured only
+    with ``caller_credentials``: the CLI, running with a person's own IAM credentials, never the bot's.
+    """
+    if force and not caller_credentials:
+        deps.metrics.add_metric("RevertRefused")
+        result = RevertResult("refused", FORCE_REFUSED, role_name)
+    else:
+        result = _revert(role_name, deps, force=force, actor=actor)
     # Every outcome is a decision worth a line: a refusal or a failure as much as a restore.
     deps.logger.info(
         "revert decision",
@@ -61,6 +80,22 @@ def _revert(role_name: str, deps: Deps, *, force: bool, actor: str | None) -> Re
     if change is None:
         return RevertResult(
             "nothing_to_revert", f"deputy-guard has no applied fix on record for {role_name!r}", role_name
+        )
+    if planned_fix(change.before, role, deps) != change.after:
+        # A record the bot did not write (or one for other settings): writing its "original" with the bot's
+        # credentials would let anyone who can write the table choose a trust policy. Refuse, loudly.
+        deps.metrics.add_metric("RevertIntegrityFailed")
+        deps.logger.warning(
+            "revert refused: the audit record is not a fix deputy-guard computed",
+            extra={"role": role.name, "change_id": change.change_id},
+        )
+        return RevertResult(
+            "refused",
+            f"the audit record {change.change_id} for {role_name!r} does not hold a fix deputy-guard computed "
+            "(fixing its recorded original again does not give its recorded result); nothing was written. "
+            "If the settings changed since the fix, restore the original by hand from the audit trail.",
+            role_name,
+            change_id=change.change_id,
         )
     if current != change.after and not force:
         return RevertResult(

@@ -13,11 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.adapters.errors import AwsError
-from chalicelib.domain.models import (
-    Action,
-    Mode,
-    Verdict,
-)
+from chalicelib.domain.models import Action, Evaluation, Mode, RoleRecord, Verdict
 from chalicelib.domain.plan import RoleResult, Run
 from chalicelib.service.deps import Deps
 from chalicelib.service.enforce import evaluate_role, needs_read, process_role, send_notices
@@ -148,7 +144,7 @@ def scan(
             try:
                 while token is None:
                     page = deps.iam.list_roles_page(path_prefix=path_prefix, marker=marker)
-                    listed = [(role, evaluate_role(role, deps)) for role in page.roles[skip:]]
+                    listed = _evaluate_page(page.roles[skip:], deps, run, started=bool(results))
                     reads = (
                         {}
                         if pool is None
@@ -168,6 +164,9 @@ def scan(
                             progress(len(results))
                     for future in reads.values():
                         future.cancel()  # reads not started when the time budget ran out
+                    if token is None and skip + len(listed) < len(page.roles):
+                        # The budget ran out while evaluating the page: continue from the first role not evaluated.
+                        token = encode_token({"request": request_key, "marker": marker, "skip": skip + len(listed)})
                     if token is not None or page.marker is None:
                         break
                     marker, skip = page.marker, 0
@@ -183,6 +182,22 @@ def scan(
     return ScanReport(
         account=account_id, complete=token is None, next_token=token, results=tuple(results), missing=tuple(missing)
     )
+
+
+def _evaluate_page(
+    roles: Sequence[RoleRecord], deps: Deps, run: Run, *, started: bool
+) -> list[tuple[RoleRecord, Evaluation]]:
+    """Evaluate a page's roles from the listing, checking the time budget before each one.
+
+    No role can push a page past the budget: evaluation stops at the deadline (after at least one role
+    in the whole run, so a run always makes progress) and the scan continues from there next time.
+    """
+    listed: list[tuple[RoleRecord, Evaluation]] = []
+    for role in roles:
+        if run.out_of_time() and (started or listed):
+            break
+        listed.append((role, evaluate_role(role, deps)))
+    return listed
 
 
 def sweep(deps: Deps, *, budget_seconds: float | None = None) -> dict[str, Any]:

@@ -137,7 +137,10 @@ def test_revert_refusal_after_a_foreign_change(client: Client, world: World) -> 
     world.iam.update_assume_role_policy(RoleName="vulnerable-sfn", PolicyDocument=json.dumps(COMPLIANT))
     refused = post(client, "/roles/vulnerable-sfn/revert")
     assert refused.status_code == 409 and "--force" in refused.json_body["message"]
-    assert post(client, "/roles/vulnerable-sfn/revert", {"force": True}).status_code == 200
+    # force runs only from the CLI with the caller's own credentials, never with the bot's (DESIGN section 5)
+    forced = post(client, "/roles/vulnerable-sfn/revert", {"force": True})
+    assert forced.status_code == 409 and "CLI" in forced.json_body["message"]
+    assert world.trust("vulnerable-sfn") == COMPLIANT
 
 
 @pytest.mark.parametrize("path", ["/roles/ghost", "/roles/ghost/remediate", "/roles/ghost/revert"])

@@ -78,7 +78,7 @@ def test_revert_refuses_when_someone_changed_the_policy_since(make_world: MakeWo
 def test_forced_revert_restores_anyway(make_world: MakeWorld) -> None:
     world, _arn = fixed_world(make_world)
     world.iam.update_assume_role_policy(RoleName=ROLE, PolicyDocument=json.dumps(COMPLIANT))
-    assert revert(ROLE, world.deps, force=True).status == "reverted"
+    assert revert(ROLE, world.deps, force=True, caller_credentials=True).status == "reverted"
     assert world.trust(ROLE) == ORIGINAL
 
 

@@ -84,3 +84,37 @@ def test_sweep_mode_comes_from_settings_not_the_scan_default(make_world: MakeWor
     seed(world, {"vulnerable": 1})
     report = scan(world.deps, dry_run=False, mode=Mode.NOTIFY, trigger="sweep")
     assert [r.action.value for r in report.results] == ["notified"]
+
+
+def test_the_budget_is_checked_before_every_role_not_every_page(make_world: MakeWorld, monkeypatch) -> None:
+    # Given one page of 6 roles whose evaluation is slow (a planted document), and a 0.5 s budget
+    import time
+
+    from chalicelib.service import scan as scan_module
+
+    world = make_world(idempotent=False)
+    seed(world, {"compliant": 6})
+    real = scan_module.evaluate_role
+
+    def slow(role, deps):
+        time.sleep(0.2)
+        return real(role, deps)
+
+    monkeypatch.setattr(scan_module, "evaluate_role", slow)
+    # When scanned with the budget, continuing through next_token until complete
+    seen: list[str] = []
+    token = None
+    started = time.monotonic()
+    first = scan(world.deps, dry_run=True, budget_seconds=0.5)
+    first_took = time.monotonic() - started
+    seen += [r.role_name for r in first.results]
+    token = first.next_token
+    while token:
+        report = scan(world.deps, dry_run=True, budget_seconds=0.5, next_token=token)
+        seen += [r.role_name for r in report.results]
+        token = report.next_token
+    # Then the first call stops within the budget plus one role, not after the whole page,
+    # and the continuation covers every role exactly once
+    assert not first.complete and len(first.results) < 6
+    assert first_took < 6 * 0.2 - 0.1  # evaluating the whole page first takes at least 1.2 s
+    assert sorted(seen) == [f"compliant-{i:04d}" for i in range(6)]
