@@ -19,6 +19,7 @@ from chalice.app import (
     Response,
 )
 
+from chalicelib.domain.events import EVENT_NAMES
 from chalicelib.runtime import handlers as runtime
 
 # Powertools Logger owns the "deputy-guard" logger; Chalice's own handler on it would print every line twice.
@@ -31,7 +32,7 @@ IAM_EVENT_PATTERN: dict[str, Any] = {
     "detail-type": ["AWS API Call via CloudTrail"],
     "detail": {
         "eventSource": ["iam.amazonaws.com"],
-        "eventName": ["CreateRole", "UpdateAssumeRolePolicy", "PutRolePolicy", "AttachRolePolicy"],
+        "eventName": list(EVENT_NAMES),
         "errorCode": [{"exists": False}],
     },
 }

@@ -126,6 +126,13 @@ def seed_roles(account: str) -> list[SeedRole]:
             actor="cloudformation",
         ),
         SeedRole(
+            "fraud-check-sfn",
+            "vulnerable, its owner opted out (tag deputy-guard:mode=exempt), then removes the tag",
+            _trust([_states()]),
+            tags={"owner": "risk-team", "deputy-guard:mode": "exempt"},
+            event="CreateRole",
+        ),
+        SeedRole(
             "AWSServiceRoleForStepFunctionsDemo",
             "service-linked role (never touched)",
             _trust([_states()]),
@@ -197,6 +204,8 @@ def cloudtrail_event(
         request["policyDocument"] = json.dumps(document)
     elif event_name == "AttachRolePolicy":
         request["policyArn"] = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
+    elif event_name == "UntagRole":
+        request["tagKeys"] = ["deputy-guard:mode"]
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     detail: dict[str, Any] = {
         "eventVersion": "1.10",
@@ -378,6 +387,10 @@ def _drive(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]
         )
         for name, event in events:
             _invoke(client, event, name, outcome, out)
+        # The owner drops the opt-out: the UntagRole event acts at once, not at the next sweep.
+        iam.untag_role(RoleName="fraud-check-sfn", TagKeys=["deputy-guard:mode"])
+        untag = cloudtrail_event(account, "UntagRole", "fraud-check-sfn", "bob")
+        _invoke(client, untag, "fraud-check-sfn (exempt tag removed)", outcome, out)
         # What CloudTrail records for the bot's own fix comes back as an event: it must be a no-op.
         fixed_now: Any = iam.get_role(RoleName="orders-pipeline-sfn")["Role"]["AssumeRolePolicyDocument"]
         echo = cloudtrail_event(account, "UpdateAssumeRolePolicy", "orders-pipeline-sfn", "deputy-guard", fixed_now)

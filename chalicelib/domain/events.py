@@ -13,7 +13,9 @@ from typing import Any
 from chalicelib.domain.names import ROLE_ARN, ROLE_NAME, role_from_arn
 from chalicelib.domain.policy import has_states_principal
 
-EVENT_NAMES = frozenset({"CreateRole", "UpdateAssumeRolePolicy", "PutRolePolicy", "AttachRolePolicy"})
+# The CloudTrail calls that can make a role need (or stop needing) a fix. TagRole and UntagRole are here because
+# the deputy-guard:mode tag decides per role: removing "exempt" or setting "enforce" acts at once.
+EVENT_NAMES = ("CreateRole", "UpdateAssumeRolePolicy", "PutRolePolicy", "AttachRolePolicy", "TagRole", "UntagRole")
 # Events whose request carries the new trust document: a document without Step Functions needs no AWS call.
 _DOCUMENT_FIELDS = {"CreateRole": "assumeRolePolicyDocument", "UpdateAssumeRolePolicy": "policyDocument"}
 MAX_DOCUMENT_CHARS = 131_072  # far above IAM's own limits; anything larger is not a real request

@@ -34,6 +34,7 @@ def test_demo_fixes_the_vulnerable_roles_from_events_and_the_sweep(enforce_summa
         "orders-pipeline-sfn": "event",
         "reporting-sfn": "event",
         "etl-mixed-sfn": "event",
+        "fraud-check-sfn": "event",  # UntagRole: the exempt tag removed acts at once
         "nightly-report-sfn": "sweep",
     }
 
@@ -55,14 +56,22 @@ def test_demo_events_show_skips_echo_and_redelivery(enforce_summary: dict[str, A
 
 def test_demo_messages_arrive_on_slack_and_sns(enforce_summary: dict[str, Any]) -> None:
     slack = enforce_summary["slack_messages"]
-    assert len(slack) == len(enforce_summary["sns_messages"]) == 6
-    for role in ("orders-pipeline-sfn", "reporting-sfn", "etl-mixed-sfn", "partner-sfn", "orders-stack-sfn"):
+    assert len(slack) == len(enforce_summary["sns_messages"]) == 7
+    roles = (
+        "orders-pipeline-sfn",
+        "reporting-sfn",
+        "etl-mixed-sfn",
+        "partner-sfn",
+        "orders-stack-sfn",
+        "fraud-check-sfn",
+    )
+    for role in roles:
         assert sum(role in text for text in slack) == 1, role
 
 
 def test_demo_scan_over_http_is_complete(enforce_summary: dict[str, Any]) -> None:
     assert enforce_summary["scan"]["complete"] is True
-    assert sum(enforce_summary["scan"]["summary"].values()) == 10
+    assert sum(enforce_summary["scan"]["summary"].values()) == 11
 
 
 def test_dry_run_demo_changes_nothing() -> None:
@@ -78,7 +87,7 @@ def test_demo_works_behind_a_proxy_the_shell_sets() -> None:
     result = run_demo("--json", "--mode", "notify", HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
     # Then the demo still talks to its own loopback servers
     assert result.returncode == 0, result.stderr
-    assert len(json.loads(result.stdout)["slack_messages"]) == 6
+    assert len(json.loads(result.stdout)["slack_messages"]) == 7
 
 
 def test_human_output_tells_the_story() -> None:

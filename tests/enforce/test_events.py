@@ -24,6 +24,8 @@ def never_self(_issuer: tuple[str, str]) -> bool:
         ("UpdateAssumeRolePolicy-states-conditions-removed.json", "order-pipeline-sfn", "UpdateAssumeRolePolicy"),
         ("PutRolePolicy-states-role.json", "order-pipeline-sfn", "PutRolePolicy"),
         ("AttachRolePolicy-states-role.json", "order-pipeline-sfn", "AttachRolePolicy"),
+        ("TagRole-mode-enforce.json", "order-pipeline-sfn", "TagRole"),
+        ("UntagRole-exempt-removed.json", "order-pipeline-sfn", "UntagRole"),
     ],
 )
 def test_relevant_events_point_at_their_role(fixture: str, role_name: str, event_name: str) -> None:

@@ -341,3 +341,27 @@ def test_a_raised_size_quota_setting_lets_the_fix_through(make_world: MakeWorld)
     out = handle_event(load_event(CREATE), world.deps)
     assert out["action"] == "fixed"
     assert "iam.GetAccountSummary" not in world.aws_calls()
+
+
+def test_setting_the_enforce_tag_fixes_at_once(make_world: MakeWorld) -> None:
+    # Given notify mode and a vulnerable role whose owner has just tagged it deputy-guard:mode=enforce
+    world = make_world(mode="notify")
+    world.create_role(ROLE, tags={"deputy-guard:mode": "enforce"})
+    # When the TagRole event arrives
+    out = handle_event(load_event("TagRole-mode-enforce.json"), world.deps)
+    # Then the role is fixed now, not at the next sweep
+    assert out["action"] == "fixed"
+    assert pinned(world.trust(ROLE))
+
+
+def test_removing_the_exempt_tag_acts_at_once(make_world: MakeWorld) -> None:
+    # Given enforce mode and a vulnerable role that was exempt until its exempt tag was just removed
+    world = make_world(mode="enforce")
+    world.create_role(ROLE, tags={"deputy-guard:mode": "exempt"})
+    assert handle_event(load_event("AttachRolePolicy-states-role.json"), world.deps)["action"] == "exempt"
+    world.iam.untag_role(RoleName=ROLE, TagKeys=["deputy-guard:mode"])
+    # When the UntagRole event arrives
+    out = handle_event(load_event("UntagRole-exempt-removed.json"), world.deps)
+    # Then the role is fixed now
+    assert out["action"] == "fixed"
+    assert pinned(world.trust(ROLE))
