@@ -22,7 +22,7 @@ from chalicelib.domain.models import EngineOptions, Evaluation, Problem, Problem
 from chalicelib.domain.policy import PolicyError, clone_json, parse_policy, service_kind
 from deputy_guard.iac.detect import STDIN, WALKED_SUFFIXES, read_text, sites_in
 from deputy_guard.iac.site import InputError, Kind, Site
-from deputy_guard.iac.values import ACCOUNT_PLACEHOLDER, Deployment, Resolution, Unresolved, resolve
+from deputy_guard.iac.values import ACCOUNT_PLACEHOLDER, STAND_IN, Deployment, Resolution, Unresolved, resolve
 
 __all__ = [
     "CHECK_SCHEMA_VERSION",
@@ -226,9 +226,10 @@ def _display(value: Any, mapping: Mapping[str, Any]) -> Any:
         return [_display(item, mapping) for item in value]
     if isinstance(value, dict):
         if len(value) == 1:
-            (key,) = value
-            if key.startswith("<unresolved-") and key in mapping:
-                return clone_json(mapping[key])
+            ((key, item),) = value.items()
+            stand_in = next(iter(item), None) if isinstance(item, dict) and len(item) == 1 else key
+            if isinstance(stand_in, str) and stand_in.startswith(STAND_IN) and stand_in in mapping:
+                return clone_json(mapping[stand_in])
         return {key: _display(item, mapping) for key, item in value.items()}
     return value
 
@@ -261,8 +262,8 @@ def _account_unknown(problems: tuple[Problem, ...], kind: Kind) -> tuple[list[Pr
     for problem in problems:
         if problem.code != ProblemCode.FOREIGN_ACCOUNT:
             continue
-        accounts = [account for account in _TWELVE_DIGITS.findall(problem.message) if account not in literals]
-        literals.extend(accounts)
+        accounts = list(dict.fromkeys(_TWELVE_DIGITS.findall(problem.message)))
+        literals.extend(account for account in accounts if account not in literals)
         where = problem.message.split(" names account", 1)[0] if " names account" in problem.message else "a condition"
         restated.append(
             Problem(
@@ -327,7 +328,8 @@ class _Judge:
             )
         blocking = _blocking(unresolved, resolution.document) if resolution is not None else []
         if blocking:
-            problems = [p for p in problems if p.code != ProblemCode.UNPARSEABLE]
+            # What the engine says about a stand-in (or a policy it could not read because of one) is said better here.
+            problems = [p for p in problems if p.code != ProblemCode.UNPARSEABLE and STAND_IN not in p.message]
             review.extend(
                 Problem(
                     ProblemCode.UNRESOLVED_VALUE,

@@ -128,7 +128,10 @@ def _json_sites(text: str, name: str, data: Any, strict: bool) -> list[Site] | N
 
 
 def _yaml_sites(text: str, strict: bool) -> list[Site] | None:
-    from deputy_guard.iac import cfnyaml  # PyYAML only when a YAML input turns up
+    try:
+        from deputy_guard.iac import cfnyaml  # PyYAML only when a YAML input turns up
+    except ImportError as exc:  # pragma: no cover - PyYAML comes with Chalice and the iac extra
+        raise InputError("reading YAML needs PyYAML: pip install 'deputy-guard[iac]'") from exc
 
     try:
         loaded = cfnyaml.load(text)
@@ -144,7 +147,7 @@ def _yaml_sites(text: str, strict: bool) -> list[Site] | None:
 def sites_in(text: str, name: str, *, strict: bool) -> list[Site] | None:
     """The trust policies in one input's text; None when it is none of the kinds (only when ``strict``)."""
     head = text.lstrip()[:1]
-    if head in ("{", "[", "%"):
+    if head in ("{", "[") or (head == "%" and not text.lstrip().startswith("%YAML")):
         try:
             data = decode_document(text)
         except PolicyError as exc:

@@ -24,12 +24,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["ACCOUNT_PLACEHOLDER", "REGION_PLACEHOLDER", "Deployment", "Resolution", "Unresolved", "resolve"]
+__all__ = ["ACCOUNT_PLACEHOLDER", "REGION_PLACEHOLDER", "STAND_IN", "Deployment", "Resolution", "Unresolved", "resolve"]
 
 # Stand-ins when the deploying account or region is not known. Neither has a ':' nor a wildcard, so ARNs
 # built from them keep their six fields; the account is not twelve digits, so no literal can equal it.
 ACCOUNT_PLACEHOLDER: Final = "<deploying-account>"
 REGION_PLACEHOLDER: Final = "deploying-region"
+# Stand-ins (numbered) for unknown values where the engine needs text: shaped like an action or a condition key.
+STAND_IN: Final = "deputy-guard:unresolved-"
 
 _VARIABLE: Final = re.compile(r"\$\{([^}]*)\}")
 _STEP_FUNCTIONS: Final = {
@@ -365,10 +367,10 @@ class _Resolver:
         unresolved.append(Unresolved(path, reason, engine_sees_it=slot == "engine"))
         if slot in ("engine", "whole"):
             return value
-        stand_in = f"<unresolved-{len(unresolved)}>"
+        stand_in = f"{STAND_IN}{len(unresolved)}"
         self.display[stand_in] = value
         if slot == "block":
-            return {stand_in: {}}
+            return {"StringEquals": {stand_in: stand_in}}
         if slot == "operator":
             return {stand_in: stand_in}
         return stand_in
