@@ -34,6 +34,7 @@ PROG = "deputy-guard"
 
 _ACCOUNT = re.compile(r"\d{12}")
 _PARTITION = re.compile(r"aws(?:-[a-z]+)*")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class UsageError(Exception):
@@ -228,7 +229,8 @@ def run_check(args: argparse.Namespace) -> int:
     report = check_paths(args.paths, options)
     for failure in report.failures:
         sys.stderr.write(f"{PROG}: error: {failure_line(failure)}\n")
-    sys.stdout.write(render(report, args.format))
+    # An input may hold lone surrogates ("\ud800" is valid JSON) that no encoding can write: escape them.
+    sys.stdout.write(_LONE_SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", render(report, args.format)))
     return report.exit_code
 
 
@@ -285,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         message = " ".join(str(exc).split())
         sys.stderr.write(f"{PROG}: error: {message}\n")
+        return EXIT_BAD_INPUT
+    except UnicodeEncodeError as exc:
+        # Text from an input that cannot be encoded (a lone surrogate) must not end in a traceback.
+        sys.stderr.write(f"{PROG}: error: an input holds text that cannot be encoded: {exc.reason}\n")
         return EXIT_BAD_INPUT
 
 

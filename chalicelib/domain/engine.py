@@ -1,17 +1,19 @@
 """The confused-deputy engine: evaluate a trust policy and plan its fix (pure, no I/O).
 
 DESIGN sections 3 and 4 are the contract implemented here. Everything reads the normalised view from
-``chalicelib.domain.policy``; the fix edits a deep copy of the document as written.
+``chalicelib.domain.policy``; ``chalicelib.domain.fix`` builds the fix on a deep copy of the document as written.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Final
 
+from chalicelib.domain.fix import SOURCE_ACCOUNT, SOURCE_ARN, FixPlan, to_fixed_document
+from chalicelib.domain.grammar import document_flaws
 from chalicelib.domain.models import (
     EngineOptions,
     Evaluation,
@@ -25,23 +27,20 @@ from chalicelib.domain.models import (
 from chalicelib.domain.policy import (
     ConditionEntry,
     NormalStatement,
+    ParsedPolicy,
     PolicyError,
-    clone_json,
+    compact_size,
     iam_glob_match,
     normalise_policy,
-    parse_policy,
+    read_policy,
     scalar_text,
     service_kind,
-    statement_list,
     to_compact_json,
 )
 
-__all__ = ["evaluate", "plan_fix"]
+__all__ = ["SOURCE_ACCOUNT", "SOURCE_ARN", "evaluate", "plan_fix"]
 
 _DEFAULT_OPTIONS: Final = EngineOptions()
-
-SOURCE_ACCOUNT: Final = "aws:SourceAccount"
-SOURCE_ARN: Final = "aws:SourceArn"
 
 _ASSUME_ROLE: Final = "sts:AssumeRole"
 _TWELVE_DIGITS: Final = re.compile(r"\d{12}")
@@ -49,14 +48,6 @@ _TWELVE_DIGITS: Final = re.compile(r"\d{12}")
 # Operators that can pin each key (folded, without ForAnyValue:); DESIGN 3.
 _ACCOUNT_OPERATORS: Final = frozenset({"stringequals", "stringlike", "stringequalsignorecase"})
 _ARN_OPERATORS: Final = frozenset({"arnlike", "arnequals", "stringlike", "stringequals"})
-
-# Where the fix puts each key, in order of preference. Each later operator means the same thing for
-# the value the fix writes, and is used only when an earlier block already holds the key: overwriting
-# an existing value could widen access, and a duplicate JSON key would be ambiguous.
-_ACCOUNT_FIX_OPERATORS: Final = ("StringEquals", "StringLike")
-# Not StringLike: its * matches ":" too, so the wildcard value would not pin the account there. ForAnyValue:ArnLike
-# matches a single-valued key exactly as ArnLike does (and fails when the key is absent).
-_ARN_FIX_OPERATORS: Final = ("ArnLike", "ArnEquals", "ForAnyValue:ArnLike")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +80,8 @@ class _KeyCheck:
     pinned: bool
     reasons: tuple[str, ...]
     problems: tuple[Problem, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    index: int
-    keys: tuple[str, ...]
-    # Under require=either one placed key is enough; under both, every key must be placed.
-    any_one: bool
+    # Pins that hold but can never match a request: warnings that leave the verdict alone.
+    warnings: tuple[Problem, ...] = ()
 
 
 def _has_wildcard(text: str) -> bool:
@@ -156,6 +141,7 @@ def _check_key(statement: NormalStatement, key: str, ctx: RoleContext) -> _KeyCh
     pinned = False
     reasons: list[str] = []
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     for entry in statement.conditions:
         if entry.key_folded != folded:
             continue
@@ -202,9 +188,22 @@ def _check_key(statement: NormalStatement, key: str, ctx: RoleContext) -> _KeyCh
                     break
         if reason is None:
             pinned = True
+            if not is_account and operator.base == "stringequals" and all(_has_wildcard(t or "") for t in texts):
+                warnings.append(_unusable_pin(statement, entry, texts))
         else:
             reasons.append(reason)
-    return _KeyCheck(pinned, tuple(reasons), tuple(problems))
+    return _KeyCheck(pinned, tuple(reasons), tuple(problems), tuple(warnings))
+
+
+def _unusable_pin(statement: NormalStatement, entry: ConditionEntry, texts: list[str | None]) -> Problem:
+    shown = repr(texts[0]) if len(texts) == 1 else f"{len(texts)} values, each"
+    return Problem(
+        ProblemCode.UNUSABLE_PIN,
+        statement.index,
+        f"{entry.key} under {entry.operator} holds {shown} with * or ?, which StringEquals compares literally: "
+        "no Step Functions ARN equals it, so Step Functions can never use this statement (safe, but probably "
+        "meant as ArnLike)",
+    )
 
 
 def _missing(statement: NormalStatement, key: str, check: _KeyCheck, ctx: RoleContext) -> Problem:
@@ -277,146 +276,6 @@ def _review_problems(statement: NormalStatement, names_states: bool) -> list[Pro
 
 
 # --------------------------------------------------------------------------------------------------
-# The fix
-
-
-def _source_arn_value(ctx: RoleContext, options: EngineOptions) -> str | list[str]:
-    rendered = [template.format(partition=ctx.partition, account=ctx.account_id) for template in options.source_arns]
-    return rendered[0] if len(rendered) == 1 else rendered
-
-
-def _is_states_value(value: Any) -> bool:
-    return service_kind(value) == "states"
-
-
-def _has_other_principals(principal: Mapping[str, Any]) -> bool:
-    for kind, value in principal.items():
-        values = value if isinstance(value, list) else [value]
-        if kind.lower() != "service":
-            if values:
-                return True
-        elif not all(_is_states_value(item) for item in values):
-            return True
-    return False
-
-
-def _split_principal(principal: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(what the original statement keeps, the Step Functions principals that move out)."""
-    kept: dict[str, Any] = {}
-    moved: dict[str, Any] = {}
-    for kind, value in principal.items():
-        if kind.lower() != "service":
-            kept[kind] = value
-        elif isinstance(value, list):
-            states = [item for item in value if _is_states_value(item)]
-            others = [item for item in value if not _is_states_value(item)]
-            if others:
-                kept[kind] = others
-            if states:
-                moved[kind] = states
-        elif _is_states_value(value):
-            moved[kind] = value
-        else:
-            kept[kind] = value
-    return kept, moved
-
-
-_NOT_ALPHANUMERIC: Final = re.compile(r"[^A-Za-z0-9]")
-
-
-def _derive_sid(sid: Any, used: set[str]) -> str:
-    # IAM accepts only alphanumeric Sids; uniqueness is checked case-insensitively to stay clear of
-    # services that compare them that way.
-    stem = _NOT_ALPHANUMERIC.sub("", sid) if isinstance(sid, str) else ""
-    base = f"{stem}StepFunctions" if stem else "StepFunctionsTrust"
-    candidate, number = base, 2
-    while candidate.lower() in used:
-        candidate, number = f"{base}{number}", number + 1
-    used.add(candidate.lower())
-    return candidate
-
-
-def _split_statement(statement: dict[str, Any], used_sids: set[str]) -> dict[str, Any]:
-    """Move the Step Functions principals of ``statement`` (edited in place) into a new statement."""
-    kept, moved = _split_principal(statement["Principal"])
-    sid = _derive_sid(statement.get("Sid"), used_sids)
-    new: dict[str, Any] = {} if "Sid" in statement else {"Sid": sid}
-    for key, value in statement.items():
-        if key == "Sid":
-            new[key] = sid
-        elif key == "Principal":
-            new[key] = moved
-        else:
-            new[key] = clone_json(value)
-    statement["Principal"] = kept
-    return new
-
-
-def _merge(statement: dict[str, Any], key: str, operators: Iterable[str], value: Any) -> bool:
-    """Add ``key`` under the first operator whose block does not already hold it; False if none is free."""
-    condition: dict[str, dict[str, Any]] = statement.get("Condition", {})
-    folded_key = key.lower()
-    for operator in operators:
-        folded = operator.lower()
-        blocks = [name for name in condition if name.lower() == folded]
-        if any(k.lower() == folded_key for name in blocks for k in condition[name]):
-            continue
-        if "Condition" not in statement:
-            statement["Condition"] = condition
-        if blocks:
-            condition[blocks[0]][key] = value
-        else:
-            condition[operator] = {key: value}
-        return True
-    return False
-
-
-def _apply_plans(
-    document: PolicyDoc, plans: list[_Plan], ctx: RoleContext, options: EngineOptions
-) -> tuple[PolicyDoc, list[Problem]]:
-    fixed: PolicyDoc = clone_json(document)
-    statements = statement_list(fixed)
-    used_sids = {st["Sid"].lower() for st in statements if isinstance(st.get("Sid"), str)}
-    by_index = {plan.index: plan for plan in plans}
-    arn_value = _source_arn_value(ctx, options)
-    problems: list[Problem] = []
-    result: list[Any] = []
-    for index, statement in enumerate(statements):
-        result.append(statement)
-        plan = by_index.get(index)
-        if plan is None:
-            continue
-        target = statement
-        if _has_other_principals(statement["Principal"]):
-            target = _split_statement(statement, used_sids)
-            result.append(target)
-        unplaced: list[str] = []
-        for key in plan.keys:
-            operators, value = (
-                (_ACCOUNT_FIX_OPERATORS, ctx.account_id)
-                if key == SOURCE_ACCOUNT
-                else (_ARN_FIX_OPERATORS, clone_json(arn_value))
-            )
-            if not _merge(target, key, operators, value):
-                unplaced.append(f"{key} ({', '.join(operators)})")
-        if unplaced and (not plan.any_one or len(unplaced) == len(plan.keys)):
-            problems.append(
-                Problem(
-                    ProblemCode.CANNOT_MERGE,
-                    index,
-                    f"every operator the fix may use already holds {' and '.join(unplaced)}; "
-                    "a human must merge the conditions",
-                )
-            )
-    if isinstance(fixed["Statement"], dict):
-        if len(result) > 1:
-            fixed["Statement"] = result
-    else:
-        fixed["Statement"] = result
-    return fixed, problems
-
-
-# --------------------------------------------------------------------------------------------------
 # Public API
 
 
@@ -425,19 +284,71 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate a trust policy for a role; never raises, whatever the document holds."""
     try:
-        parsed = parse_policy(document)
+        evaluation = _evaluate(document, ctx, options)
+    except RecursionError:
+        # Documents nested past MAX_DEPTH are refused while being read, so this only happens when the
+        # caller itself is already deep in its stack; it is still an answer, not a crash.
+        evaluation = Evaluation(Verdict.NEEDS_REVIEW, (Problem(ProblemCode.UNPARSEABLE, None, _TOO_DEEP),))
+    if all(problem.message.isprintable() for problem in evaluation.problems):
+        return evaluation
+    # A message quotes names from the document, which may hold line breaks: each problem stays one line.
+    problems = tuple(replace(p, message=" ".join(p.message.split())) for p in evaluation.problems)
+    return replace(evaluation, problems=problems)
+
+
+_TOO_DEEP: Final = "the document is nested too deeply to evaluate"
+
+
+def _evaluate(document: Mapping[str, Any] | str, ctx: RoleContext, options: EngineOptions) -> Evaluation:
+    try:
+        read = read_policy(document)
     except PolicyError as exc:
         if ctx.service_linked:
             return Evaluation(Verdict.NOT_APPLICABLE)
         return Evaluation(Verdict.NEEDS_REVIEW, (Problem(ProblemCode.UNPARSEABLE, None, str(exc)),))
     if ctx.service_linked:
         # IAM lets no one edit a service-linked role's trust policy, so there is nothing to decide.
-        return Evaluation(Verdict.NOT_APPLICABLE, original=parsed)
+        return Evaluation(Verdict.NOT_APPLICABLE, original=read.document)
+    refused = _refused(read)
+    if refused is not None:
+        return refused
+    return _judge(read, ctx, options)
 
+
+def _refused(read: ParsedPolicy) -> Evaluation | None:
+    """needs_review for a document IAM would refuse or read ambiguously (DESIGN 3): never judged, never fixed."""
+    if read.duplicate_keys:
+        names = ", ".join(repr(key) for key in read.duplicate_keys[:5])
+        more = f" and {len(read.duplicate_keys) - 5} more" if len(read.duplicate_keys) > 5 else ""
+        duplicates = Problem(
+            ProblemCode.DUPLICATE_KEYS,
+            None,
+            f"the JSON repeats {names}{more} within one object; which of the values IAM would use is "
+            "undocumented, so the document is neither judged nor rewritten",
+        )
+        # No original: the parsed copy kept only the last of each repeated key, which is not the document.
+        return Evaluation(Verdict.NEEDS_REVIEW, (duplicates,))
+    problems = [
+        Problem(ProblemCode.INVALID_DOCUMENT, index, message) for index, message in document_flaws(read.document)
+    ]
+    if read.lone_surrogates:
+        problems.append(
+            Problem(
+                ProblemCode.INVALID_DOCUMENT,
+                None,
+                "a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not Unicode text",
+            )
+        )
+    return Evaluation(Verdict.NEEDS_REVIEW, tuple(problems), read.document) if problems else None
+
+
+def _judge(read: ParsedPolicy, ctx: RoleContext, options: EngineOptions) -> Evaluation:
+    """The verdict on a document IAM would accept (DESIGN 3), with its fix (DESIGN 4)."""
+    parsed = read.document
     problems: list[Problem] = []
     review = False
     in_scope = False
-    plans: list[_Plan] = []
+    plans: list[FixPlan] = []
     either = options.require == Require.EITHER
     for statement in normalise_policy(parsed):
         if not statement.allow:
@@ -476,19 +387,22 @@ def evaluate(
         for key in missing:
             problems.append(_missing(statement, key, account if key == SOURCE_ACCOUNT else arn, ctx))
         if missing:
-            plans.append(_Plan(statement.index, missing, either))
+            plans.append(FixPlan(statement.index, missing, either))
+        # Warnings (a pin that can never match) are listed beside any verdict and never decide it.
+        problems.extend(account.warnings)
+        problems.extend(arn.warnings)
 
     if review:
         return Evaluation(Verdict.NEEDS_REVIEW, tuple(problems), parsed)
     if not in_scope:
         return Evaluation(Verdict.NOT_APPLICABLE, original=parsed)
     if not plans:
-        return Evaluation(Verdict.COMPLIANT, original=parsed)
+        return Evaluation(Verdict.COMPLIANT, tuple(problems), parsed)
 
-    fixed, fix_problems = _apply_plans(parsed, plans, ctx, options)
+    fixed, fix_problems = to_fixed_document(parsed, plans, ctx, options)
     if fix_problems:
         return Evaluation(Verdict.NEEDS_REVIEW, (*problems, *fix_problems), parsed)
-    size = len(to_compact_json(fixed))
+    size = compact_size(fixed, number_literals=read.number_literals)
     if size > options.size_quota:
         too_large = Problem(
             ProblemCode.TOO_LARGE,

@@ -13,23 +13,30 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Final, Literal
 from urllib.parse import unquote
 
+from chalicelib.domain import jsontext
+from chalicelib.domain.grammar import PolicyError, validate_document
+from chalicelib.domain.jsontext import DuplicateKeysObject, FloatLiteral, IntLiteral, JsonTextError, number_text
 from chalicelib.domain.models import PolicyDoc
+from chalicelib.domain.wildcard import fold_case, wildcard_match
 
 __all__ = [
+    "MAX_DEPTH",
     "ConditionEntry",
     "NormalStatement",
+    "ParsedPolicy",
     "PolicyError",
     "ServiceKind",
     "clone_json",
+    "compact_size",
     "decode_document",
     "has_states_principal",
     "iam_glob_match",
     "normalise_policy",
     "parse_policy",
+    "read_policy",
     "render_diff",
     "scalar_text",
     "service_kind",
@@ -39,31 +46,29 @@ __all__ = [
 ]
 
 
-class PolicyError(ValueError):
-    """The input is not a trust policy: not JSON, not an object, or a field of the wrong type."""
-
-
 # --------------------------------------------------------------------------------------------------
 # Decoding and validation
 
 
-def _reject_constant(name: str) -> Any:
-    # NaN and Infinity are accepted by Python's json module but are not JSON, and IAM rejects them.
-    raise PolicyError(f"not JSON: {name} is not a JSON value")
-
-
 def _loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
+    try:
+        return jsontext.loads(text)
+    except JsonTextError as exc:
+        raise PolicyError(f"not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise PolicyError("not JSON: the document is nested too deeply") from exc
 
 
 def decode_document(text: str) -> Any:
-    """Decode a JSON string, or a URL-encoded JSON string as IAM's GetRole/ListRoles return it."""
+    """Decode a JSON string, or a URL-encoded JSON string as IAM's GetRole/ListRoles return it.
+
+    Number literals keep their text (``1.10`` stays ``1.10`` when written back) and an object with a
+    repeated key comes back as a ``DuplicateKeysObject``, which the engine refuses to judge.
+    """
     try:
         return _loads(text)
     except PolicyError:
         raise
-    except RecursionError as exc:
-        raise PolicyError("not JSON: the document is nested too deeply") from exc
     except ValueError as first:
         # IAM's query API returns policies percent-encoded ("%7B%22Version..."); plain JSON never
         # needs that, so only a failed plain parse is worth a second, decoded attempt.
@@ -73,8 +78,6 @@ def decode_document(text: str) -> Any:
             return _loads(unquote(text))
         except PolicyError:
             raise
-        except RecursionError as exc:
-            raise PolicyError("not JSON: the document is nested too deeply") from exc
         except ValueError as second:
             raise PolicyError(f"not JSON (nor URL-encoded JSON): {_one_line(str(second))}") from second
 
@@ -83,47 +86,88 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-_SCALAR_TYPES: Final = frozenset({str, int, bool, type(None)})
+# IAM's documents nest about seven levels deep, templates a few more; anything far deeper is an attack on
+# the recursion limit, refused here so that no later step (copy, fix, render) can hit it.
+MAX_DEPTH: Final = 64
+_NESTED_TOO_DEEPLY: Final = "not JSON: the document is nested too deeply"
+# Python refuses to print ints of more than 4,300 digits; no policy holds one.
+_MAX_INT_BITS: Final = 13_000
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_SCALAR_TYPES: Final = frozenset({bool, type(None)})
 
 
-def _copy_checked(value: Any) -> Any:
+class _Reading:
+    """What the copy noticed on its way through the document."""
+
+    __slots__ = ("duplicates", "number_literals", "surrogates")
+
+    def __init__(self) -> None:
+        self.duplicates: dict[str, None] = {}
+        self.number_literals = False
+        self.surrogates = False
+
+    def text(self, value: str) -> str:
+        """``value``, noting a lone surrogate in it; callers skip ASCII text, the common case, themselves."""
+        if _SURROGATE.search(value):
+            self.surrogates = True
+        return value
+
+
+def _checked_int(value: int) -> int:
+    if value.bit_length() > _MAX_INT_BITS:
+        raise PolicyError("not JSON: a number is too large to hold")
+    return value
+
+
+def _copy_checked(value: Any, depth: int, reading: _Reading) -> Any:
     """Deep-copy caller data into plain JSON types, refusing anything JSON cannot hold."""
     kind = type(value)
     # Exact-type checks first: this runs on every event and sweep, and plain dicts and lists dominate.
+    if kind is str:
+        return value if value.isascii() else reading.text(value)
     if kind in _SCALAR_TYPES:
         return value
+    if kind is int:
+        return _checked_int(value)
+    if depth >= MAX_DEPTH:
+        raise PolicyError(_NESTED_TOO_DEEPLY)
     if kind is dict:
         out: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise PolicyError(f"not JSON: object key {key!r} is not a string")
-            out[key] = _copy_checked(item)
+            out[key if key.isascii() else reading.text(key)] = _copy_checked(item, depth + 1, reading)
         return out
     if kind is list:
-        return [_copy_checked(item) for item in value]
-    return _copy_unusual(value)
+        return [_copy_checked(item, depth + 1, reading) for item in value]
+    return _copy_unusual(value, depth, reading)
 
 
-def _copy_unusual(value: Any) -> Any:
+def _copy_unusual(value: Any, depth: int, reading: _Reading) -> Any:
+    if isinstance(value, FloatLiteral | IntLiteral):
+        reading.number_literals = True
+        return value  # immutable, and it carries the number's text
     if isinstance(value, float):
         if not math.isfinite(value):
             raise PolicyError("not JSON: NaN and Infinity are not JSON values")
         return float(value)
+    if isinstance(value, DuplicateKeysObject):
+        reading.duplicates.update(dict.fromkeys(value.duplicates))
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise PolicyError(f"not JSON: object key {key!r} is not a string")
-            out[str(key)] = _copy_checked(item)
+            out[reading.text(str(key))] = _copy_checked(item, depth + 1, reading)
         return out
     if isinstance(value, list | tuple):
-        return [_copy_checked(item) for item in value]
+        return [_copy_checked(item, depth + 1, reading) for item in value]
     if isinstance(value, str):
-        return str(value)
+        return reading.text(str(value))
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
-        return int(value)
+        return _checked_int(int(value))
     raise PolicyError(f"not JSON: a value of type {type(value).__name__} is not JSON data")
 
 
@@ -137,131 +181,48 @@ def clone_json(value: Any) -> Any:
     return value
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "null"
+@dataclass(frozen=True, slots=True)
+class ParsedPolicy:
+    """A validated copy of a trust policy, with what the copy noticed that IAM may not accept."""
+
+    document: PolicyDoc
+    # Keys repeated within one JSON object (the copy keeps the last value, as json does).
+    duplicate_keys: tuple[str, ...] = ()
+    # Whether some string holds an unpaired UTF-16 surrogate ("\ud800"), which is not Unicode text.
+    lone_surrogates: bool = False
+    # Whether some number keeps its JSON text (1.10, 1e3, -0), which only to_compact_json writes back.
+    number_literals: bool = False
 
 
-def _is_string_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+def read_policy(document: object) -> ParsedPolicy:
+    """Validate a trust policy (dict, JSON string or URL-encoded JSON string) into a deep copy.
 
-
-def _is_principal_item(value: Any) -> bool:
-    # A dict is a template intrinsic such as {"Fn::Sub": "states.${AWS::Region}.amazonaws.com"}:
-    # accepted here so that evaluation can report it as unresolved instead of as a broken document.
-    return isinstance(value, str | dict)
-
-
-def _is_condition_scalar(value: Any) -> bool:
-    return isinstance(value, str | int | float | dict)
-
-
-def _validate_principal(index: int, name: str, principal: Any) -> None:
-    if isinstance(principal, str):
-        if principal != "*":
-            raise PolicyError(f'statement {index}: {name} must be "*" or an object, not the string {principal!r}')
-        return
-    if not isinstance(principal, dict):
-        raise PolicyError(f'statement {index}: {name} must be "*" or an object, not {_json_type(principal)}')
-    for kind, value in principal.items():
-        if _is_principal_item(value):
-            continue
-        if isinstance(value, list) and all(_is_principal_item(item) for item in value):
-            continue
-        raise PolicyError(
-            f"statement {index}: {name}.{kind} must be a string or a list of strings, not {_json_type(value)}"
-        )
-
-
-def _validate_condition(index: int, condition: Any) -> None:
-    if not isinstance(condition, dict):
-        raise PolicyError(
-            f"statement {index}: Condition must be an object of operator blocks, not {_json_type(condition)}"
-        )
-    for operator, block in condition.items():
-        if not isinstance(block, dict):
-            raise PolicyError(
-                f"statement {index}: Condition.{operator} must be an object of condition keys, not {_json_type(block)}"
-            )
-        for key, value in block.items():
-            if _is_condition_scalar(value):
-                continue
-            if isinstance(value, list) and all(_is_condition_scalar(item) for item in value):
-                continue
-            raise PolicyError(
-                f"statement {index}: Condition.{operator}.{key} must be a string, number, boolean "
-                f"or a list of them, not {_json_type(value)}"
-            )
-
-
-def _validate_statement(index: int, statement: Any) -> None:
-    if not isinstance(statement, dict):
-        raise PolicyError(f"statement {index}: must be an object, not {_json_type(statement)}")
-    if "Effect" not in statement:
-        raise PolicyError(f"statement {index}: Effect is missing")
-    if not isinstance(statement["Effect"], str):
-        raise PolicyError(f"statement {index}: Effect must be a string, not {_json_type(statement['Effect'])}")
-    if "Sid" in statement and not isinstance(statement["Sid"], str):
-        raise PolicyError(f"statement {index}: Sid must be a string, not {_json_type(statement['Sid'])}")
-    for name in ("Action", "NotAction"):
-        if name in statement:
-            value = statement[name]
-            if not (isinstance(value, str) or _is_string_list(value)):
-                raise PolicyError(
-                    f"statement {index}: {name} must be a string or a list of strings, not {_json_type(value)}"
-                )
-    for name in ("Principal", "NotPrincipal"):
-        if name in statement:
-            _validate_principal(index, name, statement[name])
-    if "Condition" in statement:
-        _validate_condition(index, statement["Condition"])
-
-
-def _validate(document: Any) -> PolicyDoc:
-    if not isinstance(document, dict):
-        raise PolicyError(f"a trust policy must be a JSON object, not {_json_type(document)}")
-    if "Statement" not in document:
-        raise PolicyError("the policy has no Statement")
-    statements = document["Statement"]
-    if isinstance(statements, dict):
-        _validate_statement(0, statements)
-    elif isinstance(statements, list):
-        for index, statement in enumerate(statements):
-            _validate_statement(index, statement)
-    else:
-        raise PolicyError(f"Statement must be an object or a list of objects, not {_json_type(statements)}")
-    return document
-
-
-def _parse(document: object) -> PolicyDoc:
+    Raises PolicyError, with a one-line message naming the statement index, for anything that is not
+    a trust policy (not JSON, the wrong types, nested deeper than MAX_DEPTH).
+    """
+    reading = _Reading()
     if isinstance(document, str):
         decoded = decode_document(document)
     elif isinstance(document, Mapping):
-        try:
-            decoded = _copy_checked(document)
-        except RecursionError as exc:
-            raise PolicyError("not JSON: the document is nested too deeply") from exc
+        decoded = document
     else:
         raise PolicyError(f"a trust policy must be a JSON object or string, not {type(document).__name__}")
-    return _validate(decoded)
+    try:
+        copied = _copy_checked(decoded, 0, reading)
+    except RecursionError as exc:
+        raise PolicyError(_NESTED_TOO_DEEPLY) from exc
+    return ParsedPolicy(
+        validate_document(copied), tuple(reading.duplicates), reading.surrogates, reading.number_literals
+    )
 
 
 def parse_policy(document: Mapping[str, Any] | str) -> PolicyDoc:
     """Validate a trust policy (dict, JSON string or URL-encoded JSON string) and return a deep copy.
 
     Raises PolicyError, with a one-line message naming the statement index, for anything that is not
-    a trust policy.
+    a trust policy. Repeated keys are not an error here (the last value is kept); ``evaluate`` reports them.
     """
-    return _parse(document)
+    return read_policy(document).document
 
 
 # --------------------------------------------------------------------------------------------------
@@ -342,17 +303,16 @@ def normalise_policy(document: PolicyDoc) -> tuple[NormalStatement, ...]:
 # Matching helpers shared by the engine
 
 
-@lru_cache(maxsize=2048)
-def _glob_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    parts = (".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
-    return re.compile("".join(parts), (re.IGNORECASE if ignore_case else 0) | re.DOTALL)
-
-
 def iam_glob_match(pattern: str, text: str, *, ignore_case: bool) -> bool:
-    """Match text against an IAM wildcard pattern (``*`` any run of characters, ``?`` one character)."""
+    """Match text against an IAM wildcard pattern (``*`` any run of characters, ``?`` one character).
+
+    Linear in the pattern's length whatever it holds (no regex, no backtracking): see ``wildcard``.
+    """
     if "*" not in pattern and "?" not in pattern:
         return pattern.lower() == text.lower() if ignore_case else pattern == text
-    return _glob_regex(pattern, ignore_case).fullmatch(text) is not None
+    if ignore_case:
+        return wildcard_match(fold_case(pattern), fold_case(text))
+    return wildcard_match(pattern, text)
 
 
 def scalar_text(value: Any) -> str | None:
@@ -362,7 +322,7 @@ def scalar_text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return json.dumps(value)
+        return number_text(value)
     return None
 
 
@@ -371,7 +331,6 @@ ServiceKind = Literal["states", "template", "other"]
 # Global and regional Step Functions principals, in the commercial and China partitions.
 _STATES_SERVICE: Final = re.compile(r"states(?:\.[a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?", re.IGNORECASE)
 _URL_SUFFIX: Final = re.compile(r"\$\{AWS::URLSuffix\}", re.IGNORECASE)
-_TEMPLATE_VARIABLE: Final = re.compile(r"\$\{[^}]*\}")
 _FIRST_LABEL: Final = re.compile(r"([^.]*)\.")
 
 
@@ -395,6 +354,18 @@ def _template_text(value: Any) -> str | None:
     return None
 
 
+def _fill_variables(text: str, value: str) -> str:
+    """Replace each ``${...}`` with ``value``, in one pass (a regex would rescan for every unclosed ``${``)."""
+    parts: list[str] = []
+    position = 0
+    while (start := text.find("${", position)) >= 0 and (end := text.find("}", start + 2)) >= 0:
+        parts.append(text[position:start])
+        parts.append(value)
+        position = end + 1
+    parts.append(text[position:])
+    return "".join(parts)
+
+
 def service_kind(value: Any) -> ServiceKind:
     """Classify a Principal.Service value: Step Functions, a template that may render to it, or other."""
     if isinstance(value, str) and "${" not in value:
@@ -403,7 +374,7 @@ def service_kind(value: Any) -> ServiceKind:
     if text is None:
         # An intrinsic we cannot read (Ref, Fn::If...) could render to anything, Step Functions included.
         return "template"
-    rendered = _TEMPLATE_VARIABLE.sub("region", _URL_SUFFIX.sub("amazonaws.com", text))
+    rendered = _fill_variables(_URL_SUFFIX.sub("amazonaws.com", text), "region")
     if _STATES_SERVICE.fullmatch(rendered):
         return "template"
     label = _FIRST_LABEL.match(text)
@@ -418,7 +389,7 @@ def has_states_principal(document: object) -> bool:
     ``"*"``, ``{"AWS": "*"}`` and NotPrincipal count, because they include Step Functions.
     """
     try:
-        parsed = _parse(document)
+        parsed = read_policy(document).document
     except PolicyError:
         return True
     for statement in normalise_policy(parsed):
@@ -438,13 +409,23 @@ def has_states_principal(document: object) -> bool:
 
 
 def to_compact_json(document: Any) -> str:
-    """The document without whitespace, in its own key order: what IAM counts against the size quota."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    """The document without whitespace, in its own key order: what IAM counts against the size quota.
+
+    Number literals read from JSON text are written as they were (``1.10``, ``1e3``, ``-0``).
+    """
+    return jsontext.to_json(document)
+
+
+def compact_size(document: Any, *, number_literals: bool = True) -> int:
+    """``len(to_compact_json(document))``; by the C encoder when the caller knows no number keeps its text."""
+    if number_literals:
+        return len(to_compact_json(document))
+    return len(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
 
 
 def to_pretty_json(document: Any) -> str:
-    """The document indented by two spaces, in its own key order."""
-    return json.dumps(document, indent=2, ensure_ascii=False)
+    """The document indented by two spaces, in its own key order, number literals as written."""
+    return jsontext.to_json(document, indent=2)
 
 
 def render_diff(before: Any, after: Any, from_name: str = "before", to_name: str = "after") -> str:

@@ -205,15 +205,33 @@ def test_not_principal_needs_review_whatever_the_action() -> None:
 
 
 def test_a_split_keeps_unrelated_statement_fields_on_both_statements() -> None:
-    # Given a mixed statement with an unknown field
-    policy = states_policy(Principal={"Service": ["ec2.amazonaws.com", "states.amazonaws.com"]}, Comment="ops")
+    # Given a mixed statement with a Sid and a condition on an unrelated key
+    policy = states_policy(
+        Sid="Mixed",
+        Principal={"Service": ["ec2.amazonaws.com", "states.amazonaws.com"]},
+        Condition={"Bool": {"aws:SecureTransport": "true"}},
+    )
     # When fixed
     fixed = plan_fix(policy, CTX)
-    # Then the original keeps EC2 and the field; the new statement copies the field
+    # Then the original keeps EC2 and every field; the new statement copies the fields and adds the pins
     assert fixed is not None
     original, moved = fixed["Statement"]
     assert original == {**policy["Statement"][0], "Principal": {"Service": ["ec2.amazonaws.com"]}}
-    assert moved["Comment"] == "ops" and moved["Principal"] == {"Service": ["states.amazonaws.com"]}
+    assert moved["Sid"] == "MixedStepFunctions" and moved["Principal"] == {"Service": ["states.amazonaws.com"]}
+    assert moved["Action"] == "sts:AssumeRole" and moved["Effect"] == "Allow"
+    assert moved["Condition"]["Bool"] == {"aws:SecureTransport": "true"}
+
+
+def test_a_statement_field_iam_does_not_know_is_never_rewritten() -> None:
+    # Given the same mixed statement with a field IAM refuses ("Comment" is no statement key)
+    policy = states_policy(Principal={"Service": ["ec2.amazonaws.com", "states.amazonaws.com"]}, Comment="ops")
+    # When evaluated
+    evaluation = evaluate(policy, CTX)
+    # Then a human must look, and there is no fix
+    assert evaluation.verdict is Verdict.NEEDS_REVIEW
+    assert [(p.code, p.statement) for p in evaluation.problems] == [(ProblemCode.INVALID_DOCUMENT, 0)]
+    assert "unknown key 'Comment'" in evaluation.problems[0].message
+    assert evaluation.fixed_policy is None
 
 
 # --- options --------------------------------------------------------------------------------------
