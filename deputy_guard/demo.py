@@ -340,7 +340,7 @@ def _drive(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]
     from chalicelib.adapters import aws
     from chalicelib.domain.policy import render_diff
     from chalicelib.runtime import container
-    from deputy_guard.commands import render_table
+    from deputy_guard.report import render_table
 
     aws.reset_clients()
     container.reset()

@@ -6,6 +6,7 @@ Everything listens on 127.0.0.1 on a free port and stops cleanly; nothing leaves
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -117,19 +118,19 @@ class LocalApi:
 
     def start(self) -> LocalApi:
         from chalice.config import Config
-        from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer
+        from chalice.local import ChaliceRequestHandler, create_local_server
 
         class QuietHandler(ChaliceRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        # What chalice.local.create_local_server does, with a handler that keeps the console quiet.
-        if not isinstance(self._app, LocalChalice):
-            CustomLocalChalice.__bases__ = (LocalChalice, self._app.__class__)
-            self._app.__class__ = CustomLocalChalice
+        # The same server `chalice local` builds (create_local_server is its public entry point); only the
+        # request handler is swapped, through socketserver's documented RequestHandlerClass, to keep the
+        # console quiet.
         config = Config.create(chalice_stage="demo", app_name="deputy-guard")
         warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
-        self._server = LocalDevServer(self._app, config, LOOPBACK, 0, handler_cls=QuietHandler)
+        self._server = create_local_server(self._app, config, LOOPBACK, 0)
+        self._server.server.RequestHandlerClass = functools.partial(QuietHandler, app_object=self._app, config=config)
         host, port = self._server.server.server_address[:2]
         self.url = f"http://{host}:{port}"
         # serve_forever of the wrapper prints a banner; the inner server's does not.
