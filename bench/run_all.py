@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_coldstart, bench_events, bench_scan
+from bench import bench_check, bench_coldstart, bench_events, bench_scan
 from bench.harness import ROOT, calls_text, machine, versions
 
 README = ROOT / "bench" / "README.md"
@@ -45,6 +45,7 @@ class Bench:
 
 BENCHES = [
     Bench("engine", "bench/bench_engine.py", ["--seconds", "3"], 120, ["--seconds", "1"]),
+    Bench("check", "bench/bench_check.py", ["--files", "5000"], 300, ["--files", "1000"]),
     Bench("events", "bench/bench_events.py", ["--runs", "200"], 300, ["--runs", "30"]),
     Bench(
         "coldstart",
@@ -165,6 +166,14 @@ def summary(results: dict[str, Any]) -> tuple[str, bool]:
         for label, key in (("evaluations", "evaluations_per_second"), ("fixes", "fixes_per_second")):
             target = engine["targets"][key]
             rows.append((f"Engine: {label} per second", f"≥ {target:,}", f"{engine[key]:,}", engine[key] >= target))
+    check = results.get("check")
+    if check:
+        for label, key in (("in process", "in_process_policies"), ("as a process", "cli_process")):
+            measured = check[key]["policies_per_second"]
+            target = check["target_policies_per_second"]
+            rows.append(
+                (f"check DIR ({label}): policies per second", f"≥ {target:,}", f"{measured:,}", measured >= target)
+            )
     lines = ["| benchmark | target | measured | met |", "|---|---|---|---|"]
     for name, target, measured, met in rows:
         met_all = met_all and met is not False
@@ -251,6 +260,16 @@ def block(results: dict[str, Any], commands: list[str], seconds: float, failed: 
             engine_table(engine),
             "",
         ]
+    check = results.get("check")
+    if check:
+        parts += [
+            "### Check throughput",
+            "",
+            "`bench/bench_check.py`, one directory, one process.",
+            "",
+            bench_check.render(check),
+            "",
+        ]
     parts.append(END)
     return "\n".join(parts)
 
@@ -270,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs, README untouched; for trying things out")
     parser.add_argument("--naive-full", action="store_true", help="run the naive scanner in full (adds ~4 minutes)")
-    parser.add_argument("--only", help="comma-separated subset: engine,events,coldstart,scan")
+    parser.add_argument("--only", help="comma-separated subset: engine,check,events,coldstart,scan")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite bench/README.md")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--json", action="store_true", help="print every benchmark's results as JSON")
