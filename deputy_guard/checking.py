@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from chalicelib.domain.engine import evaluate
 from chalicelib.domain.models import EngineOptions, Evaluation, Problem, ProblemCode, RoleContext, Verdict
-from chalicelib.domain.policy import PolicyError, clone_json, parse_policy, service_kind
+from chalicelib.domain.policy import clone_json, service_kind
 from deputy_guard.iac.detect import STDIN, WALKED_SUFFIXES, read_text, sites_in
 from deputy_guard.iac.site import InputError, Kind, Site
 from deputy_guard.iac.values import ACCOUNT_PLACEHOLDER, STAND_IN, Deployment, Resolution, Unresolved, resolve
@@ -307,12 +307,12 @@ class _Judge:
         if site.unknown is not None:
             problem = Problem(ProblemCode.UNRESOLVED_VALUE, None, site.unknown)
             return result(Verdict.NEEDS_REVIEW, (problem,))
-        if site.kind in (Kind.POLICY, Kind.GET_ROLE):
-            try:
-                parse_policy(site.policy)
-            except PolicyError as exc:
-                raise InputError(str(exc)) from exc
         evaluation, resolution, context = self.run(site, known or ACCOUNT_PLACEHOLDER, partition)
+        if site.kind in (Kind.POLICY, Kind.GET_ROLE):
+            # A policy file that is not a policy is bad input, as it always was for check (exit 2).
+            for problem in evaluation.problems:
+                if problem.code == ProblemCode.UNPARSEABLE:
+                    raise InputError(problem.message)
         verdict, problems = evaluation.verdict, list(evaluation.problems)
         unresolved = resolution.unresolved if resolution is not None else []
         problems = _explain_unresolved(problems, unresolved)
