@@ -20,6 +20,8 @@ from typing import Any, Final
 from chalicelib.domain.engine import evaluate
 from chalicelib.domain.models import EngineOptions, Evaluation, Problem, ProblemCode, RoleContext, Verdict
 from chalicelib.domain.policy import clone_json, service_kind
+from deputy_guard.exits import EXIT_ERROR as EXIT_BAD_INPUT
+from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
 from deputy_guard.iac.detect import STDIN, WALKED_SUFFIXES, read_text, sites_in
 from deputy_guard.iac.site import InputError, Kind, Site
 from deputy_guard.iac.values import ACCOUNT_PLACEHOLDER, STAND_IN, Deployment, Resolution, Unresolved, resolve
@@ -37,9 +39,6 @@ __all__ = [
     "check_paths",
 ]
 
-EXIT_OK: Final = 0
-EXIT_FINDINGS: Final = 1
-EXIT_BAD_INPUT: Final = 2
 PASSING: Final = frozenset({Verdict.COMPLIANT, Verdict.NOT_APPLICABLE})
 CHECK_SCHEMA_VERSION: Final = "1"
 

@@ -14,7 +14,9 @@ from typing import NoReturn
 
 from chalicelib.domain.models import EngineOptions, Mode, Require
 from deputy_guard.check_output import FORMATS, failure_line, render
-from deputy_guard.checking import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, CheckOptions, check_paths
+from deputy_guard.checking import CheckOptions, check_paths
+from deputy_guard.exits import EXIT_ERROR as EXIT_BAD_INPUT
+from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
 
 __all__ = [
     "EXIT_BAD_INPUT",
