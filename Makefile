@@ -22,10 +22,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy chalicelib app.py
+	$(BIN)/mypy chalicelib app.py deputy_guard
 
+# In parallel, one worker per core (each with its own moto server); a file's tests share a worker, so each
+# session fixture (the package build, the demo run) is built once. PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= auto
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 demo: $(STAMP)
 	$(BIN)/deputy-guard demo $(ARGS)
@@ -38,11 +41,18 @@ requirements: $(STAMP)
 	$(BIN)/python -m deputy_guard.requirements > requirements.txt
 
 # `chalice package --merge-template` into $(DIST), offline: pip (run by Chalice) installs requirements.txt
-# from wheels rebuilt out of .venv, from a clean copy of the project (docs/deployment.md).
+# from wheels rebuilt out of .venv, from a clean copy of the project (docs/deployment.md). Then the template's
+# runtime is pinned to $(LAMBDA_RUNTIME) and the package gets hash-based bytecode compiled by $(PYTHON_RUNTIME),
+# which must be that Python (found on the PATH or in pyenv); PRECOMPILE=no ships none (slower cold starts).
 STAGE ?= prod
 DIST  ?= dist
 BUILD ?= build/package
+LAMBDA_RUNTIME ?= python3.13
+PYTHON_RUNTIME ?= $(LAMBDA_RUNTIME)
+PRECOMPILE ?= yes
+BYTECODE := $(if $(filter no,$(PRECOMPILE)),--no-bytecode,--python $(PYTHON_RUNTIME))
 package: $(STAMP)
+	@$(BIN)/python deploy/bundle.py runtime --runtime $(LAMBDA_RUNTIME) $(BYTECODE)
 	$(BIN)/python -m deputy_guard.requirements --check
 	$(BIN)/python deploy/bundle.py stage --out $(BUILD)/src
 	$(BIN)/python deploy/bundle.py wheelhouse --requirements requirements.txt --out $(BUILD)/wheelhouse
@@ -50,6 +60,7 @@ package: $(STAMP)
 	cd $(BUILD)/src && AWS_DEFAULT_REGION=us-east-1 PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
 		PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS=$(abspath $(BUILD)/wheelhouse) \
 		$(abspath $(BIN))/chalice package --stage $(STAGE) --merge-template .chalice/resources.json $(abspath $(DIST))
+	$(BIN)/python deploy/bundle.py finalize $(DIST) --runtime $(LAMBDA_RUNTIME) --requirements requirements.txt $(BYTECODE)
 	$(BIN)/python deploy/bundle.py report $(DIST) --wheelhouse $(BUILD)/wheelhouse
 
 clean:

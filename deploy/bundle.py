@@ -10,6 +10,16 @@ never needs a package index. The wheels hold exactly the files pip installed (ea
 the installed RECORD hash), so the Lambda ships the versions the tests ran against. Only pure-Python
 distributions qualify: a compiled one built for this machine might not run on Lambda, and is refused.
 
+``runtime``: find the interpreter of the Lambda runtime (``python3.13`` on the PATH, else pyenv's copy), so that
+``make package`` fails at once, in one line, when the bytecode cannot be built for the runtime.
+
+``finalize``: turn what ``chalice package`` wrote into what is deployed. Chalice takes the runtime from the
+interpreter it runs under; this pins the template's ``Runtime`` instead, checks that the dependencies resolve
+the same for that Python, replaces the static own-roles deny of the policy file (it names the role names
+``chalice deploy`` creates) by the stack's own role ARNs, and adds bytecode to ``deployment.zip``: compiled by the
+runtime's own interpreter, hash-based (``unchecked-hash``), so the fixed dates Chalice gives the zipped sources
+never make Python recompile them at a cold start (``/var/task`` is read-only, so nothing would be cached).
+
 ``report``: check that every wheel of the wheelhouse landed in the deployment package (Chalice only warns
 when a dependency is missing) and print the size of each zip against Lambda's limits.
 
@@ -21,14 +31,20 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import json
+import os
 import shutil
+import subprocess
 import sys
+import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
+from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -49,6 +65,12 @@ DEPLOYABLE = (
     "vendor",
 )
 _OPTIONAL = frozenset({"vendor"})
+# The Lambda runtimes the package may be built for: 3.11's support window is closing.
+SUPPORTED_RUNTIMES = ("python3.12", "python3.13")
+# Where Lambda unpacks the function: the path the compiled bytecode names its sources by.
+LAMBDA_TASK_ROOT = "/var/task"
+# The policy file's statement that names the roles `chalice deploy` creates; the stack states its own.
+OWN_ROLES_SID = "NeverTouchOwnRoles"
 
 
 class BundleError(RuntimeError):
@@ -78,11 +100,14 @@ def read_requirements(path: Path) -> list[Requirement]:
     return requirements
 
 
-def runtime_closure(requirements: Iterable[Requirement]) -> list[metadata.Distribution]:
-    """The installed distributions the requirements need, transitively, for this interpreter."""
+def runtime_closure(requirements: Iterable[Requirement], python: str | None = None) -> list[metadata.Distribution]:
+    """The installed distributions the requirements need, transitively, for ``python`` ("3.13"; default: this one)."""
+    environment: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
+    if python is not None:
+        environment.update(python_version=python, python_full_version=f"{python}.0")
     found: dict[str, metadata.Distribution] = {}
     extras_seen: dict[str, set[str]] = {}
-    pending = list(requirements)
+    pending = [r for r in requirements if r.marker is None or r.marker.evaluate({**environment, "extra": ""})]
     while pending:
         requirement = pending.pop()
         key = canonicalize_name(requirement.name)
@@ -100,7 +125,7 @@ def runtime_closure(requirements: Iterable[Requirement]) -> list[metadata.Distri
         for text in dist.requires or []:
             child = Requirement(text)
             wanted = {""} | extras_seen[key]
-            if child.marker is None or any(child.marker.evaluate({"extra": e}) for e in wanted):
+            if child.marker is None or any(child.marker.evaluate({**environment, "extra": e}) for e in wanted):
                 pending.append(child)
     return [found[key] for key in sorted(found)]
 
@@ -259,6 +284,167 @@ def report(out_dir: Path, wheelhouse: Path | None = None) -> list[str]:
     return lines
 
 
+# --- the runtime, the template, the bytecode ------------------------------------------------------------
+
+
+def runtime_version(runtime: str) -> str:
+    """ "3.13" for "python3.13"; BundleError for a runtime the package is not built for."""
+    if runtime not in SUPPORTED_RUNTIMES:
+        raise BundleError(f"runtime {runtime!r} is not supported: choose one of {', '.join(SUPPORTED_RUNTIMES)}")
+    return runtime.removeprefix("python")
+
+
+def _interpreter_version(command: str) -> tuple[str, str] | str:
+    """(version "3.13", absolute path) of an interpreter, or why it could not be run."""
+    probe = "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"
+    try:
+        # The deployer's own interpreter, named on the command line or in the Makefile.
+        done = subprocess.run([command, "-c", probe], capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"cannot run it ({type(exc).__name__})"
+    lines = done.stdout.split()
+    if done.returncode != 0 or len(lines) != 2:
+        return "it does not run"
+    return lines[0], lines[1]
+
+
+def find_python(runtime: str, command: str | None = None) -> Path:
+    """The interpreter of the Lambda runtime: ``command`` (default: ``python3.13`` for python3.13), else pyenv's."""
+    want = runtime_version(runtime)
+    command = command or runtime
+    candidates = [command]
+    if "/" not in command:  # a bare name: pyenv installs versions without putting them on the PATH
+        root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+        candidates += [str(p) for p in sorted(root.glob(f"versions/{want}.*/bin/{command}"), reverse=True)]
+    first_problem = ""
+    for candidate in candidates:
+        found = _interpreter_version(candidate)
+        if isinstance(found, tuple) and found[0] == want:
+            return Path(found[1])
+        problem = found if isinstance(found, str) else f"it is Python {found[0]}"
+        first_problem = first_problem or f"`{candidate}`: {problem}"
+    raise BundleError(
+        f"no Python {want} interpreter to compile the {runtime} package ({first_problem}): install Python {want}, "
+        f"or pass PYTHON_RUNTIME=/path/to/python{want}"
+    )
+
+
+def same_closure_for(requirements_file: Path, python: str) -> list[str]:
+    """The dependencies as resolved for ``python``; BundleError if they differ from this interpreter's."""
+    requirements = read_requirements(requirements_file)
+    here = {(canonicalize_name(str(d.metadata["Name"])), d.version) for d in runtime_closure(requirements)}
+    there = {(canonicalize_name(str(d.metadata["Name"])), d.version) for d in runtime_closure(requirements, python)}
+    if here != there:
+        extra, missing = sorted(there - here), sorted(here - there)
+        raise BundleError(
+            f"the dependencies differ on Python {python}: it needs {extra or 'nothing more'} and not {missing or '-'}; "
+            f"build the virtualenv with Python {python}"
+        )
+    return sorted(f"{name} {version}" for name, version in there)
+
+
+def _roles_attached_to_own_roles_deny(resources: Mapping[str, Any]) -> set[str]:
+    """Roles the template's separate own-roles deny covers, by their own ARNs (see .chalice/resources.json)."""
+    covered: set[str] = set()
+    for resource in resources.values():
+        if resource.get("Type") != "AWS::IAM::Policy":
+            continue
+        properties = resource.get("Properties", {})
+        attached = {str(r["Ref"]) for r in properties.get("Roles", []) if isinstance(r, dict) and "Ref" in r}
+        for statement in properties.get("PolicyDocument", {}).get("Statement", []):
+            if statement.get("Sid") != OWN_ROLES_SID or statement.get("Effect") != "Deny":
+                continue
+            arns = statement.get("Resource", [])
+            named = {r["Fn::GetAtt"][0] for r in arns if isinstance(r, dict) and "Fn::GetAtt" in r}
+            covered |= attached & named
+    return covered
+
+
+def finalize_template(template: dict[str, Any], runtime: str) -> list[str]:
+    """Pin every function's runtime; move the own-roles deny onto the stack's role ARNs. Returns what changed."""
+    runtime_version(runtime)
+    resources: dict[str, Any] = template["Resources"]
+    functions = [r for r in resources.values() if r.get("Type") == "AWS::Serverless::Function"]
+    if not functions:
+        raise BundleError("the template has no AWS::Serverless::Function")
+    for function in functions:
+        function["Properties"]["Runtime"] = runtime
+    roles = {name: r for name, r in resources.items() if r.get("Type") == "AWS::IAM::Role"}
+    uncovered = sorted(set(roles) - _roles_attached_to_own_roles_deny(resources))
+    if uncovered:
+        raise BundleError(
+            f"no {OWN_ROLES_SID} deny names the roles {', '.join(uncovered)} by their ARNs: "
+            "the merge template must attach one (an AWS::IAM::Policy) before the static one is removed"
+        )
+    for role in roles.values():
+        for policy in role["Properties"].get("Policies", []):
+            statements = policy["PolicyDocument"]["Statement"]
+            policy["PolicyDocument"]["Statement"] = [s for s in statements if s.get("Sid") != OWN_ROLES_SID]
+    return [f"Runtime {runtime} on {len(functions)} functions", f"{OWN_ROLES_SID} names the {len(roles)} stack roles"]
+
+
+@dataclass(frozen=True)
+class Bytecode:
+    modules: int
+    pyc_bytes: int
+    python: Path
+
+
+def precompile(package: Path, python: Path) -> Bytecode:
+    """Add hash-based bytecode, compiled by ``python``, for every module of a deployment zip (rewritten in place)."""
+    with tempfile.TemporaryDirectory(prefix="deputy-guard-pyc-") as work:
+        root = Path(work) / "task"
+        with zipfile.ZipFile(package) as archive:
+            entries = [(info, archive.read(info)) for info in archive.infolist()]
+        if any(info.filename.endswith(".pyc") for info, _ in entries):
+            raise BundleError(f"{package} already holds bytecode")
+        for info, data in entries:
+            target = root / info.filename
+            if info.is_dir():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        command = [str(python), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
+        command += ["-s", str(root), "-p", LAMBDA_TASK_ROOT, str(root)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603
+        if done.returncode != 0:
+            raise BundleError(f"{python} could not compile the package: {(done.stdout + done.stderr).strip()[-500:]}")
+        compiled = sorted(p for p in root.rglob("*.pyc"))
+        staged = Path(work) / package.name
+        with zipfile.ZipFile(staged, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for info, data in entries:
+                archive.writestr(info, data)
+            for path in compiled:
+                info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=_EPOCH)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, path.read_bytes())
+        shutil.move(str(staged), package)
+        return Bytecode(len(compiled), sum(p.stat().st_size for p in compiled), python)
+
+
+def finalize(
+    out_dir: Path, runtime: str, requirements_file: Path, python_command: str | None, *, bytecode: bool = True
+) -> list[str]:
+    """Pin the runtime in ``out_dir``/sam.json and add its bytecode to ``out_dir``/deployment.zip."""
+    python = find_python(runtime, python_command) if bytecode else None
+    same_closure_for(requirements_file, runtime_version(runtime))
+    template_path = out_dir / "sam.json"
+    template = json.loads(template_path.read_text(encoding="utf-8"))
+    lines = finalize_template(template, runtime)
+    template_path.write_text(json.dumps(template, indent=2, separators=(",", ": ")) + "\n", encoding="utf-8")
+    lines.append(f"dependencies resolve the same on {runtime}")
+    if python is None:
+        lines.append("no bytecode (PRECOMPILE=no): every cold start compiles the package's modules")
+    else:
+        compiled = precompile(out_dir / "deployment.zip", python)
+        lines.append(
+            f"bytecode: {compiled.modules} modules compiled by {compiled.python} (unchecked-hash), "
+            f"{_mib(compiled.pyc_bytes)} unzipped"
+        )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deploy/bundle.py", description="Offline packaging helpers.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -268,6 +454,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     stage = commands.add_parser("stage", help="copy the deployable files into a clean directory")
     stage.add_argument("--project", type=Path, default=Path())
     stage.add_argument("--out", type=Path, required=True)
+    runtime = commands.add_parser("runtime", help="find the interpreter of the Lambda runtime, or fail in one line")
+    runtime.add_argument("--runtime", required=True, help="python3.12 or python3.13")
+    runtime.add_argument("--python", help="the interpreter's command or path (default: the runtime's name)")
+    runtime.add_argument("--no-bytecode", action="store_true", help="only check the runtime's name")
+    final = commands.add_parser("finalize", help="pin the runtime and add its bytecode to chalice package's output")
+    final.add_argument("directory", type=Path)
+    final.add_argument("--runtime", required=True, help="python3.12 or python3.13")
+    final.add_argument("--python", help="the interpreter's command or path (default: the runtime's name)")
+    final.add_argument("--requirements", type=Path, default=Path("requirements.txt"))
+    final.add_argument("--no-bytecode", action="store_true", help="ship no bytecode (slower cold starts)")
     sizes = commands.add_parser("report", help="check the package and print the sizes of its zips")
     sizes.add_argument("directory", type=Path)
     sizes.add_argument("--wheelhouse", type=Path, help="fail if a wheel from here is missing from deployment.zip")
@@ -279,6 +475,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "stage":
             copied = stage_project(args.project, args.out)
             print(f"staged {', '.join(copied)} in {args.out}")
+        elif args.command == "runtime":
+            if args.no_bytecode:
+                print(f"runtime {args.runtime}, Python {runtime_version(args.runtime)} (no bytecode)")
+            else:
+                print(f"runtime {args.runtime}: {find_python(args.runtime, args.python)}")
+        elif args.command == "finalize":
+            bytecode = not args.no_bytecode
+            print("\n".join(finalize(args.directory, args.runtime, args.requirements, args.python, bytecode=bytecode)))
         else:
             print("\n".join(report(args.directory, args.wheelhouse)))
     except (BundleError, OSError) as exc:

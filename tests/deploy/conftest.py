@@ -19,6 +19,7 @@ from tests.deploy.support import (
     PolicyEvaluator,
     load_json,
     offline_env,
+    runtime_python,
 )
 
 
@@ -55,7 +56,12 @@ def chalice_graph() -> Any:
 
 @pytest.fixture(scope="session")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packaged]:
-    """`make package` for the prod stage, into a temporary directory, with no network."""
+    """`make package` for the prod stage, into a temporary directory, with no network.
+
+    The bytecode needs the runtime's Python; on a machine without it the package is built with PRECOMPILE=no
+    and only the bytecode tests are skipped.
+    """
+    python = runtime_python()
     work = tmp_path_factory.mktemp("package")
     dist, build = work / "dist", work / "build"
     command = [
@@ -70,6 +76,7 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packaged]:
         f"DIST={dist}",
         f"BUILD={build}",
         f"BIN={Path(sys.executable).parent}",
+        f"PYTHON_RUNTIME={python}" if python else "PRECOMPILE=no",
     ]
     result = subprocess.run(
         command,
@@ -81,4 +88,4 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packaged]:
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"make package failed:\n{output}"
-    yield Packaged(dist=dist, template=load_json(dist / "sam.json"), output=output)
+    yield Packaged(dist=dist, template=load_json(dist / "sam.json"), output=output, runtime_python=python)

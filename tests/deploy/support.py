@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import importlib.util
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -15,6 +20,9 @@ POLICY_FILE = PROJECT / "policies" / "deputy-guard-policy.json"
 CONFIG_FILE = PROJECT / ".chalice" / "config.json"
 MERGE_TEMPLATE = PROJECT / ".chalice" / "resources.json"
 STAMP = ".venv/.deputy-guard-installed"
+# The Lambda runtime `make package` builds for (the Makefile's LAMBDA_RUNTIME) and its architecture.
+RUNTIME = "python3.13"
+ARCHITECTURE = "arm64"
 # The schedule the packaging run is given, to show that DEPUTY_GUARD_SWEEP_SCHEDULE is read at deploy time.
 PACKAGED_SCHEDULE = "rate(12 hours)"
 
@@ -46,7 +54,17 @@ class PolicyEvaluator:
 
     document: Mapping[str, Any]
 
-    KNOWN_OPERATORS = frozenset({"StringEquals", "StringLike", "ForAllValues:StringEquals", "ArnEquals", "ArnLike"})
+    KNOWN_OPERATORS = frozenset(
+        {
+            "StringEquals",
+            "StringLike",
+            "ForAllValues:StringEquals",
+            "ArnEquals",
+            "ArnLike",
+            "ArnNotEquals",
+            "ArnNotLike",
+        }
+    )
 
     @property
     def statements(self) -> list[dict[str, Any]]:
@@ -80,6 +98,9 @@ class PolicyEvaluator:
         if operator not in self.KNOWN_OPERATORS:
             raise AssertionError(f"the evaluator does not know condition operator {operator}")
         present = {k.lower(): v for k, v in ctx.items()}.get(key.lower())
+        if operator in ("ArnNotEquals", "ArnNotLike"):
+            # A negated operator matches when the key is absent, as in IAM.
+            return present is None or not self._condition(operator.replace("Not", "", 1), key, expected, ctx)
         if operator.startswith("ForAllValues:"):
             # Every value in the request must match one listed value; no values at all matches vacuously.
             return all(v in expected for v in _as_list(present or []))
@@ -95,6 +116,66 @@ class Packaged:
     dist: Path
     template: dict[str, Any]
     output: str
+    runtime_python: Path | None  # the interpreter that compiled the bytecode; None: built with PRECOMPILE=no
+
+
+@cache
+def bundle() -> ModuleType:
+    """deploy/bundle.py as a module (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("deputy_guard_bundle", PROJECT / "deploy" / "bundle.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(module)
+    return module
+
+
+def runtime_python() -> Path | None:
+    """The runtime's interpreter as `make package` finds it, or None on a machine without that Python."""
+    try:
+        return Path(bundle().find_python(RUNTIME))
+    except bundle().BundleError:
+        return None
+
+
+class _NoManagedPolicies:
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def expand_sam(template: Mapping[str, Any], code_uri: str = "s3://artifacts/deployment.zip") -> dict[str, Any]:
+    """The plain CloudFormation that AWS::Serverless-2016-10-31 makes of ``template``, offline.
+
+    ``aws cloudformation package`` replaces each function's local CodeUri with an S3 URI first; the SAM
+    translator insists on one, so ``code_uri`` stands in for it. No AWS call is made: the template names no
+    managed policy, and the session only lends its region.
+    """
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    document = copy.deepcopy(dict(template))
+    for resource in document["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = code_uri
+    session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    translator = Translator({}, Parser(), boto_session=session)
+    return dict(translator.translate(document, parameter_values={}, get_managed_policy_map=lambda: {}))
+
+
+def resolve(value: Any, names: Mapping[str, str]) -> Any:
+    """Replace Ref / Fn::GetAtt (Arn) / Fn::Sub of the names given by concrete strings, recursively."""
+    if isinstance(value, list):
+        return [resolve(v, names) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"} and value["Ref"] in names:
+        return names[value["Ref"]]
+    if set(value) == {"Fn::GetAtt"} and ".".join(value["Fn::GetAtt"]) in names:
+        return names[".".join(value["Fn::GetAtt"])]
+    if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        return re.sub(r"\$\{([^}]+)\}", lambda m: names[m.group(1)], value["Fn::Sub"])
+    return {k: resolve(v, names) for k, v in value.items()}
 
 
 def offline_env(**extra: str) -> dict[str, str]:

@@ -269,28 +269,100 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/teams/data/orders-pipeline"
 SERVICE_LINKED = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/states.amazonaws.com/AWSServiceRoleForStepFunctions"
 
 
+# What the bot's revert sends with TagRole (chalicelib.service.revert): both keys, the mode being exempt.
+EXEMPT_TAGS = {"aws:TagKeys": [MODE_TAG, REASON_TAG], f"aws:RequestTag/{MODE_TAG}": "exempt"}
+
+
 @pytest.mark.parametrize("action", ["iam:UpdateAssumeRolePolicy", "iam:TagRole"])
 def test_service_linked_roles_are_never_written(bot_policy: PolicyEvaluator, action: str) -> None:
-    tags = {"aws:TagKeys": [MODE_TAG]}
-    assert bot_policy.allowed(action, ROLE, tags)
-    assert not bot_policy.allowed(action, SERVICE_LINKED, tags)
+    assert bot_policy.allowed(action, ROLE, EXEMPT_TAGS)
+    assert not bot_policy.allowed(action, SERVICE_LINKED, EXEMPT_TAGS)
+
+
+def chalice_role_names(chalice_graph: Any) -> set[str]:
+    """The role names `chalice deploy` creates: <app>-<stage>-<function>, one per function and stage."""
+    from chalice.deploy.models import ManagedIAMRole
+
+    return {
+        m.role_name
+        for stage in load_json(CONFIG_FILE)["stages"]
+        for m in chalice_graph(stage)
+        if isinstance(m, ManagedIAMRole)
+    }
+
+
+def _own_roles_statement(bot_policy: PolicyEvaluator) -> dict[str, Any]:
+    return next(s for s in bot_policy.statements if s["Sid"] == "NeverTouchOwnRoles")
+
+
+def test_the_own_roles_deny_names_exactly_the_roles_chalice_deploy_creates(
+    bot_policy: PolicyEvaluator, chalice_graph: Any
+) -> None:
+    # Given the roles Chalice builds for every stage (no AWS) / Then the deny names those, and no pattern
+    names = chalice_role_names(chalice_graph)
+    assert names == {f"deputy-guard-{s}-{f}" for s in ("dev", "prod") for f in ("on_iam_event", "sweep", "api_handler")}
+    statement = _own_roles_statement(bot_policy)
+    assert statement["Effect"] == "Deny"
+    assert set(statement["Resource"]) == {f"arn:aws:iam::*:role/{name}" for name in names}
+    assert not any("*" in r.split(":role/", 1)[1] or "?" in r for r in statement["Resource"])
+
+
+def test_the_bots_own_roles_are_never_written(bot_policy: PolicyEvaluator, chalice_graph: Any) -> None:
+    for name in chalice_role_names(chalice_graph):
+        arn = f"arn:aws:iam::{ACCOUNT}:role/{name}"
+        assert bot_policy.allowed("iam:GetRole", arn)
+        assert not bot_policy.allowed("iam:UpdateAssumeRolePolicy", arn), name
+        assert not bot_policy.allowed("iam:TagRole", arn, EXEMPT_TAGS), name
 
 
 @pytest.mark.parametrize(
-    "own_role", ["deputy-guard-prod-on_iam_event", "deputy-guard-prod-OnIamEventRole-1A2B3C4D5E6F", "deputy-guard-dev"]
+    "name",
+    [
+        "deputy-guard-anything",
+        "deputy-guard",
+        "deputy-guard-prod-on_iam_event-shadow",
+        "deputy-guard-prod-OnIamEventRole-1A2B3C4D5E6F",  # the packaged stack denies its own roles itself
+        "teams/deputy-guard-prod-sweep",  # the same name on another path is another role
+    ],
 )
-def test_the_bots_own_roles_are_never_written(bot_policy: PolicyEvaluator, own_role: str) -> None:
-    arn = f"arn:aws:iam::{ACCOUNT}:role/{own_role}"
-    assert bot_policy.allowed("iam:GetRole", arn)
-    assert not bot_policy.allowed("iam:UpdateAssumeRolePolicy", arn)
-    assert not bot_policy.allowed("iam:TagRole", arn, {"aws:TagKeys": [MODE_TAG]})
+def test_a_role_cannot_hide_from_the_bot_by_its_name(bot_policy: PolicyEvaluator, name: str) -> None:
+    # Given an attacker's role named like the bot / Then the bot may still fix it and tag it exempt on revert
+    arn = f"arn:aws:iam::{ACCOUNT}:role/{name}"
+    assert bot_policy.allowed("iam:UpdateAssumeRolePolicy", arn)
+    assert bot_policy.allowed("iam:TagRole", arn, EXEMPT_TAGS)
 
 
-def test_tag_role_is_limited_to_the_bots_own_tag_keys(bot_policy: PolicyEvaluator) -> None:
-    assert bot_policy.allowed("iam:TagRole", ROLE, {"aws:TagKeys": [MODE_TAG, REASON_TAG]})
-    assert not bot_policy.allowed("iam:TagRole", ROLE, {"aws:TagKeys": [MODE_TAG, "owner"]})
+def test_no_deny_uses_a_name_pattern(bot_policy: PolicyEvaluator) -> None:
+    # A pattern in a deny is a name anyone may give a role; the deputy-guard* patterns left are allows
+    # of the bot's own table, topic, queue and log groups, which widen nothing a role name controls.
+    for statement in bot_policy.statements:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if statement["Effect"] == "Deny":
+            assert not any("deputy-guard*" in r for r in resources), statement["Sid"]
+        elif any("deputy-guard*" in r for r in resources):
+            assert all(r.split(":")[2] in {"dynamodb", "sns", "sqs", "logs"} for r in resources), statement["Sid"]
+
+
+def test_tag_role_sets_only_the_bots_keys_and_only_exempt(bot_policy: PolicyEvaluator) -> None:
+    assert bot_policy.allowed("iam:TagRole", ROLE, EXEMPT_TAGS)
+    assert bot_policy.allowed("iam:TagRole", ROLE, {"aws:TagKeys": [MODE_TAG], f"aws:RequestTag/{MODE_TAG}": "exempt"})
+    # Then no other key, no other mode, and no request without the exempt mode
+    assert not bot_policy.allowed("iam:TagRole", ROLE, {**EXEMPT_TAGS, "aws:TagKeys": [MODE_TAG, "owner"]})
+    for mode in ("enforce", "notify", "Exempt", "exempt "):
+        assert not bot_policy.allowed("iam:TagRole", ROLE, {**EXEMPT_TAGS, f"aws:RequestTag/{MODE_TAG}": mode}), mode
+    assert not bot_policy.allowed("iam:TagRole", ROLE, {"aws:TagKeys": [REASON_TAG]})
+    assert not bot_policy.allowed("iam:TagRole", ROLE, {})
     statement = next(s for s in bot_policy.statements if s["Effect"] == "Allow" and s["Action"] == "iam:TagRole")
     assert set(statement["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]) == {MODE_TAG, REASON_TAG}
+
+
+def test_the_code_sets_only_the_exempt_mode_and_never_untags() -> None:
+    # The policy allows TagRole for the exempt mode only and no UntagRole: the code must ask for nothing more
+    calls = {call for ops in gateway_calls().values() for call in ops}
+    assert "iam:UntagRole" not in calls
+    sources = "".join(p.read_text(encoding="utf-8") for p in (PROJECT / "chalicelib").rglob("*.py"))
+    modes = re.findall(r"MODE_TAG:\s*\"(\w+)\"", sources)
+    assert modes and set(modes) == {"exempt"}, modes
 
 
 @pytest.mark.parametrize(
@@ -393,6 +465,7 @@ def test_every_condition_key_is_one_iam_knows() -> None:
     keys = {k for s in document["Statement"] for block in s.get("Condition", {}).values() for k in block}
     assert keys == {
         "aws:TagKeys",
+        f"aws:RequestTag/{MODE_TAG}",
         "kms:ViaService",
         "kms:EncryptionContext:PARAMETER_ARN",
         "kms:EncryptionContext:SecretARN",

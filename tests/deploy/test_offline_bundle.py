@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import re
 import subprocess
 import sys
 import zipfile
 from importlib import metadata
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
 import pytest
 
 from tests.deploy.support import PROJECT
+from tests.deploy.support import bundle as support_bundle
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deputy_guard_bundle", PROJECT / "deploy" / "bundle.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
-
-
-bundle = _load()
+bundle = support_bundle()
 
 
 def _hash(data: bytes) -> str:
@@ -220,3 +210,93 @@ def test_the_report_fails_a_package_over_lambdas_limit(tmp_path: Path, monkeypat
     monkeypatch.setattr(bundle, "LAMBDA_UNZIPPED_LIMIT", 1024)
     with pytest.raises(bundle.BundleError, match="exceeds Lambda's limits"):
         bundle.report(tmp_path)
+
+
+# --- the runtime, the template, the bytecode ------------------------------------------------------------
+
+
+def test_an_unsupported_runtime_is_refused() -> None:
+    with pytest.raises(bundle.BundleError, match="not supported"):
+        bundle.runtime_version("python3.11")
+    assert bundle.runtime_version("python3.13") == "3.13"
+
+
+def test_the_runtimes_interpreter_must_run_and_be_that_version(tmp_path: Path) -> None:
+    with pytest.raises(bundle.BundleError, match=r"no Python 3\.13 interpreter.*cannot run it"):
+        bundle.find_python("python3.13", str(tmp_path / "python3.13"))
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    other = "python3.12" if here != "3.12" else "python3.13"
+    with pytest.raises(bundle.BundleError, match=f"it is Python {here}.*PYTHON_RUNTIME="):
+        bundle.find_python(other, sys.executable)
+
+
+def test_pyenvs_copy_is_found_when_the_name_is_not_on_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a pyenv root holding a 3.13 (a script standing in for the interpreter) and no python3.13 on the PATH
+    fake = tmp_path / "versions" / "3.13.0" / "bin" / "python3.13"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(f"#!/bin/sh\necho 3.13\necho {fake}\n", encoding="utf-8")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert bundle.find_python("python3.13") == fake
+
+
+def _template(*, with_deny: bool = True) -> dict[str, Any]:
+    statement = {"Sid": "NeverTouchOwnRoles", "Effect": "Deny", "Action": "iam:UpdateAssumeRolePolicy"}
+    keep = {"Sid": "ReadRoles", "Effect": "Allow", "Action": "iam:GetRole", "Resource": "*"}
+    resources: dict[str, Any] = {
+        "FnRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {"Policies": [{"PolicyDocument": {"Statement": [keep, {**statement, "Resource": "x"}]}}]},
+        },
+        "Fn": {"Type": "AWS::Serverless::Function", "Properties": {"Runtime": "python3.11"}},
+    }
+    if with_deny:
+        resources["OwnRolesDeny"] = {
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "Roles": [{"Ref": "FnRole"}],
+                "PolicyDocument": {"Statement": [{**statement, "Resource": [{"Fn::GetAtt": ["FnRole", "Arn"]}]}]},
+            },
+        }
+    return {"Resources": resources}
+
+
+def test_finalizing_pins_the_runtime_and_moves_the_own_roles_deny() -> None:
+    template = _template()
+    bundle.finalize_template(template, "python3.13")
+    assert template["Resources"]["Fn"]["Properties"]["Runtime"] == "python3.13"
+    statements = template["Resources"]["FnRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert [s["Sid"] for s in statements] == ["ReadRoles"]
+
+
+def test_the_static_deny_stays_unless_the_stack_states_its_own() -> None:
+    with pytest.raises(bundle.BundleError, match="FnRole"):
+        bundle.finalize_template(_template(with_deny=False), "python3.13")
+
+
+def test_bytecode_is_added_beside_every_module_and_nothing_else_changes(tmp_path: Path) -> None:
+    package = tmp_path / "deployment.zip"
+    files = {"app.py": b"VALUE = 1\n", "lib/__init__.py": b"", "lib/data.json": b"{}"}
+    _zip(package, files)
+    compiled = bundle.precompile(package, Path(sys.executable))
+    assert compiled.modules == 2
+    tag = sys.implementation.cache_tag
+    with zipfile.ZipFile(package) as archive:
+        names = set(archive.namelist())
+        assert {n: archive.read(n) for n in files} == files  # the sources, byte for byte
+        pyc = archive.read(f"lib/__pycache__/__init__.{tag}.pyc")
+    assert names == {*files, f"__pycache__/app.{tag}.pyc", f"lib/__pycache__/__init__.{tag}.pyc"}
+    assert int.from_bytes(pyc[4:8], "little") == 0b01  # hash-based, unchecked
+    with pytest.raises(bundle.BundleError, match="already holds bytecode"):
+        bundle.precompile(package, Path(sys.executable))
+
+
+def test_a_dependency_that_differs_on_the_runtimes_python_is_refused(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text('jmespath ; python_version < "3.13"\n', encoding="utf-8")
+    if sys.version_info >= (3, 13):
+        pytest.skip("the marker holds on the build machine's Python only below 3.13")
+    with pytest.raises(bundle.BundleError, match=r"differ on Python 3\.13"):
+        bundle.same_closure_for(requirements, "3.13")
+    assert bundle.same_closure_for(PROJECT / "requirements.txt", "3.13")

@@ -1,8 +1,10 @@
-"""`make package` output: the SAM template's structure, cfn-lint, and the deployment package itself.
+"""`make package` output: the SAM template's structure and cfn-lint.
 
 An IAM policy simulation or a CloudFormation deployment needs AWS, so these tests read the template:
 the rule pattern, the schedule, the resources the merge template adds, how they are wired into the
-functions, the roles' policies and the REST API's IAM authorisation.
+functions and the REST API's IAM authorisation. Elsewhere: the expansion SAM makes of it
+(test_sam_expansion.py), parameters (test_stack_parameters.py), the table's and roles' defences
+(test_stack_safety.py), alarms (test_alarms.py) and the deployment package (test_lambda_package.py).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import re
 import subprocess
 import sys
 import warnings
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,9 @@ from typing import Any
 import pytest
 
 import app as chalice_app
-from chalicelib.domain.settings import load_settings
 from tests.deploy.support import (
     MERGE_TEMPLATE,
     PACKAGED_SCHEDULE,
-    POLICY_FILE,
-    PROJECT,
     Packaged,
     PolicyEvaluator,
     load_json,
@@ -34,7 +32,6 @@ from tests.deploy.support import (
 
 pytestmark = pytest.mark.slow
 
-STACK = "deputy-guard-prod"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 FUNCTIONS = ("OnIamEvent", "Sweep", "APIHandler")
@@ -47,17 +44,6 @@ def resources(packaged: Packaged) -> dict[str, Any]:
 
 def props(packaged: Packaged, name: str) -> dict[str, Any]:
     return dict(resources(packaged)[name]["Properties"])
-
-
-def substitute(value: Any) -> str:
-    """Resolve the few intrinsics the merge template uses for names, for a stack called deputy-guard-prod."""
-    if isinstance(value, str):
-        return value
-    if "Ref" in value and value["Ref"] == "AWS::StackName":
-        return STACK
-    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
-        return value["Fn::Sub"].replace("${AWS::StackName}", STACK)
-    raise AssertionError(f"unexpected name expression {value!r}")
 
 
 # --- make package and cfn-lint ---------------------------------------------------------------------------
@@ -161,6 +147,8 @@ def test_the_table_has_the_keys_and_ttl_the_code_expects(packaged: Packaged) -> 
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert "ResourcePolicy" in properties  # who may write: test_stack_safety.py
     # the audit trail outlives the stack
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
 
@@ -206,33 +194,11 @@ def test_resource_names_are_wired_into_every_function(packaged: Packaged, functi
     assert variables["DEPUTY_GUARD_TABLE"] == {"Ref": "Table"}
     assert variables["DEPUTY_GUARD_SNS_TOPIC_ARN"] == {"Ref": "Topic"}
     assert variables["DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER"] == {"Ref": "SlackWebhookParameter"}
-    assert variables["DEPUTY_GUARD_MODE"] == "notify"
+    assert variables["DEPUTY_GUARD_MODE"] == {"Ref": "Mode"}  # a stack parameter: test_stack_parameters.py
     # Each function has its own role: every function must recognise the echoes of all three
     roles = variables["DEPUTY_GUARD_SELF_ROLE_ARN"]["Fn::Join"]
     assert roles[0] == ","
     assert roles[1] == [{"Fn::GetAtt": [r, "Arn"]} for r in ("OnIamEventRole", "SweepRole", "ApiHandlerRole")]
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_the_packaged_environment_is_valid_settings(packaged: Packaged, function: str) -> None:
-    # Given the values CloudFormation would substitute / When the bot loads them / Then no SettingsError
-    variables = props(packaged, function)["Environment"]["Variables"]
-    concrete = {
-        **variables,
-        "DEPUTY_GUARD_TABLE": STACK,
-        "DEPUTY_GUARD_SNS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}",
-        "DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER": "/deputy-guard/prod/slack-webhook",
-        "DEPUTY_GUARD_SELF_ROLE_ARN": ",".join(
-            f"arn:aws:iam::{ACCOUNT}:role/{STACK}-{role}-0A1B2C3D"
-            for role in ("OnIamEventRole", "SweepRole", "ApiHandlerRole")
-        ),
-    }
-    assert all(isinstance(v, str) for v in concrete.values())
-    settings = load_settings(concrete)
-    assert settings.table == STACK
-    assert settings.slack_enabled
-    assert settings.slack_webhook_parameter == "/deputy-guard/prod/slack-webhook"
-    assert len(settings.self_role_arns) == 3
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -249,35 +215,6 @@ def test_each_function_logs_to_its_own_log_group(packaged: Packaged, function: s
 
 def _roles(packaged: Packaged) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in resources(packaged).items() if r["Type"] == "AWS::IAM::Role"}
-
-
-def test_every_role_carries_exactly_the_policy_file(packaged: Packaged) -> None:
-    expected = load_json(POLICY_FILE)
-    roles = _roles(packaged)
-    assert {props(packaged, f)["Role"]["Fn::GetAtt"][0] for f in FUNCTIONS} == set(roles)
-    for name, role in roles.items():
-        policies = role["Properties"]["Policies"]
-        assert len(policies) == 1, name
-        assert policies[0]["PolicyDocument"] == expected, name
-        assert "ManagedPolicyArns" not in role["Properties"], name
-        assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
-            {"Sid": "", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ]
-
-
-def test_the_policy_reaches_every_resource_the_stack_creates(packaged: Packaged, bot_policy: PolicyEvaluator) -> None:
-    # After substituting a stack name, the account and the region, the policy's name patterns cover the stack
-    table = substitute(props(packaged, "Table")["TableName"])
-    topic = substitute(props(packaged, "Topic")["TopicName"])
-    queue = substitute(props(packaged, "FailedEvents")["QueueName"])
-    table_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}"
-    for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"):
-        assert bot_policy.allowed(f"dynamodb:{action}", table_arn), action
-    assert bot_policy.allowed("sns:Publish", f"arn:aws:sns:{REGION}:{ACCOUNT}:{topic}")
-    assert bot_policy.allowed("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}")
-    for function in FUNCTIONS:  # CloudFormation names a function <stack>-<logical id>-<suffix>
-        group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{STACK}-{function}-AbCdEf123456"
-        assert bot_policy.allowed("logs:CreateLogStream", f"{group}:log-stream:x"), function
 
 
 @pytest.mark.parametrize(
@@ -306,55 +243,3 @@ def test_the_webhook_parameter_accepts_only_what_the_policy_can_read(
             assert bot_policy.allowed("secretsmanager:GetSecretValue", arn)
     elif accepted and value:
         assert bot_policy.allowed("secretsmanager:GetSecretValue", value)
-
-
-# --- the deployment package ---------------------------------------------------------------------------------
-
-
-def _names(packaged: Packaged) -> list[str]:
-    with zipfile.ZipFile(packaged.dist / "deployment.zip") as archive:
-        return archive.namelist()
-
-
-def test_the_package_holds_the_app_and_its_runtime_dependencies(packaged: Packaged) -> None:
-    names = set(_names(packaged))
-    project_lib = {p.relative_to(PROJECT).as_posix() for p in (PROJECT / "chalicelib").rglob("*") if p.is_file()}
-    project_lib = {n for n in project_lib if "__pycache__" not in n and not n.endswith(".pyc")}
-    assert {"app.py", "chalice/app.py", "chalice/__init__.py"} <= names
-    assert project_lib <= names
-    top = {n.split("/", 1)[0] for n in names}
-    for package in ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "aws_lambda_powertools"):
-        assert package in top, package
-    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
-    assert not top & {"tests", "policies", "docs", "click", "yaml", "moto", "pytest"}  # no dev-only code
-
-
-def test_the_package_imports_on_its_own(packaged: Packaged, tmp_path: Path) -> None:
-    # Given only the package and the standard library (-I -S: no site-packages) / When the app is imported
-    with zipfile.ZipFile(packaged.dist / "deployment.zip") as archive:
-        archive.extractall(tmp_path)
-    code = "\n".join(
-        [
-            "import os, sys; sys.path.insert(0, '.')",
-            "import app, boto3, chalicelib.runtime.wiring, chalicelib.service.enforce, chalicelib.service.scan",
-            "from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer",
-            "from aws_lambda_powertools.utilities import parameters",
-            "here = os.path.realpath(os.getcwd())",
-            "for module in (boto3, parameters, app):",
-            "    assert os.path.realpath(module.__file__).startswith(here), module.__file__",
-            "boto3.client('iam', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x')",
-            "print(app.app.app_name, sorted(app.app.routes))",
-        ]
-    )
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=offline_env(),
-    )
-    # Then it imports, with boto3 from the package, not from the build machine
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("deputy-guard ")
