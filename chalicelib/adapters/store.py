@@ -11,7 +11,6 @@ Layout in the single table (``pk``/``sk`` strings, TTL attribute ``expiration``)
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +18,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from chalicelib.domain import jsontext
 from chalicelib.domain.models import PolicyDoc
+from chalicelib.domain.policy import to_compact_json
 
 IDEMPOTENCY_PK = "idempotency#deputy-guard"
 Clock = Callable[[], datetime]
@@ -231,7 +232,8 @@ class DynamoLedger:
 
 
 def _dump(document: PolicyDoc) -> str:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    # Number literals as written: a revert must restore the original byte for byte in meaning and text.
+    return to_compact_json(document)
 
 
 def _record(item: Mapping[str, Any]) -> ChangeRecord:
@@ -241,8 +243,8 @@ def _record(item: Mapping[str, Any]) -> ChangeRecord:
         role_name=str(item["role_name"]),
         kind=ChangeKind(str(item["kind"])),
         status=ChangeStatus(str(item["status"])),
-        before=json.loads(str(item["before"])),
-        after=json.loads(str(item["after"])),
+        before=jsontext.loads(str(item["before"])),
+        after=jsontext.loads(str(item["after"])),
         actor=item.get("actor"),
         event_id=item.get("event_id"),
         mode=str(item.get("mode", "")),
