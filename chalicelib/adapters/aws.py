@@ -8,16 +8,17 @@ by botocore itself.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
+import botocore.session
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.handlers import json_decode_policies
 
 from chalicelib.adapters.errors import (
     AccessDenied,
@@ -31,6 +32,7 @@ from chalicelib.adapters.errors import (
     error_for,
 )
 from chalicelib.domain.models import PolicyDoc, RoleRecord
+from chalicelib.domain.policy import to_compact_json
 
 __all__ = [
     "AccessDenied",
@@ -53,6 +55,7 @@ USER_AGENT = "deputy-guard/0.1.0"
 _MAX_ATTEMPTS = 3  # in all, the first attempt included
 _client_lock = threading.RLock()
 _clients: dict[tuple[str, str | None], Any] = {}
+_loader: dict[str, Any] = {}  # kept across reset_clients()
 
 
 def translate(operation: str, exc: ClientError | BotoCoreError) -> AwsError:
@@ -89,7 +92,15 @@ def _session() -> boto3.session.Session:
     """One session per process: building a session loads botocore's data files, which cold starts pay for."""
     session = _clients.get(("__session__", None))
     if session is None:
-        session = boto3.session.Session()
+        core = botocore.session.get_session()
+        # The service models are static data: a new session (new endpoint or credentials after
+        # reset_clients) reuses the loader that already parsed them instead of parsing them again.
+        loader = _loader.get("data_loader")
+        if loader is None:
+            _loader["data_loader"] = core.get_component("data_loader")
+        else:
+            core.register_component("data_loader", loader)
+        session = boto3.session.Session(botocore_session=core)
         _clients[("__session__", None)] = session
     return session
 
@@ -139,6 +150,10 @@ class IamGateway:
 
     def __init__(self, client: IAMClient) -> None:
         self._client = client
+        # botocore decodes IAM's policy documents with json.loads, which keeps the last of duplicate keys and
+        # rewrites number literals (1.10 -> 1.1). The engine reads IAM's own text instead, so it can refuse a
+        # document with duplicate keys and write back every untouched literal exactly as it was.
+        client.meta.events.unregister("after-call.iam", json_decode_policies)
 
     def get_role(self, name: str) -> RoleRecord | None:
         """The role with its trust document and tags, or None when it does not exist."""
@@ -169,7 +184,7 @@ class IamGateway:
 
     def update_assume_role_policy(self, name: str, document: PolicyDoc) -> None:
         """Replace the trust policy (sent compact: IAM counts the policy without whitespace)."""
-        body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        body = to_compact_json(document)
         _call("UpdateAssumeRolePolicy", self._client.update_assume_role_policy, RoleName=name, PolicyDocument=body)
 
     def tag_role(self, name: str, tags: Mapping[str, str]) -> None:
