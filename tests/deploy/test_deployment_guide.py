@@ -74,7 +74,33 @@ def test_the_reserved_concurrency_in_the_guide_is_the_configs() -> None:
         "/revert",
         "us-east-1",
         "Organization",
+        "DeployerPrincipalArn",
+        "Mode=enforce",
+        "PRECOMPILE=no",
+        "Install again",
+        "operations.md",
     ],
 )
 def test_the_guide_covers(topic: str) -> None:
     assert topic in guide()
+
+
+def test_the_route_b_log_group_exists_before_its_retention_is_set() -> None:
+    # A fresh `chalice deploy` leaves the REST API function's group to Lambda's first request: create it first
+    text = guide()
+    create = text.index("aws logs create-log-group --log-group-name /aws/lambda/deputy-guard-prod ")
+    retention = text.index("aws logs put-retention-policy --log-group-name /aws/lambda/deputy-guard-prod ")
+    assert create < retention
+
+
+def test_every_parameter_of_the_template_is_in_the_guide() -> None:
+    parameters = load_json(PROJECT / ".chalice" / "resources.json")["Parameters"]
+    for name in parameters:
+        assert f"`{name}`" in guide(), name
+
+
+def test_the_uninstall_section_names_what_stays_behind() -> None:
+    section = guide().split("## 13.", 1)[1]
+    for leftover in ("DynamoDB table", "Slack webhook parameter", "deputy-guard:mode", "KMS key", "log group"):
+        assert leftover in section, leftover
+    assert "delete-table" in section and "untag-role" in section and "delete-parameter" in section
