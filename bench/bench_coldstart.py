@@ -7,15 +7,19 @@ Run: .venv/bin/python bench/bench_coldstart.py [--runs 15] [--event-runs 5] [--j
    ``python -c "import app"`` minus ``python -c "pass"``, as a cross-check.
 2. The first event of a fresh interpreter through the real Chalice handler (``app.on_iam_event``): an
    irrelevant one (no AWS call needed) and a compliant role (GetRole, against moto's server on loopback),
-   from the development virtualenv and from the deployment package as Lambda runs it: unzipped, no
-   bytecode cache (Chalice ships none and /var/task is read-only), and precompiled for comparison.
-3. The deployment package built as ``make package`` builds it (into a temporary directory), or, if
-   packaging is not available, the zip of app.py + chalicelib and the installed size of requirements.txt.
+   from the development virtualenv and from the deployment package as Lambda runs it, with the runtime's
+   Python (python3.13, from the PATH or pyenv) and nothing written back (/var/task is read-only): without
+   bytecode (before), with ordinary timestamp bytecode whose source dates are the zip's (what compiling
+   before Chalice zips would give), and as ``make package`` builds it, with hash-based bytecode (after).
+3. The deployment package built by ``make package`` (into a temporary directory), with and without its
+   bytecode, or, if packaging is not available, the zip of app.py + chalicelib and the installed size of
+   requirements.txt.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -36,7 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import (
     FAKE_AWS_ENV,
     LOOPBACK,
-    REGION,
     ROOT,
     LatencyAws,
     compliant_trust,
@@ -48,6 +51,8 @@ from bench.harness import (
 TARGET_RATIO = 1.3
 TABLE = "deputy-guard-bench"
 PYTHON = sys.executable
+RUNTIME = "python3.13"  # the Makefile's LAMBDA_RUNTIME
+ZIP_EPOCH = 315532800  # 1980-01-01: the date Chalice gives every file of the zip
 WATCHED = {
     "boto3": "boto3",
     "botocore (clients)": "botocore.client",
@@ -205,11 +210,11 @@ def measure_imports(runs: int, env: dict[str, str], say: Callable[[str], None]) 
 
 
 def lazy_imports(
-    events: list[Path], env: dict[str, str], cwd: Path, *, package: Path | None = None
+    events: list[Path], env: dict[str, str], cwd: Path, *, package: Path | None = None, python: str = PYTHON
 ) -> list[list[dict[str, Any]]]:
     """For each event, the top-level imports it triggered (deferred imports run at the first call), by cost."""
     env = {**env, "BENCH_EVENTS": os.pathsep.join(str(p) for p in events)}
-    command = [PYTHON, "-X", "importtime", "-c", CHILD % {"watched": WATCHED}]
+    command = [python, "-X", "importtime", "-c", CHILD % {"watched": WATCHED}]
     if package is not None:
         env["BENCH_PACKAGE"] = str(package)
         command.insert(1, "-S")
@@ -231,10 +236,11 @@ def first_events(
     *,
     package: Path | None,
     cwd: Path,
+    python: str = PYTHON,
 ) -> dict[str, Any]:
     """Fresh interpreters that import app and handle ``events`` in order; medians per step."""
     env = {**env, "BENCH_EVENTS": os.pathsep.join(str(p) for p in events)}
-    command = [PYTHON, "-c", CHILD % {"watched": WATCHED}]
+    command = [python, "-c", CHILD % {"watched": WATCHED}]
     if package is not None:
         env["BENCH_PACKAGE"] = str(package)
         command.insert(1, "-S")  # only the package and the standard library, as on Lambda
@@ -261,47 +267,75 @@ def first_events(
         "aws_requests": requests[0],
         "log_lines_per_skip": skip_lines[0],
         "app_file": first["app_file"],
+        "python": python,
+        "python_version": python_version(python),
     }
 
 
 # --- 3. the deployment package ----------------------------------------------------------------------
 
 
-def build_package(work: Path, say: Callable[[str], None]) -> tuple[Path | None, str]:
-    """The steps of `make package`, into ``work`` (never the project's dist/ or build/): (deployment.zip, note)."""
+@functools.cache
+def python_version(python: str) -> str:
+    done = subprocess.run([python, "-c", "import platform; print(platform.python_version())"], capture_output=True)
+    return done.stdout.decode().strip() or "?"
+
+
+def runtime_python() -> str | None:
+    """The runtime's interpreter as `make package` finds it (deploy/bundle.py), or None."""
+    sys.path.insert(0, str(ROOT / "deploy"))
+    try:
+        import bundle  # type: ignore[import-not-found]
+
+        return str(bundle.find_python(RUNTIME))
+    except bundle.BundleError:
+        return None
+    finally:
+        sys.path.remove(str(ROOT / "deploy"))
+
+
+def build_package(work: Path, say: Callable[[str], None], python: str | None) -> tuple[Path | None, str]:
+    """`make package` into ``work`` (never the project's dist/ or build/), offline: (deployment.zip, note)."""
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8") if (ROOT / "Makefile").exists() else ""
-    bundle = ROOT / "deploy" / "bundle.py"
-    chalice = Path(PYTHON).with_name("chalice")
-    if "\npackage:" not in makefile or not bundle.exists() or not (ROOT / ".chalice" / "config.json").exists():
-        return None, "no `make package` target, deploy/bundle.py or .chalice/config.json"
-    if not chalice.exists():
-        return None, f"{chalice} not installed"
-    say("  chalice package (offline, as `make package` does) ...")
-    src, wheelhouse, dist = work / "src", work / "wheelhouse", work / "dist"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIP_"))},
-        "AWS_DEFAULT_REGION": REGION,
-        "PIP_NO_INDEX": "1",
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "PIP_CONFIG_FILE": os.devnull,
-        "PIP_FIND_LINKS": str(wheelhouse),
+    if "\npackage:" not in makefile or not (ROOT / ".chalice" / "config.json").exists():
+        return None, "no `make package` target or .chalice/config.json"
+    say("  make package (offline) ...")
+    dist, build = work / "dist", work / "build"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PIP_", "MAKE", "MFLAGS"))}
+    command = ["make", "--no-print-directory", "-C", str(ROOT), "-o", ".venv/.deputy-guard-installed", "package"]
+    command += [f"DIST={dist}", f"BUILD={build}", f"BIN={Path(PYTHON).parent}"]
+    command.append(f"PYTHON_RUNTIME={python}" if python else "PRECOMPILE=no")
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        return None, f"`make package` failed: {(done.stdout + done.stderr).strip()[-300:]}"
+    how = "with hash-based bytecode" if python else "with PRECOMPILE=no (no runtime interpreter here)"
+    return dist / "deployment.zip", f"`make package` ({RUNTIME}, {how}, in a temporary directory)"
+
+
+def package_variants(deployment: Path, work: Path, python: str) -> list[tuple[str, Path]]:
+    """The package unzipped three ways: no bytecode, timestamp bytecode that misses, hash-based bytecode."""
+    variants = []
+    for key in ("none", "timestamp", "built"):
+        target = work / f"package-{key}"
+        with zipfile.ZipFile(deployment) as archive:
+            archive.extractall(target)
+        if key != "built":
+            for cache in sorted(target.rglob("__pycache__"), reverse=True):
+                shutil.rmtree(cache)
+        if key == "timestamp":
+            # Compiled from sources dated now, then zipped with Chalice's fixed dates: the stamps no longer match.
+            for source in target.rglob("*.py"):
+                os.utime(source)
+            subprocess.run([python, "-m", "compileall", "-q", "-j", "0", str(target)], check=True, timeout=600)
+        for source in target.rglob("*.py"):
+            os.utime(source, (ZIP_EPOCH, ZIP_EPOCH))  # as Lambda unzips the package
+        variants.append((key, target))
+    labels = {
+        "none": "deployment package, no bytecode (before: as Chalice ships it)",
+        "timestamp": "deployment package, timestamp bytecode, zip dates (recompiled every time)",
+        "built": "deployment package, hash-based bytecode (after: as `make package` builds it)",
     }
-    steps = [
-        ([PYTHON, str(bundle), "stage", "--project", str(ROOT), "--out", str(src)], ROOT),
-        (
-            [PYTHON, str(bundle), "wheelhouse", "--requirements", "requirements.txt", "--out", str(wheelhouse)],
-            ROOT,
-        ),
-        ([str(chalice), "package", "--stage", "prod", "--merge-template", ".chalice/resources.json", str(dist)], src),
-    ]
-    for command, cwd in steps:
-        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
-        if done.returncode != 0:
-            return None, f"`{' '.join(Path(c).name for c in command[:3])}` failed: {done.stderr.strip()[-300:]}"
-    return (
-        dist / "deployment.zip",
-        "`chalice package --stage prod` (the steps of `make package`, in a temporary directory)",
-    )
+    return [(labels[key], path) for key, path in variants]
 
 
 def package_sizes(deployment: Path) -> dict[str, Any]:
@@ -320,6 +354,8 @@ def package_sizes(deployment: Path) -> dict[str, Any]:
         "unzipped_bytes": sum(i.file_size for i in infos),
         "files": len(infos),
         "pyc_files": sum(i.filename.endswith(".pyc") for i in infos),
+        "pyc_bytes": sum(i.file_size for i in infos if i.filename.endswith(".pyc")),
+        "pyc_zipped_bytes": sum(i.compress_size for i in infos if i.filename.endswith(".pyc")),
         "app_code_bytes": by_top.get("app.py", 0) + by_top.get("chalicelib", 0),
         "sdk_bytes": sdk,
         "largest": sorted(by_top.items(), key=lambda item: item[1], reverse=True)[:6],
@@ -394,43 +430,38 @@ def main(argv: list[str] | None = None) -> int:
         dev_env = child_env(server.url, no_bytecode=False)
         imports = measure_imports(args.runs, dev_env, say)
 
-        deployment, note = build_package(work, say)
+        runtime = runtime_python()
+        deployment, note = build_package(work, say, runtime)
         sizes = package_sizes(deployment) if deployment else None
         fallback = None if deployment else fallback_sizes()
 
         say(f"  first events, {args.event_runs} fresh interpreters per case ...")
-        variants: list[tuple[str, Path | None, bool]] = [("development virtualenv (bytecode cached)", None, False)]
-        if deployment is not None:
-            plain, compiled = work / "package", work / "package-compiled"
-            for target in (plain, compiled):
-                with zipfile.ZipFile(deployment) as archive:
-                    archive.extractall(target)
-            subprocess.run(
-                [PYTHON, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(compiled)],
-                check=True,
-                capture_output=True,
-                timeout=300,
-            )
-            assert sizes is not None
-            sizes["precompiled_pyc_bytes"] = sum(p.stat().st_size for p in compiled.rglob("*.pyc"))
-            variants += [
-                ("deployment package, no bytecode (as Chalice ships it)", plain, True),
-                ("deployment package, precompiled bytecode", compiled, True),
-            ]
+        variants: list[tuple[str, Path | None, bool, str]] = [
+            ("development virtualenv (bytecode cached)", None, False, PYTHON)
+        ]
+        if deployment is not None and runtime is not None:
+            variants += [(label, path, True, runtime) for label, path in package_variants(deployment, work, runtime)]
         first = []
-        for label, package, no_bytecode in variants:
+        for label, package, no_bytecode, python in variants:
             env = child_env(server.url, no_bytecode=no_bytecode)
             cwd = ROOT if package is None else work
             if package is None:
                 first_events(label, [irrelevant], env, 1, server, package=None, cwd=cwd)  # warm-up
             first.append(
                 {
-                    "lazy_imports": lazy_imports([irrelevant, relevant], env, cwd, package=package),
+                    "lazy_imports": lazy_imports([irrelevant, relevant], env, cwd, package=package, python=python),
                     "irrelevant_first": first_events(
-                        label, [irrelevant, relevant], env, args.event_runs, server, package=package, cwd=cwd
+                        label,
+                        [irrelevant, relevant],
+                        env,
+                        args.event_runs,
+                        server,
+                        package=package,
+                        cwd=cwd,
+                        python=python,
                     ),
                     "relevant_first": first_events(
-                        label, [relevant], env, args.event_runs, server, package=package, cwd=cwd
+                        label, [relevant], env, args.event_runs, server, package=package, cwd=cwd, python=python
                     ),
                 }
             )
@@ -484,16 +515,18 @@ def render(output: dict[str, Any]) -> str:
         "First event in a fresh interpreter, through `app.on_iam_event` (moto's server on loopback, no added "
         "latency), medians:",
         "",
-        "| code as | import app | first event: irrelevant | then a compliant role | first event: compliant role "
-        "| AWS requests (compliant first) |",
-        "|---|---:|---:|---:|---:|---|",
+        "| code as | Python | import app | first event: irrelevant | then a compliant role "
+        "| first event: compliant role | import + first compliant event | AWS requests (compliant first) |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for case in output["first_events"]:
         a, b = case["irrelevant_first"], case["relevant_first"]
         requests = ", ".join(f"{k} {v}" for k, v in b["aws_requests"].items()) or "none"
+        python = a.get("python_version", "")
         lines.append(
-            f"| {a['label']} | {a['import_ms']:.0f} ms | {a['calls_ms'][0]:.0f} ms | {a['calls_ms'][1]:.0f} ms "
-            f"| {b['calls_ms'][0]:.0f} ms | {requests} |"
+            f"| {a['label']} | {python} | {a['import_ms']:.0f} ms | {a['calls_ms'][0]:.0f} ms "
+            f"| {a['calls_ms'][1]:.0f} ms | {b['calls_ms'][0]:.0f} ms | {b['import_ms'] + b['calls_ms'][0]:.0f} ms "
+            f"| {requests} |"
         )
     dev = output["first_events"][0]["irrelevant_first"]
     phases = list(dev["modules"])
@@ -534,8 +567,8 @@ def render(output: dict[str, Any]) -> str:
             f"| deployment.zip | {_mib(s['zipped_bytes'])} | {_mib(s['unzipped_bytes'])} | {s['files']:,} "
             f"| {s['pyc_files']} | {s['app_code_bytes'] / 1024:.0f} KiB | {_mib(s['sdk_bytes'])} |",
             "",
-            f"Largest parts, unzipped: {largest}. Layers: {layers}. Precompiling the package's bytecode "
-            f"(as in the last first-event row) would add {_mib(s.get('precompiled_pyc_bytes', 0))} unzipped.",
+            f"Largest parts, unzipped: {largest}. Layers: {layers}. Its bytecode: {s['pyc_files']:,} files, "
+            f"{_mib(s['pyc_bytes'])} unzipped, {_mib(s['pyc_zipped_bytes'])} zipped.",
         ]
     else:
         f = package["fallback"]
