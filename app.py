@@ -17,6 +17,7 @@ from chalice.app import (
     IAMAuthorizer,
     NotFoundError,
     Response,
+    SQSEvent,
 )
 
 from chalicelib.domain.events import EVENT_NAMES
@@ -38,6 +39,11 @@ IAM_EVENT_PATTERN: dict[str, Any] = {
 }
 # Read at deploy time (chalice deploy/package imports this module); daily unless told otherwise.
 SWEEP_SCHEDULE = os.environ.get("DEPUTY_GUARD_SWEEP_SCHEDULE", "rate(1 day)")
+# The organization sweep's work queue (one message per account; the package points the event source at the
+# stack's queue) and how many accounts are swept at once: the event source's maximum concurrency, so extra
+# messages wait in the queue instead of being throttled into the dead-letter queue (docs/organizations.md).
+WORK_QUEUE = "deputy-guard-work"
+SCAN_CONCURRENCY = int(os.environ.get("DEPUTY_GUARD_SCAN_CONCURRENCY", "10"))
 
 
 class LenientCloudWatchEvent(CloudWatchEvent):
@@ -82,6 +88,12 @@ def sweep(event: Any) -> dict[str, Any]:
     return runtime.sweep(event.context)
 
 
+@app.on_sqs_message(queue=WORK_QUEUE, batch_size=1, name="scan_account", maximum_concurrency=SCAN_CONCURRENCY)
+def scan_account(event: SQSEvent) -> dict[str, Any]:
+    # A failed account raises: SQS delivers the message again, then moves it to the dead-letter queue.
+    return runtime.scan_account([record.body for record in event], event.context)
+
+
 @app.route("/scans", methods=["POST"], authorizer=authorizer)
 def post_scans() -> Any:
     return _respond(lambda: runtime.post_scans(_body()))
@@ -89,17 +101,17 @@ def post_scans() -> Any:
 
 @app.route("/roles/{role_name}", methods=["GET"], authorizer=authorizer)
 def get_role(role_name: str) -> Any:
-    return _respond(lambda: runtime.get_role(_role_name(role_name)))
+    return _respond(lambda: runtime.get_role(_role_name(role_name), _account()))
 
 
 @app.route("/roles/{role_name}/remediate", methods=["POST"], authorizer=authorizer)
 def remediate_role(role_name: str) -> Any:
-    return _respond(lambda: runtime.remediate(_role_name(role_name), _body(), _caller()))
+    return _respond(lambda: runtime.remediate(_role_name(role_name), _body(), _caller(), _account()))
 
 
 @app.route("/roles/{role_name}/revert", methods=["POST"], authorizer=authorizer)
 def revert_role(role_name: str) -> Any:
-    return _respond(lambda: runtime.revert(_role_name(role_name), _body(), _caller()))
+    return _respond(lambda: runtime.revert(_role_name(role_name), _body(), _caller(), _account()))
 
 
 def _role_name(value: str) -> str:
@@ -124,6 +136,14 @@ def _body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequestError("malformed body: expected a JSON object")
     return body
+
+
+def _account() -> str | None:
+    """The optional ``?account=ID`` of the role routes (default: the bot's own account)."""
+    request = app.current_request
+    params = request.query_params if request is not None else None
+    value = params.get("account") if params else None
+    return None if value is None else str(value)
 
 
 def _caller() -> str | None:

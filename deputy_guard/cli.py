@@ -17,6 +17,9 @@ from deputy_guard.check_output import FORMATS, failure_line, render
 from deputy_guard.checking import CheckOptions, check_paths
 from deputy_guard.exits import EXIT_ERROR as EXIT_BAD_INPUT
 from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
+from deputy_guard.org_scan import DEFAULT_CONCURRENCY as DEFAULT_ACCOUNT_CONCURRENCY
+from deputy_guard.org_scan import EXIT_EPILOG as ORG_EXIT_EPILOG
+from deputy_guard.org_scan import concurrency as org_concurrency
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -172,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate the roles of the current AWS account",
         description="Evaluate (and with --fix, repair) the roles of the account of "
         "the current credentials. Dry run unless --fix.",
+        epilog=ORG_EXIT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     scan.add_argument("--fix", action="store_true", help="apply the fixes (default: dry run)")
     scan.add_argument("--role", action="append", dest="role", metavar="NAME", help="only this role; repeat for more")
@@ -181,6 +186,23 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("table", "json"),
         default="table",
         help="table for people, json for the /scans report (default: %(default)s)",
+    )
+    scan.add_argument(
+        "--accounts",
+        metavar="org|ID[,ID...]",
+        help="scan many accounts in parallel through their member role: org (every ACTIVE account of the "
+        "organization) or comma-separated account ids; JSON has one entry per account",
+    )
+    scan.add_argument(
+        "--member-role",
+        metavar="NAME",
+        help="the role assumed in each account with --accounts (default: deputy-guard-member)",
+    )
+    scan.add_argument(
+        "--concurrency",
+        type=org_concurrency,
+        metavar="N",
+        help=f"accounts scanned at once with --accounts (default: {DEFAULT_ACCOUNT_CONCURRENCY})",
     )
 
     revert = commands.add_parser(

@@ -38,6 +38,10 @@ def _cli_deps(settings: Settings) -> Any:
 
 def run_scan(args: argparse.Namespace) -> int:
     """`deputy-guard scan`: dry run unless --fix; exit 0 when clean, 1 when anything needs action."""
+    if getattr(args, "accounts", None):
+        from deputy_guard.org_scan import run_org_scan
+
+        return run_org_scan(args)
     from chalicelib.adapters import aws
     from chalicelib.runtime.handlers import valid_path_prefix, valid_role_name
     from chalicelib.service.scan import scan

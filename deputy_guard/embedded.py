@@ -19,26 +19,46 @@ LOOPBACK = "127.0.0.1"
 
 
 class EmbeddedAws:
-    """moto's ThreadedMotoServer on a free loopback port (real HTTP; point boto3 at ``url``)."""
+    """moto's server application on a free loopback port (real HTTP; point boto3 at ``url``).
 
-    def __init__(self) -> None:
+    The same application and request handler as moto's ThreadedMotoServer, behind one correction: moto's
+    sts:AssumeRole hands out credentials for any role ARN, while AWS refuses a role that does not exist or
+    does not trust the caller's account, and the organization demo and tests rely on that refusal
+    (deputy_guard.embedded_org.StrictAssumeRole). ``strict_assume_role=False`` serves moto unchanged.
+    """
+
+    def __init__(self, *, strict_assume_role: bool = True) -> None:
         try:
-            from moto.server import ThreadedMotoServer
+            from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         except ImportError as exc:  # moto is a development/demo dependency, not a runtime one
             raise RuntimeError("the embedded AWS needs moto's server: pip install 'deputy-guard[demo]'") from exc
-        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
+        from deputy_guard.embedded_org import StrictAssumeRole
+
+        app: Any = DomainDispatcherApplication(create_backend_app)
+        self._app = StrictAssumeRole(app) if strict_assume_role else app
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
         self.url = ""
 
     def start(self) -> EmbeddedAws:
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+        from werkzeug.serving import make_server
+
         # moto's server logs every request through werkzeug; the demo's own story is what matters.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.url = f"http://{host}:{port}"
+        self._server = make_server(LOOPBACK, 0, self._app, threaded=True, request_handler=MotoRequestHandler)
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
 
 @dataclass
@@ -46,13 +66,16 @@ class SlackStandIn:
     """A local HTTP server that accepts Slack incoming-webhook posts and keeps what arrived.
 
     ``script`` lists (status, headers) answers to give in order before settling on 200, so tests can
-    play 429 with Retry-After or a 500.
+    play 429 with Retry-After or a 500. Posts to a click's ``response_url`` (under ``response_prefix``,
+    as Slack's are under ``https://hooks.slack.com/actions/``) are kept in ``responses``.
     """
 
     path: str = "/services/T0DEMO0000/B0DEMO0000/embedded-demo-webhook"
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)
     attempts: int = 0
+    response_prefix: str = "/actions/"
+    responses: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -64,6 +87,17 @@ class SlackStandIn:
         assert self._server is not None, "start() first"
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}{self.path}"
+
+    @property
+    def response_base(self) -> str:
+        """Where this stand-in's response URLs live (DEPUTY_GUARD_SLACK_RESPONSE_URL_BASE for the bot)."""
+        assert self._server is not None, "start() first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}{self.response_prefix}"
+
+    def response_url(self, name: str = "T0DEMO0000/1000000001/embedded-demo-response") -> str:
+        """A response_url like the one Slack puts in each click (one per interaction)."""
+        return self.response_base + name
 
     def start(self) -> SlackStandIn:
         stand_in = self
@@ -90,6 +124,12 @@ class SlackStandIn:
 
     def _answer(self, path: str, body: bytes) -> tuple[int, dict[str, str]]:
         with self._lock:
+            if path.startswith(self.response_prefix):
+                try:
+                    self.responses.append({"path": path, **json.loads(body)})
+                except ValueError:
+                    return 400, {}
+                return 200, {}
             self.attempts += 1
             if path != self.path:
                 return 404, {}

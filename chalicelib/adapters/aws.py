@@ -9,7 +9,7 @@ by botocore itself.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,9 +17,11 @@ import boto3
 import botocore.session
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.handlers import json_decode_policies
 
+from chalicelib.adapters.credentials import CredentialCache, TemporaryCredentials
 from chalicelib.adapters.errors import (
     AccessDenied,
     AwsError,
@@ -48,10 +50,13 @@ __all__ = [
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_iam.client import IAMClient
+    from mypy_boto3_organizations.client import OrganizationsClient
     from mypy_boto3_sns.client import SNSClient
+    from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sts.client import STSClient
 
 USER_AGENT = "deputy-guard/0.1.0"
+SQS_BATCH = 10  # SendMessageBatch takes at most ten messages
 _MAX_ATTEMPTS = 3  # in all, the first attempt included
 _client_lock = threading.RLock()
 _clients: dict[tuple[str, str | None], Any] = {}
@@ -74,35 +79,109 @@ def make_client(service: str, region: str | None = None) -> Any:
     with _client_lock:
         client = _clients.get(key)
         if client is None:
-            # One call, retries and standard-mode backoff (under 1 s, then under 2 s) included, takes at most
-            # 3 x (2 s + 5 s) + 3 s = 24 s: inside the scan budget (25 s) and API Gateway's 29 s.
-            config = Config(
-                retries={"mode": "standard", "total_max_attempts": _MAX_ATTEMPTS},
-                user_agent_extra=USER_AGENT,
-                connect_timeout=2,
-                read_timeout=5,
-            )
+            config = _client_config()
             session = _session()
             client = session.client(service, region_name=region or session.region_name or "us-east-1", config=config)  # type: ignore[call-overload]
             _clients[key] = client
         return client
 
 
+def _client_config() -> Config:
+    """Standard retries and deputy-guard's user agent, for the bot's own clients and the member accounts' alike."""
+    # One call, retries and standard-mode backoff (under 1 s, then under 2 s) included, takes at most
+    # 3 x (2 s + 5 s) + 3 s = 24 s: inside the scan budget (25 s) and API Gateway's 29 s.
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": _MAX_ATTEMPTS},
+        user_agent_extra=USER_AGENT,
+        connect_timeout=2,
+        read_timeout=5,
+    )
+
+
 def _session() -> boto3.session.Session:
     """One session per process: building a session loads botocore's data files, which cold starts pay for."""
     session = _clients.get(("__session__", None))
     if session is None:
-        core = botocore.session.get_session()
-        # The service models are static data: a new session (new endpoint or credentials after
-        # reset_clients) reuses the loader that already parsed them instead of parsing them again.
-        loader = _loader.get("data_loader")
-        if loader is None:
-            _loader["data_loader"] = core.get_component("data_loader")
-        else:
-            core.register_component("data_loader", loader)
-        session = boto3.session.Session(botocore_session=core)
+        session = boto3.session.Session(botocore_session=_core_session())
         _clients[("__session__", None)] = session
     return session
+
+
+def _core_session() -> botocore.session.Session:
+    core = botocore.session.get_session()
+    # The service models are static data: a new session (new endpoint or credentials after
+    # reset_clients, a member account's session) reuses the loader that already parsed them.
+    loader = _loader.get("data_loader")
+    if loader is None:
+        _loader["data_loader"] = core.get_component("data_loader")
+    else:
+        core.register_component("data_loader", loader)
+    return core
+
+
+# --- member accounts (DESIGN section 11) ------------------------------------------------------------
+
+MEMBER_SESSION_NAME = "deputy-guard"
+MEMBER_SESSION_SECONDS = 3600  # the most role chaining allows (the bot's own credentials are a role session)
+_member_clients: dict[tuple[str, str, str | None], Any] = {}
+_member_sessions: dict[str, boto3.session.Session] = {}
+
+
+def _assume(role_arn: str) -> TemporaryCredentials:
+    return StsGateway(make_client("sts")).assume_role(role_arn, MEMBER_SESSION_NAME, MEMBER_SESSION_SECONDS)
+
+
+_member_credentials = CredentialCache(_assume)
+
+
+class _MemberCredentialProvider(CredentialProvider):
+    """Hands botocore credentials that refresh from the cache shortly before they expire."""
+
+    METHOD = "deputy-guard-assume-role"
+    CANONICAL_NAME = "deputy-guard-member"
+
+    def __init__(self, role_arn: str) -> None:
+        super().__init__()
+        self._role_arn = role_arn
+
+    def load(self) -> RefreshableCredentials:
+        margin = int(_member_credentials.refresh_margin.total_seconds())
+        return RefreshableCredentials.create_from_metadata(
+            metadata=_member_credentials.get(self._role_arn).metadata(),
+            refresh_using=lambda: _member_credentials.get(self._role_arn).metadata(),
+            method=self.METHOD,
+            advisory_timeout=margin,
+            mandatory_timeout=margin // 2,
+        )
+
+
+def member_client(role_arn: str, service: str, region: str | None = None) -> Any:
+    """A client acting in another account through ``role_arn`` (sts:AssumeRole with the bot's credentials).
+
+    The first client for a role assumes it (raising AwsError when that is refused); credentials are cached
+    per role and refreshed shortly before they expire, so a long-lived client keeps working.
+    """
+    key = (role_arn, service, region)
+    with _client_lock:
+        client = _member_clients.get(key)
+        if client is not None:
+            return client
+        session = _member_sessions.get(role_arn)
+    if session is None:
+        # Outside the lock: assuming the role is a network call, and other accounts must not wait for it.
+        core = _core_session()
+        resolver = CredentialResolver(providers=[_MemberCredentialProvider(role_arn)])
+        core.register_component("credential_provider", resolver)
+        core.get_credentials()  # assume now, so that a refusal is reported here, naming the role
+        with _client_lock:
+            session = _member_sessions.setdefault(role_arn, boto3.session.Session(botocore_session=core))
+    with _client_lock:
+        client = _member_clients.get(key)
+        if client is None:
+            name = region or session.region_name or current_region()
+            client = session.client(service, region_name=name, config=_client_config())  # type: ignore[call-overload]
+            _member_clients[key] = client
+        return client
 
 
 def reset_clients() -> None:
@@ -110,6 +189,9 @@ def reset_clients() -> None:
     with _client_lock:
         _clients.clear()
         _providers.clear()
+        _member_clients.clear()
+        _member_sessions.clear()
+    _member_credentials.forget()
 
 
 def current_region() -> str:
@@ -211,6 +293,65 @@ class StsGateway:
         response = _call("GetCallerIdentity", self._client.get_caller_identity)
         return str(response["Account"]), str(response["Arn"])
 
+    def assume_role(self, role_arn: str, session_name: str, duration_seconds: int) -> TemporaryCredentials:
+        """Temporary credentials for ``role_arn`` (refused: AccessDenied, as when the role does not exist)."""
+        response = _call(
+            "AssumeRole",
+            self._client.assume_role,
+            RoleArn=role_arn,
+            RoleSessionName=session_name,
+            DurationSeconds=duration_seconds,
+        )
+        raw = response["Credentials"]
+        return TemporaryCredentials(
+            access_key_id=str(raw["AccessKeyId"]),
+            secret_access_key=str(raw["SecretAccessKey"]),
+            session_token=str(raw["SessionToken"]),
+            expiration=raw["Expiration"],
+        )
+
+
+class OrganizationsGateway:
+    def __init__(self, client: OrganizationsClient) -> None:
+        self._client = client
+
+    def list_active_accounts(self) -> tuple[str, ...]:
+        """The ids of the organization's ACTIVE accounts (suspended and closing accounts left out), sorted."""
+        accounts: list[str] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"NextToken": token} if token else {}
+            response = _call("ListAccounts", self._client.list_accounts, **kwargs)
+            for account in response.get("Accounts", []):
+                # ``State`` replaces the deprecated ``Status``; either says ACTIVE for a working account.
+                if (account.get("State") or account.get("Status")) == "ACTIVE":
+                    accounts.append(str(account["Id"]))
+            token = response.get("NextToken")
+            if not token:
+                return tuple(sorted(set(accounts)))
+
+
+class SqsGateway:
+    def __init__(self, client: SQSClient) -> None:
+        self._client = client
+
+    def send_messages(self, queue_url: str, bodies: Sequence[str]) -> list[tuple[int, str]]:
+        """Send every body (SendMessageBatch, ten at a time); returns (index, error code) of those refused."""
+        failed: list[tuple[int, str]] = []
+        for start in range(0, len(bodies), SQS_BATCH):
+            chunk = bodies[start : start + SQS_BATCH]
+            entries = [{"Id": str(start + i), "MessageBody": body} for i, body in enumerate(chunk)]
+            response = _call("SendMessageBatch", self._client.send_message_batch, QueueUrl=queue_url, Entries=entries)
+            failed.extend((int(f["Id"]), str(f.get("Code", "Unknown"))) for f in response.get("Failed", []))
+        return failed
+
+    def send_message(self, queue_url: str, body: str, *, delay_seconds: int = 0) -> str:
+        """Send one message; returns its MessageId."""
+        response = _call(
+            "SendMessage", self._client.send_message, QueueUrl=queue_url, MessageBody=body, DelaySeconds=delay_seconds
+        )
+        return str(response["MessageId"])
+
 
 class SnsGateway:
     def __init__(self, client: SNSClient) -> None:
@@ -258,9 +399,22 @@ class DynamoTable:
             kwargs["ExpressionAttributeValues"] = _to_item(values)
         _call("PutItem", self._client.put_item, **kwargs)
 
-    def update(self, pk: str, sk: str, changes: Mapping[str, Any]) -> None:
-        """Set the given attributes on an existing item (``None`` values are removed)."""
-        names = {f"#a{i}": key for i, key in enumerate(changes)}
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        changes: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Set the given attributes on an existing item (``None`` values are removed).
+
+        ``condition`` (with its own ``#names`` and ``:values``, which must not start with ``#a``/``:v``) must
+        also hold, atomically, or ``ConditionFailed`` is raised: what makes a Slack approval token single-use.
+        """
+        attribute_names = {f"#a{i}": key for i, key in enumerate(changes)}
         sets = [f"#a{i} = :v{i}" for i, (_k, v) in enumerate(changes.items()) if v is not None]
         removes = [f"#a{i}" for i, (_k, v) in enumerate(changes.items()) if v is None]
         expression = " ".join(
@@ -271,16 +425,20 @@ class DynamoTable:
             )
             if part
         )
-        values = {f":v{i}": _serializer.serialize(v) for i, (_k, v) in enumerate(changes.items()) if v is not None}
+        attribute_values = {
+            f":v{i}": _serializer.serialize(v) for i, (_k, v) in enumerate(changes.items()) if v is not None
+        }
+        attribute_names.update(names or {})
+        attribute_values.update(_to_item(values or {}))
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "Key": _to_item({"pk": pk, "sk": sk}),
             "UpdateExpression": expression,
-            "ExpressionAttributeNames": names,
-            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeNames": attribute_names,
+            "ConditionExpression": "attribute_exists(pk)" + (f" AND ({condition})" if condition else ""),
         }
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
+        if attribute_values:
+            kwargs["ExpressionAttributeValues"] = attribute_values
         _call("UpdateItem", self._client.update_item, **kwargs)
 
     def delete(self, pk: str, sk: str) -> None:

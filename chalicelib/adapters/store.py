@@ -136,6 +136,7 @@ class AuditTrail:
                 "change_id": change_id,
                 "role_arn": role_arn,
                 "role_name": role_name,
+                "account": role_arn.split(":")[4] if role_arn.count(":") >= 5 else None,
                 "kind": kind.value,
                 "status": record.status.value,
                 "before": _dump(before),
@@ -185,22 +186,25 @@ SWEEP_CURSOR_PK = "sweep#cursor"
 
 
 class SweepCursor:
-    """Where an unfinished sweep stopped, so the next scheduled run resumes there."""
+    """Where an unfinished sweep stopped, so the next scheduled run resumes there.
 
-    def __init__(self, table: Table, clock: Clock = utc_now) -> None:
+    One cursor per account in an organization sweep (``pk = sweep#cursor#<account>``); the single-account
+    sweep keeps ``sweep#cursor``.
+    """
+
+    def __init__(self, table: Table, clock: Clock = utc_now, *, account: str | None = None) -> None:
         self._table = table
         self._clock = clock
+        self._pk = f"{SWEEP_CURSOR_PK}#{account}" if account else SWEEP_CURSOR_PK
 
     def load(self) -> str | None:
-        items = self._table.query(SWEEP_CURSOR_PK, limit=1)
+        items = self._table.query(self._pk, limit=1)
         token = items[0].get("token") if items else None
         return token if isinstance(token, str) and token else None
 
     def save(self, token: str | None) -> None:
         """Store the continuation token, or clear it (an empty token) when a sweep completes."""
-        self._table.put(
-            {"pk": SWEEP_CURSOR_PK, "sk": "cursor", "token": token or "", "updated_at": self._clock().isoformat()}
-        )
+        self._table.put({"pk": self._pk, "sk": "cursor", "token": token or "", "updated_at": self._clock().isoformat()})
 
 
 class DynamoLedger:

@@ -12,10 +12,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from chalicelib.domain.models import DEFAULT_SOURCE_ARN, EngineOptions, Mode, Require
 from chalicelib.domain.names import ROLE_ARN
+from chalicelib.domain.scope import DEFAULT_MEMBER_ROLE, AccountScope, ScopeError, parse_member_role, parse_scope
 
 DEFAULT_TABLE = "deputy-guard"
 DEFAULT_OWNER_TAGS = ("owner", "team", "contact")
@@ -81,6 +82,10 @@ class Settings:
     scan_budget_seconds: float = DEFAULT_SCAN_BUDGET_SECONDS
     # The bot's own roles (one per function when deployed); empty: discovered with sts:GetCallerIdentity.
     self_role_arns: tuple[str, ...] = ()
+    # Organizations (DESIGN section 11): which accounts, the role assumed in them, the sweep's work queue.
+    accounts: AccountScope = field(default_factory=AccountScope)
+    member_role: str = DEFAULT_MEMBER_ROLE
+    work_queue_url: str | None = None
     service_name: str = "deputy-guard"
     metrics_namespace: str = "DeputyGuard"
     log_level: str = "INFO"
@@ -134,6 +139,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         log_level=_log_level(env),
         self_role_arns=self_roles,
+        **_organization(env),
         service_name=_opt(env, "POWERTOOLS_SERVICE_NAME") or "deputy-guard",
         metrics_namespace=_opt(env, "POWERTOOLS_METRICS_NAMESPACE") or "DeputyGuard",
     )
@@ -273,6 +279,27 @@ def _source_arns(env: Mapping[str, str]) -> tuple[str, ...]:
             f"DEPUTY_GUARD_SOURCE_ARN: {exc} (the partition and account fields must stay {{partition}} and {{account}})"
         ) from None
     return arns
+
+
+def _organization(env: Mapping[str, str]) -> dict[str, Any]:
+    """DEPUTY_GUARD_ACCOUNTS, DEPUTY_GUARD_MEMBER_ROLE and DEPUTY_GUARD_WORK_QUEUE_URL, checked together."""
+    try:
+        scope = parse_scope(env.get("DEPUTY_GUARD_ACCOUNTS"))
+    except ScopeError as exc:
+        raise SettingsError(f"DEPUTY_GUARD_ACCOUNTS: {exc}") from None
+    try:
+        member_role = parse_member_role(env.get("DEPUTY_GUARD_MEMBER_ROLE"))
+    except ScopeError as exc:
+        raise SettingsError(f"DEPUTY_GUARD_MEMBER_ROLE: {exc}") from None
+    queue = _opt(env, "DEPUTY_GUARD_WORK_QUEUE_URL")
+    if queue is not None and not re.fullmatch(r"https?://[^\s/]+/\d{12}/[\w-]{1,80}", queue):
+        raise SettingsError(f"DEPUTY_GUARD_WORK_QUEUE_URL is not an SQS queue URL: {queue!r}")
+    if scope.multi_account and queue is None:
+        raise SettingsError(
+            "DEPUTY_GUARD_WORK_QUEUE_URL must be set when DEPUTY_GUARD_ACCOUNTS is org or a list: "
+            "the sweep sends one message per account to it"
+        )
+    return {"accounts": scope, "member_role": member_role, "work_queue_url": queue}
 
 
 def _log_level(env: Mapping[str, str]) -> str:

@@ -46,9 +46,9 @@ def deps() -> Any:
         if "deps" not in _state:
             from chalicelib.runtime.wiring import build_deps  # boto3 and Powertools' persistence: only when needed
 
-            _state["deps"] = build_deps(
-                current, logger=_logger_unlocked(), metrics=PowertoolsMetrics(_metrics_unlocked())
-            )
+            in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+            metrics = PowertoolsMetrics(_metrics_unlocked(), emit_dimensioned=in_lambda)
+            _state["deps"] = build_deps(current, logger=_logger_unlocked(), metrics=metrics)
         return _state["deps"]
 
 
@@ -88,6 +88,7 @@ def install(deps_override: Any) -> None:
         _state["settings"] = deps_override.settings
         _state["deps"] = deps_override
         _state["logger"] = deps_override.logger
+        _state.pop("accounts", None)
 
 
 class Misconfigured(RuntimeError):
@@ -116,6 +117,24 @@ def account() -> str:
         if "account" not in _state:
             _state["account"], _arn = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
         return str(_state["account"])
+
+
+def accounts() -> Any:
+    """The accounts in scope and the Deps for each (runtime.organization), built once per container."""
+    current = deps()
+    with _lock:
+        if "accounts" not in _state:
+            from chalicelib.runtime.organization import build_accounts  # boto3: only when needed
+
+            _state["accounts"] = build_accounts(current.settings, current)
+        return _state["accounts"]
+
+
+def accounts_or_raise() -> Any:
+    try:
+        return accounts()
+    except SettingsError as exc:
+        raise Misconfigured(f"deputy-guard is misconfigured: {exc}") from exc
 
 
 def built() -> bool:

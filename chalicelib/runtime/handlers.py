@@ -13,12 +13,14 @@ from typing import Any
 from chalicelib.adapters.errors import AwsError
 from chalicelib.domain.events import Skip, to_role_ref
 from chalicelib.domain.models import Action
-from chalicelib.domain.names import valid_path_prefix, valid_role_name
+from chalicelib.domain.names import valid_account_id, valid_path_prefix, valid_role_name
 from chalicelib.runtime import container
 from chalicelib.runtime.container import Misconfigured, logger, metrics
 from chalicelib.runtime.logs import PowertoolsMetrics
+from chalicelib.service.accounts import AccountOutOfScope, AccountUnavailable, handle_account_event
 from chalicelib.service.enforce import check_role, handle_event
 from chalicelib.service.enforce import remediate as run_remediate
+from chalicelib.service.fanout import fan_out, sweep_account
 from chalicelib.service.revert import revert as run_revert
 from chalicelib.service.scan import BadToken, scan
 from chalicelib.service.scan import sweep as run_sweep
@@ -26,7 +28,7 @@ from chalicelib.service.skips import report_skip
 
 __all__ = ["BadInput", "Misconfigured", "Unavailable", "UnknownRole", "logger", "valid_path_prefix", "valid_role_name"]
 
-_SCAN_FIELDS = frozenset({"dry_run", "role_names", "path_prefix", "next_token"})
+_SCAN_FIELDS = frozenset({"dry_run", "role_names", "path_prefix", "next_token", "account"})
 _MAX_ROLE_NAMES = 1000
 SWEEP_MARGIN_SECONDS = 60.0
 
@@ -79,15 +81,39 @@ def on_iam_event(event: Any, context: Any) -> dict[str, Any]:
     if not isinstance(event, Mapping):
         current.logger.warning("malformed event dropped", extra={"type": type(event).__name__})
         return {"status": "skipped", "reason": "not_an_object"}
+    if current.settings.accounts.multi_account:
+        return handle_account_event(event, container.accounts_or_raise())
     return handle_event(event, current)
 
 
 def sweep(context: Any) -> dict[str, Any]:
     current = container.deps_or_raise()
-    remaining = None
+    if current.settings.accounts.multi_account:
+        # One message per account; scan_account sweeps each (DESIGN section 11).
+        from chalicelib.runtime.organization import work_queue
+
+        return fan_out(container.accounts_or_raise(), work_queue(), current.settings.work_queue_url)
+    return run_sweep(current, budget_seconds=_budget(context))
+
+
+def scan_account(bodies: list[str], context: Any) -> dict[str, Any]:
+    """One work message (batch size 1) from the sweep's queue: sweep the account it names."""
+    from chalicelib.runtime.organization import work_queue
+
+    current = container.deps_or_raise()
+    directory = container.accounts_or_raise()
+    results = [
+        sweep_account(body, directory, work_queue(), current.settings.work_queue_url, budget_seconds=_budget(context))
+        for body in bodies
+    ]
+    return {"results": results}
+
+
+def _budget(context: Any) -> float | None:
+    """The time a sweep may take: what Lambda leaves this invocation, less a margin to save the cursor."""
     if hasattr(context, "get_remaining_time_in_millis"):
-        remaining = max(5.0, context.get_remaining_time_in_millis() / 1000 - SWEEP_MARGIN_SECONDS)
-    return run_sweep(current, budget_seconds=remaining)
+        return float(max(5.0, context.get_remaining_time_in_millis() / 1000 - SWEEP_MARGIN_SECONDS))
+    return None
 
 
 def post_scans(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -108,7 +134,10 @@ def post_scans(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     token = body.get("next_token")
     if token is not None and (not isinstance(token, str) or not token or len(token) > 4096):
         raise BadInput("next_token must be the string a previous report returned")
-    current = container.deps_or_raise()
+    account = body.get("account")
+    if account is not None and not isinstance(account, str):
+        raise BadInput("account must be a 12-digit account id")
+    current = _deps_for(account)
     try:
         report = scan(
             current,
@@ -118,7 +147,7 @@ def post_scans(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
             next_token=token,
             budget_seconds=current.settings.scan_budget_seconds,
             trigger="scan",
-            account=container.account(),
+            account=account or container.account(),
         )
     except BadToken as exc:
         raise BadInput(str(exc)) from None
@@ -127,9 +156,9 @@ def post_scans(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     return 200, report.to_dict()
 
 
-def get_role(role_name: str) -> tuple[int, dict[str, Any]]:
+def get_role(role_name: str, account: str | None = None) -> tuple[int, dict[str, Any]]:
     try:
-        result = check_role(role_name, container.deps_or_raise())
+        result = check_role(role_name, _deps_for(account))
     except AwsError as exc:
         raise Unavailable(str(exc)) from exc
     if result is None:
@@ -137,11 +166,13 @@ def get_role(role_name: str) -> tuple[int, dict[str, Any]]:
     return 200, {**result.to_report(), "fixed_policy": result.after, "policy": result.before}
 
 
-def remediate(role_name: str, body: Mapping[str, Any], caller: str | None) -> tuple[int, dict[str, Any]]:
+def remediate(
+    role_name: str, body: Mapping[str, Any], caller: str | None, account: str | None = None
+) -> tuple[int, dict[str, Any]]:
     _only(body, {"dry_run"})
     dry_run = _bool_field(body, "dry_run", default=False)
     try:
-        result = run_remediate(role_name, container.deps_or_raise(), dry_run=dry_run, actor=caller)
+        result = run_remediate(role_name, _deps_for(account), dry_run=dry_run, actor=caller)
     except AwsError as exc:
         raise Unavailable(str(exc)) from exc
     if result is None:
@@ -150,17 +181,38 @@ def remediate(role_name: str, body: Mapping[str, Any], caller: str | None) -> tu
     return status, {**result.to_report(), "change_id": result.change_id}
 
 
-def revert(role_name: str, body: Mapping[str, Any], caller: str | None) -> tuple[int, dict[str, Any]]:
+def revert(
+    role_name: str, body: Mapping[str, Any], caller: str | None, account: str | None = None
+) -> tuple[int, dict[str, Any]]:
     _only(body, {"force"})
     force = _bool_field(body, "force", default=False)
     try:
-        result = run_revert(role_name, container.deps_or_raise(), force=force, actor=caller)
+        result = run_revert(role_name, _deps_for(account), force=force, actor=caller)
     except AwsError as exc:
         raise Unavailable(str(exc)) from exc
     if result.status == "not_found":
         raise UnknownRole(result.message)
     status = {"reverted": 200, "refused": 409, "nothing_to_revert": 409, "failed": 502}[result.status]
     return status, result.to_dict()
+
+
+def _deps_for(account: str | None) -> Any:
+    """The Deps for a request: the bot's own account by default, else ``account`` if it is in scope (400 if not)."""
+    current = container.deps_or_raise()
+    if account is None:
+        return current
+    if not valid_account_id(account):
+        raise BadInput("account must be a 12-digit account id")
+    directory = container.accounts_or_raise()
+    try:
+        directory.check(account)
+        return directory.deps_for(account)
+    except AccountOutOfScope as exc:
+        raise BadInput(str(exc)) from None
+    except AccountUnavailable as exc:
+        raise Unavailable(f"cannot act in account {account}: {exc.cause}") from exc
+    except AwsError as exc:
+        raise Unavailable(str(exc)) from exc
 
 
 def _bool_field(body: Mapping[str, Any], name: str, *, default: bool) -> bool:

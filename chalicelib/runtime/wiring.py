@@ -28,9 +28,17 @@ class CountingMetrics:
 
     def __init__(self) -> None:
         self.counts: dict[str, float] = {}
+        self.metadata: dict[str, str] = {}
 
     def add_metric(self, name: str, value: float = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + value
+
+    def add_metadata(self, key: str, value: str) -> None:
+        self.metadata[key] = value
+
+    def add_dimensioned_metric(self, name: str, dimensions: dict[str, str], value: float = 1) -> None:
+        key = name + "".join(f"[{k}={v}]" for k, v in sorted(dimensions.items()))
+        self.counts[key] = self.counts.get(key, 0) + value
 
 
 class PowertoolsOnceGuard:

@@ -1,0 +1,233 @@
+"""`deputy-guard scan --accounts org|ID,...`: scan many accounts in parallel with the caller's credentials.
+
+Each account is scanned through the member role (sts:AssumeRole from the caller's credentials; the caller's
+own account with the caller's credentials), by the same ``chalicelib.service.scan.scan`` as one account.
+An account that fails (the role cannot be assumed, IAM keeps throttling) is reported with its error and
+never stops the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.adapters.errors import AwsError
+from chalicelib.domain.models import Verdict
+from chalicelib.domain.scope import ScopeError, ScopeKind, parse_member_role, parse_scope
+from chalicelib.domain.settings import SettingsError, load_settings
+from deputy_guard.exits import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
+from deputy_guard.report import render_table
+
+ORG_SCAN_SCHEMA_VERSION = "1"
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 64
+EXIT_EPILOG = """\
+exit status with --accounts: 0 every account scanned and clean; 1 every account scanned, something
+needs action; 2 an account could not be scanned (its error is in the report and on stderr, and the
+other accounts are reported all the same), or bad input.
+"""
+
+
+def concurrency(text: str) -> int:
+    """argparse type for --concurrency: 1 to MAX_CONCURRENCY accounts at once."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_CONCURRENCY}, not {value}")
+    return value
+
+
+@dataclass
+class AccountOutcome:
+    """One account's part of the report."""
+
+    account: str
+    status: str = "ok"  # ok | failed
+    error: str | None = None
+    complete: bool = False
+    report: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"account": self.account, "status": self.status}
+        if self.error is not None:
+            entry["error"] = self.error
+        entry["complete"] = self.complete
+        entry["summary"] = self.report.get("summary", {v.value: 0 for v in Verdict})
+        entry["results"] = self.report.get("results", [])
+        if self.report.get("missing"):
+            entry["missing"] = self.report["missing"]
+        return entry
+
+
+def org_report(outcomes: Sequence[AccountOutcome]) -> dict[str, Any]:
+    """``{"schema_version", "accounts": [...], "summary"}``; the summary adds up every account's verdicts."""
+    totals = {v.value: 0 for v in Verdict}
+    for outcome in outcomes:
+        for verdict, count in outcome.report.get("summary", {}).items():
+            totals[verdict] = totals.get(verdict, 0) + count
+    return {
+        "schema_version": ORG_SCAN_SCHEMA_VERSION,
+        "accounts": [outcome.to_dict() for outcome in outcomes],
+        "summary": totals,
+    }
+
+
+def exit_code(outcomes: Sequence[AccountOutcome], needs_action: Callable[[AccountOutcome], bool]) -> int:
+    """2 when an account could not be scanned, else 1 when anything needs action, else 0."""
+    if any(outcome.status != "ok" for outcome in outcomes):
+        return EXIT_ERROR
+    return EXIT_FINDINGS if any(needs_action(outcome) for outcome in outcomes) else EXIT_OK
+
+
+def scan_accounts(
+    directory: Any,
+    accounts: Sequence[str],
+    *,
+    dry_run: bool,
+    role_names: Sequence[str] | None,
+    path_prefix: str,
+    workers: int,
+    on_done: Callable[[AccountOutcome], None] | None = None,
+) -> list[AccountOutcome]:
+    """Scan every account, ``workers`` at a time; outcomes in the order of ``accounts``."""
+
+    def one(account: str) -> AccountOutcome:
+        outcome = scan_one(directory, account, dry_run=dry_run, role_names=role_names, path_prefix=path_prefix)
+        if on_done is not None:
+            on_done(outcome)
+        return outcome
+
+    with ThreadPoolExecutor(max(1, min(workers, len(accounts) or 1)), thread_name_prefix="scan-account") as pool:
+        return list(pool.map(one, accounts))
+
+
+def scan_one(
+    directory: Any, account: str, *, dry_run: bool, role_names: Sequence[str] | None, path_prefix: str
+) -> AccountOutcome:
+    """One account, page after page until complete; a failure becomes the outcome's error."""
+    from chalicelib.service.accounts import AccountUnavailable
+    from chalicelib.service.scan import ScanReport, scan
+
+    started = time.monotonic()
+    outcome = AccountOutcome(account)
+    reports: list[ScanReport] = []
+    try:
+        deps = directory.deps_for(account)
+        token = None
+        while True:
+            report = scan(
+                deps,
+                dry_run=dry_run,
+                role_names=role_names,
+                path_prefix=path_prefix,
+                next_token=token,
+                account=account,
+            )
+            reports.append(report)
+            if report.complete:
+                break
+            token = report.next_token
+        outcome.complete = True
+    except AccountUnavailable as exc:
+        outcome.status = "failed"
+        outcome.error = f"cannot assume {directory.role_arn(account)}: {exc.cause.code}: {exc.cause.message}"
+    except AwsError as exc:
+        outcome.status = "failed"
+        outcome.error = f"AWS call failed: {exc}"
+    if reports:
+        results = tuple(r for report in reports for r in report.results)
+        missing = tuple(m for report in reports for m in report.missing)
+        merged = ScanReport(account, outcome.complete, None, results, missing)
+        outcome.report = merged.to_dict()
+        outcome.report["needs_action"] = merged.needs_action
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def run_org_scan(args: argparse.Namespace) -> int:
+    """The CLI entry point for ``scan --accounts``."""
+    from chalicelib.adapters import aws
+    from chalicelib.runtime.handlers import valid_path_prefix, valid_role_name
+    from chalicelib.runtime.organization import build_accounts
+    from deputy_guard.commands import _cli_deps, _fail
+
+    path_prefix = args.path_prefix or "/"
+    if not valid_path_prefix(path_prefix):
+        return _fail(f"--path-prefix must be an IAM path such as / or /teams/data/, not {path_prefix!r}")
+    bad = [name for name in args.role or [] if not valid_role_name(name)]
+    if bad:
+        return _fail(f"--role: invalid role name {bad[0]!r}")
+    try:
+        scope = parse_scope(args.accounts)
+        member_role = parse_member_role(args.member_role)
+    except ScopeError as exc:
+        return _fail(f"--accounts/--member-role: {exc}")
+    try:
+        settings = load_settings(os.environ)
+        directory = build_accounts(settings, _cli_deps(settings), scope=scope, member_role=member_role)
+        # A list scans exactly the accounts named; org scans every ACTIVE account of the organization.
+        accounts = scope.accounts if scope.kind is ScopeKind.LIST else directory.accounts()
+    except SettingsError as exc:
+        return _fail(str(exc))
+    except aws.AwsError as exc:
+        return _fail(f"could not list the organization's accounts: {exc}")
+    workers = args.concurrency or DEFAULT_CONCURRENCY
+    progress = _progress(len(accounts)) if sys.stderr.isatty() else None
+    outcomes = scan_accounts(
+        directory,
+        accounts,
+        dry_run=not args.fix,
+        role_names=args.role or None,
+        path_prefix=path_prefix,
+        workers=workers,
+        on_done=progress,
+    )
+    if progress:
+        sys.stderr.write("\n")
+    for outcome in outcomes:
+        if outcome.status != "ok":
+            print(f"deputy-guard: account {outcome.account}: {outcome.error}", file=sys.stderr)
+    report = org_report(outcomes)
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        print(render_org_table(outcomes, report["summary"]))
+    return exit_code(outcomes, lambda outcome: bool(outcome.report.get("needs_action")))
+
+
+def render_org_table(outcomes: Sequence[AccountOutcome], totals: dict[str, int]) -> str:
+    """Each account's table, then one line for the organization."""
+    blocks: list[str] = []
+    for outcome in outcomes:
+        if outcome.status != "ok":
+            blocks.append(f"account {outcome.account}: FAILED: {outcome.error}")
+        else:
+            blocks.append(render_table(outcome.report))
+    failed = sum(outcome.status != "ok" for outcome in outcomes)
+    counts = ", ".join(f"{count} {verdict}" for verdict, count in totals.items() if count) or "no roles"
+    blocks.append(f"{len(outcomes)} accounts ({failed} failed): {counts}")
+    return "\n\n".join(blocks)
+
+
+def _progress(total: int) -> Callable[[AccountOutcome], None]:
+    lock = threading.Lock()
+    done = [0]
+
+    def show(_outcome: AccountOutcome) -> None:
+        with lock:
+            done[0] += 1
+            sys.stderr.write(f"\rscanned {done[0]}/{total} accounts…")
+            sys.stderr.flush()
+
+    return show
