@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deputy_guard.demo_org import run_organization
 from deputy_guard.embedded import EmbeddedAws, LocalApi, SlackStandIn
 
 REGION = "us-east-1"
@@ -257,6 +258,7 @@ class DemoOutcome:
     slack: list[dict[str, Any]] = field(default_factory=list)
     sns: list[dict[str, Any]] = field(default_factory=list)
     final: dict[str, str] = field(default_factory=dict)
+    organization: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,6 +276,7 @@ class DemoOutcome:
             "slack_messages": [m.get("text", "") for m in self.slack],
             "sns_messages": [m["subject"] for m in self.sns],
             "final_verdicts": self.final,
+            "organization": self.organization,
             "seconds": round(self.seconds, 2),
         }
 
@@ -291,6 +294,8 @@ def run_demo(args: argparse.Namespace) -> int:
         outcome = DemoOutcome(mode=args.mode, endpoint=aws_server.url)
         _configure_environment(aws_server.url, slack.url, args.mode)
         api = _drive(outcome, slack, out)
+        out("")
+        outcome.organization = run_organization(api.url, args.mode, out)
         outcome.seconds = time.monotonic() - started
         if args.json:
             print(json.dumps(outcome.to_dict(), indent=2))

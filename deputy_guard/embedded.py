@@ -53,6 +53,11 @@ class EmbeddedAws:
         self._thread.start()
         return self
 
+    @property
+    def requests(self) -> int:
+        """Requests served so far (counted only with strict_assume_role, the default)."""
+        return int(getattr(self._app, "requests", 0))
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
@@ -154,6 +159,7 @@ class LocalApi:
         self._app = app
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._app_class: type | None = None
         self.url = ""
 
     def start(self) -> LocalApi:
@@ -169,6 +175,9 @@ class LocalApi:
         # console quiet.
         config = Config.create(chalice_stage="demo", app_name="deputy-guard")
         warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
+        # create_local_server re-classes the app object; stop() puts its class back, so the app can be served
+        # again in the same process (tests start one local API after another).
+        self._app_class = type(self._app)
         self._server = create_local_server(self._app, config, LOOPBACK, 0)
         self._server.server.RequestHandlerClass = functools.partial(QuietHandler, app_object=self._app, config=config)
         host, port = self._server.server.server_address[:2]
@@ -182,3 +191,6 @@ class LocalApi:
         if self._server is not None:
             self._server.server.shutdown()
             self._server.server.server_close()
+        if self._app_class is not None:
+            self._app.__class__ = self._app_class
+            self._app_class = None

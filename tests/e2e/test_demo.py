@@ -122,3 +122,22 @@ def test_keep_running_serves_until_terminated_then_stops_cleanly() -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_demo_organization_fixes_a_member_skips_an_outsider_and_reports_the_broken_account(
+    enforce_summary: dict[str, Any],
+) -> None:
+    org = enforce_summary["organization"]
+    member = org["members"][0]
+    # An event from a member account is fixed in that account, pinned to it
+    assert org["member_event"] == {"account": member, "action": "fixed", "pinned_account": member}
+    # An account outside the organization is skipped
+    assert org["outsider_event"]["reason"] == "out_of_scope"
+    # The sweep reached every account through SQS; the broken one failed twice and went to the dead-letter queue
+    sweep = org["sweep"]
+    assert set(sweep) == {org["management"], *org["members"]}
+    assert sweep[org["broken"]]["status"] == "failed" and sweep[org["broken"]]["attempts"] == 2
+    assert all(entry["status"] == "ok" for account, entry in sweep.items() if account != org["broken"])
+    assert org["dead_letters"] == [org["broken"]]
+    assert org["rest"] == {"member": "compliant", "outsider": 400}
+    assert enforce_summary["seconds"] < 60

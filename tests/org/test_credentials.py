@@ -1,0 +1,131 @@
+"""The per-account credential cache: reused while fresh, refreshed shortly before expiry, one AssumeRole at a time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chalicelib.adapters.credentials import CredentialCache, TemporaryCredentials
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+ROLE_A = "arn:aws:iam::111122223333:role/deputy-guard-member"
+ROLE_B = "arn:aws:iam::444455556666:role/deputy-guard-member"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Sts:
+    """Hands out numbered one-hour credentials, counting calls per role."""
+
+    def __init__(self, clock: Clock, delay: float = 0.0, fail: set[str] | None = None) -> None:
+        self.clock = clock
+        self.delay = delay
+        self.fail = fail or set()
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, role_arn: str) -> TemporaryCredentials:
+        with self._lock:
+            self.calls[role_arn] += 1
+            serial = self.calls[role_arn]
+        time.sleep(self.delay)
+        if role_arn in self.fail:
+            raise PermissionError("AccessDenied")
+        return TemporaryCredentials(f"ASIA{serial}", "secret", "token", self.clock() + timedelta(hours=1))
+
+
+def test_credentials_are_reused_until_five_minutes_before_they_expire() -> None:
+    clock = Clock()
+    sts = Sts(clock)
+    cache = CredentialCache(sts, clock=clock)
+    first = cache.get(ROLE_A)
+    clock.now = T0 + timedelta(minutes=54, seconds=59)
+    assert cache.get(ROLE_A) is first and sts.calls[ROLE_A] == 1
+    # Within the margin: refreshed, so a call started now never runs on expired credentials
+    clock.now = T0 + timedelta(minutes=55)
+    second = cache.get(ROLE_A)
+    assert second.access_key_id == "ASIA2" and sts.calls[ROLE_A] == 2
+    assert second.expiration - clock.now > cache.refresh_margin
+
+
+def test_each_account_has_its_own_credentials() -> None:
+    clock = Clock()
+    sts = Sts(clock)
+    cache = CredentialCache(sts, clock=clock)
+    assert cache.get(ROLE_A) is not cache.get(ROLE_B)
+    assert sts.calls == Counter({ROLE_A: 1, ROLE_B: 1})
+
+
+def test_concurrent_callers_for_one_account_share_one_assume_role() -> None:
+    clock = Clock()
+    sts = Sts(clock, delay=0.05)
+    cache = CredentialCache(sts, clock=clock)
+    got: list[TemporaryCredentials] = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get(ROLE_A))) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sts.calls[ROLE_A] == 1 and len({id(c) for c in got}) == 1
+
+
+def test_accounts_are_not_serialised_behind_each_other() -> None:
+    clock = Clock()
+    sts = Sts(clock, delay=0.2)
+    cache = CredentialCache(sts, clock=clock)
+    roles = [f"arn:aws:iam::{n:012d}:role/deputy-guard-member" for n in range(8)]
+    started = time.monotonic()
+    threads = [threading.Thread(target=cache.get, args=(role,)) for role in roles]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert time.monotonic() - started < 0.2 * 4  # in parallel, not 8 x 0.2 s
+
+
+def test_a_refusal_is_not_cached() -> None:
+    clock = Clock()
+    sts = Sts(clock, fail={ROLE_A})
+    cache = CredentialCache(sts, clock=clock)
+    for _ in range(2):
+        with pytest.raises(PermissionError):
+            cache.get(ROLE_A)
+    assert sts.calls[ROLE_A] == 2
+    sts.fail.clear()
+    assert cache.get(ROLE_A).access_key_id == "ASIA3"
+
+
+def test_forget_drops_the_cached_credentials() -> None:
+    clock = Clock()
+    sts = Sts(clock)
+    cache = CredentialCache(sts, clock=clock)
+    cache.get(ROLE_A)
+    cache.forget(ROLE_A)
+    cache.get(ROLE_A)
+    assert sts.calls[ROLE_A] == 2
+
+
+def test_the_botocore_clients_refresh_through_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-lived member client keeps working: botocore asks the cache again inside the refresh margin."""
+    from chalicelib.adapters import aws
+
+    clock = Clock()
+    clock.now = datetime.now(UTC)  # botocore judges expiry on the real clock
+    sts = Sts(clock)
+    cache = CredentialCache(sts, clock=clock)
+    monkeypatch.setattr(aws, "_member_credentials", cache)
+    provider = aws._MemberCredentialProvider(ROLE_A)
+    credentials = provider.load()
+    assert credentials.get_frozen_credentials().access_key == "ASIA1"
+    # botocore's own refresh windows follow the cache's margin
+    assert credentials._advisory_refresh_timeout == 300 and credentials._mandatory_refresh_timeout == 150
