@@ -195,8 +195,13 @@ def _check_key(statement: NormalStatement, key: str, ctx: RoleContext) -> _KeyCh
     return _KeyCheck(pinned, tuple(reasons), tuple(problems), tuple(warnings))
 
 
+def _shown(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _unusable_pin(statement: NormalStatement, entry: ConditionEntry, texts: list[str | None]) -> Problem:
-    shown = repr(texts[0]) if len(texts) == 1 else f"{len(texts)} values, each"
+    shown = _shown(texts[0] or "") if len(texts) == 1 else f"{len(texts)} values, each"
     return Problem(
         ProblemCode.UNUSABLE_PIN,
         statement.index,
@@ -318,7 +323,7 @@ def _evaluate(document: Mapping[str, Any] | str, ctx: RoleContext, options: Engi
 def _refused(read: ParsedPolicy) -> Evaluation | None:
     """needs_review for a document IAM would refuse or read ambiguously (DESIGN 3): never judged, never fixed."""
     if read.duplicate_keys:
-        names = ", ".join(repr(key) for key in read.duplicate_keys[:5])
+        names = ", ".join(_shown(key) for key in read.duplicate_keys[:5])
         more = f" and {len(read.duplicate_keys) - 5} more" if len(read.duplicate_keys) > 5 else ""
         duplicates = Problem(
             ProblemCode.DUPLICATE_KEYS,

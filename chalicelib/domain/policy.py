@@ -17,7 +17,7 @@ from typing import Any, Final, Literal
 from urllib.parse import unquote
 
 from chalicelib.domain import jsontext
-from chalicelib.domain.grammar import PolicyError, validate_document
+from chalicelib.domain.grammar import PolicyError, document_flaws, validate_document
 from chalicelib.domain.jsontext import DuplicateKeysObject, FloatLiteral, IntLiteral, JsonTextError, number_text
 from chalicelib.domain.models import PolicyDoc
 from chalicelib.domain.wildcard import fold_case, wildcard_match
@@ -386,13 +386,17 @@ def service_kind(value: Any) -> ServiceKind:
 def has_states_principal(document: object) -> bool:
     """Whether any statement could name Step Functions; True for junk, so the caller re-reads the role.
 
-    ``"*"``, ``{"AWS": "*"}`` and NotPrincipal count, because they include Step Functions.
+    ``"*"``, ``{"AWS": "*"}`` and NotPrincipal count, because they include Step Functions. So do documents
+    the engine refuses to judge (repeated keys, lone surrogates, anything IAM would refuse): which
+    principal they name is not certain.
     """
     try:
-        parsed = read_policy(document).document
+        read = read_policy(document)
     except PolicyError:
         return True
-    for statement in normalise_policy(parsed):
+    if read.duplicate_keys or read.lone_surrogates or document_flaws(read.document):
+        return True
+    for statement in normalise_policy(read.document):
         if statement.principal_star or statement.not_principal:
             return True
         for kind, values in statement.principals:

@@ -22,6 +22,8 @@ class PolicyCase:
     verdict: str
     problem_codes: list[str]
     fixed_policy: dict[str, Any] | None
+    # The fix without whitespace, byte for byte (number literals as the policy's text has them), when given.
+    fixed_policy_compact: str | None = None
 
 
 def load_case(path: Path) -> PolicyCase:
@@ -41,6 +43,7 @@ def load_case(path: Path) -> PolicyCase:
         verdict=expected["verdict"],
         problem_codes=expected["problem_codes"],
         fixed_policy=expected["fixed_policy"],
+        fixed_policy_compact=expected.get("fixed_policy_compact"),
     )
 
 

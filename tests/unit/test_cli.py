@@ -269,9 +269,13 @@ def test_check_reports_a_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.Ca
     assert "not UTF-8" in one_error_line(capsys.readouterr().err)
 
 
-def test_a_missing_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_subcommand_shows_the_usage_and_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given no arguments at all / Then the usage line and every command, on stderr, and exit 2
     assert cli.main([]) == 2
-    one_error_line(capsys.readouterr().err)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("usage: deputy-guard ")
+    assert all(name in captured.err for name in ("check", "scan", "revert", "setup", "demo", "api", "completion"))
 
 
 def test_check_help_explains_where_the_account_comes_from(capsys: pytest.CaptureFixture[str]) -> None:
@@ -303,7 +307,7 @@ def test_the_parser_knows_every_subcommand_and_its_flags() -> None:
     demo = parser.parse_args(["demo", "--mode", "notify", "--keep-running", "--json"])
     assert (demo.mode, demo.keep_running, demo.json) == ("notify", True, True)
     assert parser.parse_args(["setup"]).command == "setup"
-    assert set(cli.HANDLERS) == {"check", "scan", "revert", "setup", "demo"}
+    assert set(cli.HANDLERS) == {"check", "scan", "revert", "setup", "demo", "api", "completion"}
 
 
 @pytest.mark.parametrize(
@@ -384,3 +388,93 @@ def test_importing_the_cli_does_not_import_boto3() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60, check=False
     )
     assert result.stdout.strip() == "False False", result.stderr
+
+
+# --- check: hostile inputs end in an answer or one line, never a traceback ------------------------
+
+SURROGATE_POLICY = (
+    '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"},'
+    ' "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"aws:PrincipalTag/team": "ops\\ud800"}}}]}'
+)
+SURROGATE_TEMPLATE = (
+    '{"Resources": {"Workflow\\udc80Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument":'
+    ' {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"},'
+    ' "Action": "sts:AssumeRole"}]}}}}}'
+)
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_check_answers_a_policy_holding_a_lone_surrogate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str
+) -> None:
+    # Given a policy whose JSON holds a lone surrogate escape
+    path = write(tmp_path, SURROGATE_POLICY)
+    # When checked
+    status = cli.main(["check", "--account", ACCOUNT, "--format", output, path])
+    # Then it needs review as a document IAM would not take, and the output can be encoded
+    captured = capsys.readouterr()
+    assert status == 1, captured.err
+    assert "invalid_document" in captured.out
+    captured.out.encode("utf-8")
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_check_writes_a_lone_surrogate_from_a_template_as_an_escape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str
+) -> None:
+    # Given a template whose resource name holds a lone surrogate (the name is printed, not judged)
+    path = write(tmp_path, SURROGATE_TEMPLATE, "template.json")
+    # When checked
+    status = cli.main(["check", "--account", ACCOUNT, "--format", output, path])
+    # Then the report is written with the surrogate escaped; as JSON it reads back to the same name
+    captured = capsys.readouterr()
+    assert status == 1, captured.err
+    assert "Workflow\\udc80Role" in captured.out
+    if output == "json":
+        assert json.loads(captured.out)["results"][0]["resource"] == "Workflow\udc80Role"
+
+
+def test_check_reports_output_it_cannot_encode_on_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # SARIF fingerprints hash the resource name as UTF-8, which a lone surrogate cannot be: whatever the
+    # SARIF writer does with it, the answer is a report or one line with exit 2, not a traceback
+    status = cli.main(["check", "--account", ACCOUNT, "--format", "sarif", write(tmp_path, SURROGATE_TEMPLATE)])
+    captured = capsys.readouterr()
+    assert status in (1, 2)
+    if status == 2:
+        assert "cannot be encoded" in one_error_line(captured.err)
+    else:
+        assert json.loads(captured.out)["version"] == "2.1.0"
+
+
+@pytest.mark.parametrize("depth", [500, 100_000])
+def test_check_refuses_deeply_nested_input_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], depth: int
+) -> None:
+    nested = '{"Version": "2012-10-17", "Statement": [], "X": ' + "[" * depth + "]" * depth + "}"
+    assert cli.main(["check", "--account", ACCOUNT, write(tmp_path, nested)]) == 2
+    assert "nested too deeply" in one_error_line(capsys.readouterr().err)
+
+
+def test_check_answers_a_hundred_thousand_actions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    statement = {**VULNERABLE["Statement"][0], "Action": ["sts:TagSession"] * 100_000 + ["sts:AssumeRole"]}
+    path = write(tmp_path, {**VULNERABLE, "Statement": [statement]})
+    assert cli.main(["check", "--account", ACCOUNT, "--format", "json", path]) == 1
+    assert json.loads(capsys.readouterr().out)["verdict"] == "needs_review"  # the fix is over the quota
+
+
+def test_check_sends_duplicate_keys_for_review(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = json.dumps(PROTECTED).replace('"Effect": "Allow"', '"Effect": "Deny", "Effect": "Allow"', 1)
+    assert cli.main(["check", "--account", ACCOUNT, "--format", "json", write(tmp_path, text)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert (out["verdict"], [p["code"] for p in out["problems"]], out["fixed_policy"]) == (
+        "needs_review",
+        ["duplicate_keys"],
+        None,
+    )
+
+
+def test_a_real_process_answers_hostile_input_without_a_traceback() -> None:
+    for stdin, status in ((SURROGATE_POLICY, 1), (SURROGATE_TEMPLATE, 1), ("[" * 100_000 + "]" * 100_000, 2)):
+        result = run_cli("check", "--account", ACCOUNT, stdin=stdin)
+        assert result.returncode == status, result.stderr
+        assert "Traceback" not in result.stderr

@@ -8,6 +8,7 @@ import pytest
 
 from chalicelib.domain.engine import evaluate, plan_fix
 from chalicelib.domain.models import Verdict
+from chalicelib.domain.policy import to_compact_json
 
 from .fixture_policies import FIXTURE_DIR, PolicyCase, all_cases
 
@@ -36,6 +37,8 @@ def test_verdict_problems_and_fix_match_the_fixture(case: PolicyCase) -> None:
     assert evaluation.verdict.value == case.verdict, case.description
     assert sorted(p.code.value for p in evaluation.problems) == case.problem_codes, case.description
     assert evaluation.fixed_policy == case.fixed_policy, case.description
+    if case.fixed_policy_compact is not None:
+        assert to_compact_json(evaluation.fixed_policy) == case.fixed_policy_compact, case.description
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.fixed_policy is not None], ids=_ids)

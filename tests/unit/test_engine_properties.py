@@ -158,7 +158,7 @@ sids = st.sampled_from(
 usual_statements = shuffled(
     st.fixed_dictionaries(
         {"Effect": effects, "Principal": principals, "Action": one_or_many(actions)},
-        optional={"Sid": sids, "Condition": conditions, "Comment": st.text(max_size=8)},
+        optional={"Sid": sids, "Condition": conditions},
     )
 )
 odd_statements = shuffled(
@@ -171,6 +171,8 @@ odd_statements = shuffled(
             "Principal": principals,
             "NotPrincipal": principal_objects,
             "Condition": conditions,
+            # Not a statement key: IAM refuses the document, and the engine must never fix it.
+            "Comment": st.text(max_size=8),
         },
     )
 )
@@ -361,3 +363,43 @@ def test_evaluation_never_raises_on_arbitrary_json(document: Any, ctx: RoleConte
         # Then an answer comes back, with a fix only for non_compliant
         assert isinstance(evaluation.verdict, Verdict)
         assert (evaluation.fixed_policy is not None) == (evaluation.verdict is Verdict.NON_COMPLIANT)
+
+
+number_literals = st.lists(
+    st.sampled_from(["1.10", "1e3", "1E3", "-0", "-0.0", "0.50", "2.5E-3", "123456789012345678901234567890", "7"]),
+    min_size=1,
+    max_size=4,
+)
+
+
+@PROPERTY_SETTINGS
+@given(policy=policies, ctx=contexts, options=engine_options, literals=number_literals)
+def test_a_fix_writes_number_literals_back_as_written(
+    policy: dict[str, Any], ctx: RoleContext, options: EngineOptions, literals: list[str]
+) -> None:
+    # Given a generated policy as JSON text, with a Deny statement holding number literals
+    deny = {"Effect": "Deny", "Principal": {"AWS": FOREIGN}, "Action": "sts:AssumeRole"}
+    deny["Condition"] = {"NumericEquals": {"aws:MultiFactorAuthAge": "__LITERALS__"}}
+    statements = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
+    written = "[" + ",".join(literals) + "]"
+    text = json.dumps({**policy, "Statement": [*statements, deny]}).replace('"__LITERALS__"', written)
+    # When it is fixed
+    fixed = plan_fix(text, ctx, options)
+    # Then the literals are in the fix exactly as written
+    if fixed is not None:
+        assert f'"aws:MultiFactorAuthAge":{written}' in to_compact_json(fixed)
+
+
+@PROPERTY_SETTINGS
+@given(policy=policies, ctx=contexts, options=engine_options)
+def test_a_document_with_a_repeated_key_is_never_fixed(
+    policy: dict[str, Any], ctx: RoleContext, options: EngineOptions
+) -> None:
+    # Given a generated policy whose JSON text repeats its Statement key (the first one empty)
+    text = json.dumps(policy).replace('"Statement": ', '"Statement": [], "Statement": ', 1)
+    # When evaluated
+    evaluation = evaluate(text, ctx, options)
+    # Then it is never fixed, and needs review unless the role is one nobody may edit
+    assert evaluation.fixed_policy is None
+    if not ctx.service_linked:
+        assert [p.code.value for p in evaluation.problems] == ["duplicate_keys"]

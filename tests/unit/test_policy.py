@@ -332,3 +332,20 @@ def test_render_diff_is_a_deterministic_unified_diff_of_the_pretty_json() -> Non
 
 def test_render_diff_of_equal_documents_is_empty() -> None:
     assert render_diff(POLICY, json.loads(json.dumps(POLICY))) == ""
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        # the first Principal names Step Functions; json keeps only the second
+        '{"Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"},'
+        ' "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}',
+        {"Statement": [{"Effect": "Allow", "principal": {"Service": "states.amazonaws.com"}, "Action": "sts:X"}]},
+        {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:\ud800"}]},
+    ],
+    ids=["repeated-key", "refused-by-iam", "lone-surrogate"],
+)
+def test_has_states_principal_is_true_for_documents_the_engine_will_not_judge(document: object) -> None:
+    # Given a document whose principals cannot be read with certainty
+    # Then the caller is told to re-read the role, so that evaluate sends it for review
+    assert has_states_principal(document) is True
