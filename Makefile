@@ -61,6 +61,8 @@ package: $(STAMP)
 		PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS=$(abspath $(BUILD)/wheelhouse) \
 		$(abspath $(BIN))/chalice package --stage $(STAGE) --merge-template .chalice/resources.json $(abspath $(DIST))
 	$(BIN)/python deploy/bundle.py finalize $(DIST) --runtime $(LAMBDA_RUNTIME) --requirements requirements.txt $(BYTECODE)
+	$(BIN)/python deploy/organizations.py central $(DIST)/sam.json
+	$(BIN)/python deploy/organizations.py member --out $(DIST)/member-account.json
 	$(BIN)/python deploy/bundle.py report $(DIST) --wheelhouse $(BUILD)/wheelhouse
 
 clean:

@@ -15,8 +15,8 @@ from tests.deploy.support import Packaged
 STACK = "deputy-guard-prod"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-FUNCTIONS = ("OnIamEvent", "Sweep", "APIHandler")
-ROLES = ("OnIamEventRole", "SweepRole", "ApiHandlerRole")
+FUNCTIONS = ("OnIamEvent", "Sweep", "APIHandler", "ScanAccount")
+ROLES = ("OnIamEventRole", "SweepRole", "ApiHandlerRole", "ScanAccountRole")
 ASYNC_FUNCTIONS = ("OnIamEvent", "Sweep")  # invoked asynchronously: EventBridge
 RULE = "OnIamEventOnIamEventEvent"  # SAM names a function's rule <function><event>
 DEPLOYER = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_PlatformAdmin_0123456789abcdef"
@@ -44,6 +44,15 @@ def names() -> dict[str, str]:
         "FailedEvents": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{physical('FailedEvents')}",
         "FailedEvents.QueueName": physical("FailedEvents"),
         "FailedEvents.Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{physical('FailedEvents')}",
+        "WorkQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{physical('WorkQueue')}",
+        "WorkQueue.QueueName": physical("WorkQueue"),
+        "WorkQueue.Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{physical('WorkQueue')}",
+        "WorkDeadLetters": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{physical('WorkDeadLetters')}",
+        "WorkDeadLetters.QueueName": physical("WorkDeadLetters"),
+        "WorkDeadLetters.Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{physical('WorkDeadLetters')}",
+        "DeputyGuardBus": "deputy-guard",
+        "DeputyGuardBus.Arn": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/deputy-guard",
+        "OrgIamEventRule.Arn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/deputy-guard/{physical('OrgIamEventRule')}",
         RULE: physical(RULE)[:64],
         f"{RULE}.Arn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{physical(RULE)[:64]}",
         "Dashboard": STACK,

@@ -22,6 +22,7 @@ OPERATIONS = PROJECT / "docs" / "operations.md"
 # Alarm resource -> what it watches: (namespace, metric) pairs and the resources they are about.
 WATCHED = {
     "FailedEventsAlarm": {("AWS/SQS", "ApproximateNumberOfMessagesVisible")},
+    "WorkDeadLettersAlarm": {("AWS/SQS", "ApproximateNumberOfMessagesVisible")},
     "LambdaErrorsAlarm": {("AWS/Lambda", "Errors")},
     "LambdaThrottlesAlarm": {("AWS/Lambda", "Throttles")},
     "DestinationDeliveryFailuresAlarm": {("AWS/Lambda", "DestinationDeliveryFailures")},

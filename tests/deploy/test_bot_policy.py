@@ -26,7 +26,14 @@ from tests.deploy.support import CONFIG_FILE, POLICY_FILE, PROJECT, PolicyEvalua
 AWS_MODULE = PROJECT / "chalicelib" / "adapters" / "aws.py"
 
 # The client type each gateway's constructor takes -> the IAM service prefix of its calls.
-CLIENT_SERVICES = {"IAMClient": "iam", "STSClient": "sts", "SNSClient": "sns", "DynamoDBClient": "dynamodb"}
+CLIENT_SERVICES = {
+    "IAMClient": "iam",
+    "STSClient": "sts",
+    "SNSClient": "sns",
+    "DynamoDBClient": "dynamodb",
+    "OrganizationsClient": "organizations",
+    "SQSClient": "sqs",
+}
 # Calls made inside a library rather than through a gateway's _call:
 # Powertools Idempotency (wiring.PowertoolsOnceGuard) keeps its records with these DynamoDB calls ...
 IDEMPOTENCY_CALLS = {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
@@ -38,10 +45,18 @@ INFRASTRUCTURE = {
     "logs:CreateLogStream",
     "logs:PutLogEvents",
     "sqs:SendMessage",  # Lambda's on-failure destination for the event handler (the merge template)
+    "sqs:ReceiveMessage",  # Lambda's SQS event source polls the work queue for scan_account with its role
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
     "kms:Decrypt",  # a SecureString or secret under a customer-managed key; only via SSM/Secrets Manager
 }
 # IAM authorises no one for sts:GetCallerIdentity: it always succeeds, so it is not in the policy.
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
+# A batch API authorised by its one-message action.
+ACTION_OF_API = {"sqs:SendMessageBatch": "sqs:SendMessage"}
+# Clients aws.py builds outside a gateway only to hand to one, whose calls the gateway scan already finds
+# (the central STS client behind member credentials: StsGateway.assume_role).
+GATEWAY_CLIENTS = {"sts"}
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -186,8 +201,15 @@ def _called_inside_aws(method: str) -> bool:
 
 def lambda_calls() -> set[str]:
     operator_only = operator_only_methods()
-    from_gateways = {call for method, ops in gateway_calls().items() if method not in operator_only for call in ops}
-    from_parameters = {call for service in module_level_clients() for call in PARAMETER_CALLS[service]}
+    from_gateways = {
+        ACTION_OF_API.get(call, call)
+        for method, ops in gateway_calls().items()
+        if method not in operator_only
+        for call in ops
+    }
+    from_parameters = {
+        call for service in module_level_clients() - GATEWAY_CLIENTS for call in PARAMETER_CALLS[service]
+    }
     return from_gateways | from_parameters | IDEMPOTENCY_CALLS
 
 
@@ -211,12 +233,16 @@ def test_the_scan_finds_the_known_gateway_calls() -> None:
         "dynamodb:DescribeTable",
         "dynamodb:CreateTable",
         "dynamodb:UpdateTimeToLive",
+        "sts:AssumeRole",
+        "organizations:ListAccounts",
+        "sqs:SendMessage",
+        "sqs:SendMessageBatch",
     }
 
 
 def test_every_library_made_call_is_accounted_for() -> None:
     # Powertools gets clients for these services only; a new one must be mapped in PARAMETER_CALLS
-    assert module_level_clients() == set(PARAMETER_CALLS)
+    assert module_level_clients() - GATEWAY_CLIENTS == set(PARAMETER_CALLS)
     # and the DynamoDB idempotency calls are listed because wiring really uses Powertools Idempotency
     assert _referenced(PROJECT / "chalicelib" / "runtime" / "wiring.py", "DynamoDBPersistenceLayer")
 
@@ -256,7 +282,14 @@ def test_no_action_is_a_wildcard_and_no_allow_uses_not_elements(bot_policy: Poli
 
 def test_the_only_star_resources_are_actions_without_resource_types(bot_policy: PolicyEvaluator) -> None:
     star = {a for s in bot_policy.statements if s["Resource"] == "*" for a in _listify(s["Action"])}
-    assert star == {"iam:ListRoles", "iam:GetAccountSummary"}
+    assert star == {"iam:ListRoles", "iam:GetAccountSummary", "organizations:ListAccounts"}
+
+
+def test_the_bot_assumes_only_the_member_role(bot_policy: PolicyEvaluator) -> None:
+    # Given the member role in any account / Then it may be assumed, and no other role anywhere
+    assert bot_policy.allowed("sts:AssumeRole", "arn:aws:iam::444455556666:role/deputy-guard-member")
+    for role in ("OrganizationAccountAccessRole", "admin", "deputy-guard-member-x", "path/deputy-guard-member"):
+        assert not bot_policy.allowed("sts:AssumeRole", f"arn:aws:iam::444455556666:role/{role}"), role
 
 
 def _listify(value: Any) -> list[Any]:
@@ -300,7 +333,8 @@ def test_the_own_roles_deny_names_exactly_the_roles_chalice_deploy_creates(
 ) -> None:
     # Given the roles Chalice builds for every stage (no AWS) / Then the deny names those, and no pattern
     names = chalice_role_names(chalice_graph)
-    assert names == {f"deputy-guard-{s}-{f}" for s in ("dev", "prod") for f in ("on_iam_event", "sweep", "api_handler")}
+    functions = ("on_iam_event", "sweep", "api_handler", "scan_account")
+    assert names == {f"deputy-guard-{s}-{f}" for s in ("dev", "prod") for f in functions}
     statement = _own_roles_statement(bot_policy)
     assert statement["Effect"] == "Deny"
     assert set(statement["Resource"]) == {f"arn:aws:iam::*:role/{name}" for name in names}
@@ -504,7 +538,7 @@ def test_the_policy_chalice_builds_is_the_file(chalice_graph: Any) -> None:
 
     for stage in load_json(CONFIG_FILE)["stages"]:
         roles = [m for m in chalice_graph(stage) if isinstance(m, ManagedIAMRole)]
-        assert len(roles) == 3, stage  # one per function: on_iam_event, sweep, api_handler
+        assert len(roles) == 4, stage  # one per function: on_iam_event, sweep, api_handler, scan_account
         for role in roles:
             assert isinstance(role.policy, FileBasedIAMPolicy)
             assert Path(role.policy.filename).resolve() == POLICY_FILE

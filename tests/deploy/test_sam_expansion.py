@@ -32,9 +32,9 @@ def test_the_expansion_has_no_sam_resources_left(expanded: dict[str, Any]) -> No
     kinds = Counter(r["Type"] for r in expanded["Resources"].values())
     assert not [k for k in kinds if k.startswith("AWS::Serverless::")]
     assert "Transform" not in expanded
-    assert kinds["AWS::Lambda::Function"] == 3
+    assert kinds["AWS::Lambda::Function"] == 4
     assert kinds["AWS::Lambda::EventInvokeConfig"] == 2
-    assert kinds["AWS::Events::Rule"] == 2  # the IAM event rule and the sweep's schedule
+    assert kinds["AWS::Events::Rule"] == 3  # the IAM event rule, the sweep's schedule, the organization bus's rule
     assert kinds["AWS::ApiGateway::RestApi"] == kinds["AWS::ApiGateway::Stage"] == 1
     assert kinds["AWS::Lambda::Permission"] >= 3
 

@@ -73,7 +73,7 @@ def test_the_defaults_are_valid_settings(packaged: Packaged, function: str) -> N
     assert settings.exemptions == ()
     assert settings.max_fixes_per_run == 50
     assert settings.slack_webhook_parameter == "/deputy-guard/prod/slack-webhook"
-    assert len(settings.self_role_arns) == 3
+    assert len(settings.self_role_arns) == 4
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

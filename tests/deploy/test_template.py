@@ -198,7 +198,8 @@ def test_resource_names_are_wired_into_every_function(packaged: Packaged, functi
     # Each function has its own role: every function must recognise the echoes of all three
     roles = variables["DEPUTY_GUARD_SELF_ROLE_ARN"]["Fn::Join"]
     assert roles[0] == ","
-    assert roles[1] == [{"Fn::GetAtt": [r, "Arn"]} for r in ("OnIamEventRole", "SweepRole", "ApiHandlerRole")]
+    expected = ("OnIamEventRole", "SweepRole", "ApiHandlerRole", "ScanAccountRole")
+    assert roles[1] == [{"Fn::GetAtt": [r, "Arn"]} for r in expected]
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
