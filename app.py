@@ -114,6 +114,17 @@ def revert_role(role_name: str) -> Any:
     return _respond(lambda: runtime.revert(_role_name(role_name), _body(), _caller(), _account()))
 
 
+@app.route("/slack/actions", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def slack_actions() -> Any:
+    # The one route outside IAM auth (Slack cannot sign SigV4): Slack's own v0 signature is checked first.
+    from chalicelib.runtime.slack_approvals import on_slack_action
+
+    request = app.current_request
+    assert request is not None
+    raw = request.raw_body or b""
+    return _respond(lambda: on_slack_action(dict(request.headers), raw if isinstance(raw, bytes) else raw.encode()))
+
+
 def _role_name(value: str) -> str:
     if not runtime.valid_role_name(value or ""):
         raise BadRequestError("invalid role name: 1-64 characters of letters, digits and +=,.@_-")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deputy_guard.demo_approval import approval_environment, run_approval
 from deputy_guard.demo_org import run_organization
 from deputy_guard.embedded import EmbeddedAws, LocalApi, SlackStandIn
 
@@ -258,6 +259,7 @@ class DemoOutcome:
     slack: list[dict[str, Any]] = field(default_factory=list)
     sns: list[dict[str, Any]] = field(default_factory=list)
     final: dict[str, str] = field(default_factory=dict)
+    approval: dict[str, Any] = field(default_factory=dict)
     organization: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -276,6 +278,7 @@ class DemoOutcome:
             "slack_messages": [m.get("text", "") for m in self.slack],
             "sns_messages": [m["subject"] for m in self.sns],
             "final_verdicts": self.final,
+            "approval": self.approval,
             "organization": self.organization,
             "seconds": round(self.seconds, 2),
         }
@@ -293,7 +296,10 @@ def run_demo(args: argparse.Namespace) -> int:
         slack.start()
         outcome = DemoOutcome(mode=args.mode, endpoint=aws_server.url)
         _configure_environment(aws_server.url, slack.url, args.mode)
+        os.environ.update(approval_environment(slack))
         api = _drive(outcome, slack, out)
+        out("")
+        outcome.approval = run_approval(api.url, slack, outcome.account, args.mode, out)
         out("")
         outcome.organization = run_organization(api.url, args.mode, out)
         outcome.seconds = time.monotonic() - started

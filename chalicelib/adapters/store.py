@@ -7,6 +7,7 @@ Layout in the single table (``pk``/``sk`` strings, TTL attribute ``expiration``)
   updated to ``applied``, ``failed``, ``superseded`` or ``reverted`` afterwards. Never expires.
 * ``pk = notice#<fingerprint>``, ``sk = notice``: the notification ledger (expires after the window).
 * Powertools Idempotency records live under ``pk = idempotency#deputy-guard``.
+* Slack approval tokens: ``pk = approval#<token id>``, ``sk = token`` (chalicelib.adapters.tokens).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Table(Protocol):
 class ChangeKind(StrEnum):
     FIX = "fix"
     REVERT = "revert"
+    EXEMPT = "exempt"  # tagged exempt from Slack: the document is unchanged (before == after)
 
 
 class ChangeStatus(StrEnum):

@@ -195,6 +195,17 @@ NOTICE_SCHEMA_VERSION = "1"
 
 
 @dataclass(frozen=True)
+class ActionButton:
+    """A Slack button on a notice: ``action_id`` names what it does, ``value`` is the opaque token id it carries."""
+
+    action_id: str
+    label: str
+    value: str
+    style: str | None = None  # "primary" | "danger" | None (Slack's default look)
+    confirm: str | None = None  # the question Slack asks before sending the click, if any
+
+
+@dataclass(frozen=True)
 class Notice:
     """Everything owners are told about one role; rendered by domain.render and render_slack."""
 
@@ -215,4 +226,6 @@ class Notice:
     time: str  # ISO 8601, UTC
     revert_command: str | None = None
     change_id: str | None = None
-    trigger: str = "event"  # event | sweep | scan | api
+    trigger: str = "event"  # event | sweep | scan | api | slack
+    # Approval buttons (Slack only; DESIGN section 13): minted by the service, rendered by render_slack.
+    buttons: tuple[ActionButton, ...] = ()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from chalicelib.domain.models import (
@@ -24,6 +24,9 @@ from chalicelib.domain.settings import Settings
 
 MODE_TAG = "deputy-guard:mode"
 REASON_TAG = "deputy-guard:reason"
+# A date (YYYY-MM-DD): an exempt tag set with it lapses after that day (a Slack "Exempt 30 days" sets both).
+EXEMPT_UNTIL_TAG = "deputy-guard:exempt-until"
+NO_EXPIRY = "never"
 CFN_STACK_TAG = "aws:cloudformation:stack-name"
 
 
@@ -83,6 +86,18 @@ def tag_value(tags: Mapping[str, str], key: str) -> str | None:
     return None
 
 
+def exempt_until(tags: Mapping[str, str]) -> date | None:
+    """The last day of a time-limited exempt tag; None when there is no limit (no tag, ``never``, not a date).
+
+    A value that is not a date leaves the exemption in force: whoever may set the tags may exempt for good anyway.
+    """
+    value = (tag_value(tags, EXEMPT_UNTIL_TAG) or "").strip()
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
 def decide(
     evaluation: Evaluation,
     role: RoleRecord,
@@ -103,7 +118,11 @@ def decide(
         return Action.EXEMPT, exemption.describe()
     tag = (tag_value(role.tags, MODE_TAG) or "").strip().lower()
     if tag == "exempt":
-        return Action.EXEMPT, f"tag {MODE_TAG}=exempt"
+        until = exempt_until(role.tags)
+        if until is None:
+            return Action.EXEMPT, f"tag {MODE_TAG}=exempt"
+        if today.date() <= until:
+            return Action.EXEMPT, f"tag {MODE_TAG}=exempt until {until.isoformat()}"
     if evaluation.verdict is Verdict.NEEDS_REVIEW:
         codes = ", ".join(sorted({p.code.value for p in evaluation.problems}))
         return Action.REVIEW, f"needs a human decision ({codes}); deputy-guard never rewrites such a policy"

@@ -24,6 +24,10 @@ from chalicelib.domain.render import (
     one_line,
     worst_first,
 )
+from chalicelib.domain.slack_actions import actions_block, digest_row_ids, wanted_actions
+
+# A digest row with buttons takes two blocks (its line and its buttons); the head and the tail take five.
+SLACK_DIGEST_BUTTON_ROWS_MAX = (SLACK_BLOCKS_MAX - 5) // 2
 
 # --------------------------------------------------------------------------------------------------
 # Slack rendering (pure)
@@ -141,6 +145,8 @@ def render_slack(notice: Notice) -> dict[str, Any]:
         links.append(f"*Revert:* {_code_span(notice.revert_command)}")
     if links:
         blocks.append(_section("\n".join(links)))
+    if notice.buttons:
+        blocks.append(actions_block(notice.buttons, notice.role_name))
     context = [f"deputy-guard \u00b7 {_esc(notice.time)}", f"trigger: {_esc(notice.trigger)}"]
     if notice.change_id:
         context.append(f"change {_code_span(notice.change_id)}")
@@ -204,32 +210,49 @@ def render_slack_digest(owner: str, notices: Sequence[Notice]) -> dict[str, Any]
         {"type": "divider"},
     ]
     # Reserve the "and N more" section and the closing context block.
-    line_blocks_max = SLACK_BLOCKS_MAX - len(blocks) - 2
-    sections: list[list[str]] = []
+    blocks_left = SLACK_BLOCKS_MAX - len(blocks) - 2
+    # Each row is one section's lines and, for a role with buttons, that role (its buttons follow the line).
+    rows: list[tuple[list[str], Notice | None]] = []
     used = 0
     shown = 0
     for notice in ordered:
         line = clip_text(_digest_line(notice), SLACK_TEXT_MAX)
         if used + len(line) > SLACK_DIGEST_TEXT_BUDGET:
             break
-        if sections and len("\n".join([*sections[-1], line])) <= SLACK_TEXT_MAX:
-            sections[-1].append(line)
-        elif len(sections) < line_blocks_max:
-            sections.append([line])
+        if notice.buttons and blocks_left >= 2:
+            rows.append(([line], notice))
+            blocks_left -= 2
+        elif rows and rows[-1][1] is None and len("\n".join([*rows[-1][0], line])) <= SLACK_TEXT_MAX:
+            rows[-1][0].append(line)
+        elif blocks_left >= 1:
+            rows.append(([line], None))
+            blocks_left -= 1
         else:
             break
         used += len(line)
         shown += 1
-    blocks.extend({"type": "section", "text": _mrkdwn("\n".join(lines))} for lines in sections)
+    for index, (lines, buttoned) in enumerate(rows):
+        if buttoned is None:
+            blocks.append({"type": "section", "text": _mrkdwn("\n".join(lines))})
+            continue
+        section_id, actions_id = digest_row_ids(index)
+        blocks.append({"type": "section", "block_id": section_id, "text": _mrkdwn("\n".join(lines))})
+        blocks.append(actions_block(buttoned.buttons, buttoned.role_name, actions_id))
     if shown < count:
         more = count - shown
         blocks.append(_section(f"_{ELLIPSIS} and {more} more {'role' if more == 1 else 'roles'}_"))
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [_mrkdwn(f"deputy-guard \u00b7 {_esc(max(n.time for n in ordered))}")],
-        }
-    )
+    closing = [_mrkdwn(f"deputy-guard \u00b7 {_esc(max(n.time for n in ordered))}")]
+    unbuttoned = sum(1 for n in ordered if wanted_actions(n)) - sum(1 for _lines, b in rows if b is not None)
+    if unbuttoned > 0 and any(n.buttons for n in ordered):
+        # Slack allows 50 blocks a message: the other fixable roles are acted on one by one.
+        closing.append(
+            _mrkdwn(
+                f"{unbuttoned} more {'role has' if unbuttoned == 1 else 'roles have'} no buttons here"
+                " (Slack's block limit): act per role with `POST /roles/NAME/remediate` or"
+                " `deputy-guard scan --fix --role NAME`"
+            )
+        )
+    blocks.append({"type": "context", "elements": closing})
     text = _fallback(
         f"deputy-guard digest for {owner}: {count} {noun}"
         f" ({', '.join(f'{c} {v}' for v, c in count_values([n.verdict.value for n in ordered]).items())})."

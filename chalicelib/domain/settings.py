@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from chalicelib.domain.models import DEFAULT_SOURCE_ARN, EngineOptions, Mode, Require
 from chalicelib.domain.names import ROLE_ARN
 from chalicelib.domain.scope import DEFAULT_MEMBER_ROLE, AccountScope, ScopeError, parse_member_role, parse_scope
+from chalicelib.domain.slack_actions import DEFAULT_TOKEN_TTL_DAYS, SLACK_RESPONSE_URL_BASE, response_url_base_problem
 
 DEFAULT_TABLE = "deputy-guard"
 DEFAULT_OWNER_TAGS = ("owner", "team", "contact")
@@ -27,6 +28,8 @@ DEFAULT_OWNER = "default"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # API Gateway gives up on a request after 29 s: a scan page must answer before that.
 MAX_SCAN_BUDGET_SECONDS = 27.0
+# An approval button outliving a quarter would act on a role whose owner long forgot the message.
+MAX_TOKEN_TTL_DAYS = 90
 
 E = TypeVar("E", Mode, Require)
 _BOOL_TRUE = {"1", "true", "yes", "on"}
@@ -70,6 +73,12 @@ class Settings:
     sns_topic_arn: str | None = None
     slack_webhook_url: str | None = field(default=None, repr=False)
     slack_webhook_parameter: str | None = None
+    # Slack approvals (DESIGN section 13): who may click, how Slack's requests are verified, where answers go.
+    slack_approvers: frozenset[str] = frozenset()
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_signing_secret_parameter: str | None = None
+    slack_token_ttl_days: int = DEFAULT_TOKEN_TTL_DAYS
+    slack_response_url_base: str = SLACK_RESPONSE_URL_BASE
     table: str = DEFAULT_TABLE
     owner_tags: tuple[str, ...] = DEFAULT_OWNER_TAGS
     exemptions: tuple[Exemption, ...] = ()
@@ -93,6 +102,11 @@ class Settings:
     @property
     def slack_enabled(self) -> bool:
         return bool(self.slack_webhook_url or self.slack_webhook_parameter)
+
+    @property
+    def slack_approvals_enabled(self) -> bool:
+        """Buttons are sent only when someone may press them, and only on Slack."""
+        return self.slack_enabled and bool(self.slack_approvers)
 
     def engine_options(self, size_quota: int) -> EngineOptions:
         return EngineOptions(require=self.require, size_quota=size_quota, source_arns=self.source_arns)
@@ -140,6 +154,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_level=_log_level(env),
         self_role_arns=self_roles,
         **_organization(env),
+        **_slack_approvals(env),
         service_name=_opt(env, "POWERTOOLS_SERVICE_NAME") or "deputy-guard",
         metrics_namespace=_opt(env, "POWERTOOLS_METRICS_NAMESPACE") or "DeputyGuard",
     )
@@ -279,6 +294,36 @@ def _source_arns(env: Mapping[str, str]) -> tuple[str, ...]:
             f"DEPUTY_GUARD_SOURCE_ARN: {exc} (the partition and account fields must stay {{partition}} and {{account}})"
         ) from None
     return arns
+
+
+def _slack_approvals(env: Mapping[str, str]) -> dict[str, Any]:
+    """DEPUTY_GUARD_SLACK_APPROVERS, _SIGNING_SECRET(_PARAMETER), _TOKEN_TTL_DAYS, _RESPONSE_URL_BASE."""
+    raw = env.get("DEPUTY_GUARD_SLACK_APPROVERS") or ""
+    approvers = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    bad = sorted(a for a in approvers if not re.fullmatch(r"[UW][A-Z0-9]{1,31}", a))
+    if bad:
+        raise SettingsError(f"DEPUTY_GUARD_SLACK_APPROVERS must list Slack user ids such as U012AB3CD, not {bad[0]!r}")
+    secret = _opt(env, "DEPUTY_GUARD_SLACK_SIGNING_SECRET")
+    parameter = _opt(env, "DEPUTY_GUARD_SLACK_SIGNING_SECRET_PARAMETER")
+    if approvers and not (secret or parameter):
+        raise SettingsError(
+            "DEPUTY_GUARD_SLACK_APPROVERS is set, so DEPUTY_GUARD_SLACK_SIGNING_SECRET_PARAMETER (or, locally, "
+            "DEPUTY_GUARD_SLACK_SIGNING_SECRET) must be too: clicks cannot be verified without it"
+        )
+    ttl = _int(env, "DEPUTY_GUARD_SLACK_TOKEN_TTL_DAYS", DEFAULT_TOKEN_TTL_DAYS, minimum=1)
+    if ttl > MAX_TOKEN_TTL_DAYS:
+        raise SettingsError(f"DEPUTY_GUARD_SLACK_TOKEN_TTL_DAYS must be at most {MAX_TOKEN_TTL_DAYS}, not {ttl}")
+    base = _opt(env, "DEPUTY_GUARD_SLACK_RESPONSE_URL_BASE") or SLACK_RESPONSE_URL_BASE
+    problem = response_url_base_problem(base)
+    if problem:
+        raise SettingsError(f"DEPUTY_GUARD_SLACK_RESPONSE_URL_BASE {problem}, not {base!r}")
+    return {
+        "slack_approvers": approvers,
+        "slack_signing_secret": secret,
+        "slack_signing_secret_parameter": parameter,
+        "slack_token_ttl_days": ttl,
+        "slack_response_url_base": base,
+    }
 
 
 def _organization(env: Mapping[str, str]) -> dict[str, Any]:

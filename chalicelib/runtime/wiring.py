@@ -17,6 +17,7 @@ from chalicelib.adapters.store import IDEMPOTENCY_PK, AuditTrail, DynamoLedger, 
 from chalicelib.domain.events import self_role_from_arn
 from chalicelib.domain.settings import Settings
 from chalicelib.runtime.logs import make_logger
+from chalicelib.runtime.slack_approvals import button_minter
 from chalicelib.service.deps import Deps, Logger, Metrics
 from chalicelib.service.notifier import Notifier
 
@@ -149,6 +150,7 @@ def build_deps(
             window_seconds=settings.notify_window_hours * 3600,
             logger=log,
             metrics=counter,
+            buttons=button_minter(settings, table, log, counter),
         )
         if channels
         else None

@@ -40,6 +40,14 @@ class Ledger(Protocol):
         ...
 
 
+class Buttons(Protocol):
+    """Gives notices their Slack approval buttons (chalicelib.service.approvals.ButtonMinter)."""
+
+    def for_notice(self, notice: Notice) -> Notice: ...
+
+    def for_digest(self, notices: Sequence[Notice]) -> list[Notice]: ...
+
+
 class InMemoryLedger:
     """A process-local ``Ledger`` for tests, the CLI and the demo; ``clock`` returns epoch seconds."""
 
@@ -148,6 +156,7 @@ class Notifier:
         window_seconds: int = DEFAULT_WINDOW_SECONDS,
         logger: Logger,
         metrics: Metrics,
+        buttons: Buttons | None = None,
     ) -> None:
         if window_seconds < 0:
             raise ValueError("window_seconds must not be negative")
@@ -156,6 +165,8 @@ class Notifier:
         self._window = window_seconds
         self._logger = logger
         self._metrics = metrics
+        # Minted only for news that is sent: a suppressed notice leaves no tokens behind.
+        self._buttons = buttons
 
     def notify(self, notice: Notice) -> DeliveryReport:
         """Send one role's notice on every channel unless it was announced within the window."""
@@ -167,6 +178,8 @@ class Notifier:
         if claimed is False:
             self._suppressed([notice])
             return DeliveryReport(suppressed=(notice.role_arn,))
+        if self._buttons is not None:
+            notice = self._buttons.for_notice(notice)
         results = tuple(
             self._deliver(channel, lambda c: c.send(notice), {"kind": "role", **_notice_fields(notice)})
             for channel in self._channels
@@ -197,6 +210,8 @@ class Notifier:
         suppressed = tuple(n.role_arn for n in held)
         if not kept:
             return DeliveryReport(suppressed=suppressed)
+        if self._buttons is not None:
+            kept = self._buttons.for_digest(kept)
         fields = {"kind": "digest", "owner": owner, "roles": len(kept)}
         results = tuple(
             self._deliver(channel, lambda c: c.send_digest(owner, kept), fields) for channel in self._channels

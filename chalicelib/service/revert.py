@@ -10,7 +10,7 @@ from chalicelib.adapters.store import ChangeKind, ChangeStatus
 from chalicelib.domain.models import (
     PolicyDoc,
 )
-from chalicelib.domain.plan import MODE_TAG, REASON_TAG
+from chalicelib.domain.plan import EXEMPT_UNTIL_TAG, MODE_TAG, NO_EXPIRY, REASON_TAG, tag_value
 from chalicelib.service.deps import Deps
 from chalicelib.service.enforce import current_document, planned_fix, save_outcome
 
@@ -108,7 +108,11 @@ def _revert(role_name: str, deps: Deps, *, force: bool, actor: str | None) -> Re
     who = actor or "deputy-guard revert"
     today = deps.clock().date().isoformat()
     # Exempt first: if the restore then fails, the role is merely left alone, never fixed again in a loop.
-    deps.iam.tag_role(role.name, {MODE_TAG: "exempt", REASON_TAG: _tag_text(f"reverted {today} by {who}")})
+    tags = {MODE_TAG: "exempt", REASON_TAG: _tag_text(f"reverted {today} by {who}")}
+    if tag_value(role.tags, EXEMPT_UNTIL_TAG) is not None:
+        # An earlier time-limited exemption must not make this one lapse (the bot may not untag).
+        tags[EXEMPT_UNTIL_TAG] = NO_EXPIRY
+    deps.iam.tag_role(role.name, tags)
     record = deps.audit.record_intent(
         role_arn=role.arn,
         role_name=role.name,

@@ -20,7 +20,7 @@ from typing import Any
 import botocore.session
 import pytest
 
-from chalicelib.domain.plan import MODE_TAG, REASON_TAG
+from chalicelib.domain.plan import EXEMPT_UNTIL_TAG, MODE_TAG, REASON_TAG
 from tests.deploy.support import CONFIG_FILE, POLICY_FILE, PROJECT, PolicyEvaluator, load_json
 
 AWS_MODULE = PROJECT / "chalicelib" / "adapters" / "aws.py"
@@ -386,8 +386,13 @@ def test_tag_role_sets_only_the_bots_keys_and_only_exempt(bot_policy: PolicyEval
         assert not bot_policy.allowed("iam:TagRole", ROLE, {**EXEMPT_TAGS, f"aws:RequestTag/{MODE_TAG}": mode}), mode
     assert not bot_policy.allowed("iam:TagRole", ROLE, {"aws:TagKeys": [REASON_TAG]})
     assert not bot_policy.allowed("iam:TagRole", ROLE, {})
+    # A Slack "Exempt 30 days" also sets the exemption's last day (docs/slack.md), still only with exempt
+    until = {"aws:TagKeys": [MODE_TAG, REASON_TAG, EXEMPT_UNTIL_TAG], f"aws:RequestTag/{MODE_TAG}": "exempt"}
+    assert bot_policy.allowed("iam:TagRole", ROLE, until)
+    assert not bot_policy.allowed("iam:TagRole", ROLE, {"aws:TagKeys": [EXEMPT_UNTIL_TAG]})
     statement = next(s for s in bot_policy.statements if s["Effect"] == "Allow" and s["Action"] == "iam:TagRole")
-    assert set(statement["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]) == {MODE_TAG, REASON_TAG}
+    keys = set(statement["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"])
+    assert keys == {MODE_TAG, REASON_TAG, EXEMPT_UNTIL_TAG}
 
 
 def test_the_code_sets_only_the_exempt_mode_and_never_untags() -> None:

@@ -28,12 +28,13 @@ PARAMETER_VARIABLES = {
     "Accounts": "DEPUTY_GUARD_ACCOUNTS",
     "MemberRole": "DEPUTY_GUARD_MEMBER_ROLE",
     "SlackApprovers": "DEPUTY_GUARD_SLACK_APPROVERS",
+    "SlackSigningSecretParameter": "DEPUTY_GUARD_SLACK_SIGNING_SECRET_PARAMETER",
     "SlackWebhookParameter": "DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER",
 }
 # Contract settings (DESIGN sections 11 and 13) whose code is being written: wired now, read once it lands.
 PENDING_CONTRACT_VARIABLES = {"DEPUTY_GUARD_ACCOUNTS", "DEPUTY_GUARD_MEMBER_ROLE", "DEPUTY_GUARD_SLACK_APPROVERS"}
 # Empty means "unset": the variable is left out, so the code's own default applies.
-OPTIONAL = ("Exemptions", "OwnerTags", "Accounts", "MemberRole", "SlackApprovers")
+OPTIONAL = ("Exemptions", "OwnerTags", "Accounts", "MemberRole", "SlackApprovers", "SlackSigningSecretParameter")
 
 
 def _variables(packaged: Packaged, function: str) -> dict[str, Any]:
@@ -88,6 +89,7 @@ def test_notify_to_enforce_and_the_other_settings_are_a_stack_update(packaged: P
         Accounts="org",
         MemberRole="deputy-guard-member",
         SlackApprovers="U012AB3CD,W0456EF7G",
+        SlackSigningSecretParameter="/deputy-guard/prod/slack-signing-secret",
         SlackWebhookParameter="",
     )
     environment = stack.environment(function)
@@ -100,6 +102,8 @@ def test_notify_to_enforce_and_the_other_settings_are_a_stack_update(packaged: P
     assert environment["DEPUTY_GUARD_ACCOUNTS"] == "org"
     assert environment["DEPUTY_GUARD_MEMBER_ROLE"] == "deputy-guard-member"
     assert environment["DEPUTY_GUARD_SLACK_APPROVERS"] == "U012AB3CD,W0456EF7G"
+    assert settings.slack_approvers == {"U012AB3CD", "W0456EF7G"}
+    assert settings.slack_signing_secret_parameter == "/deputy-guard/prod/slack-signing-secret"
 
 
 def test_the_mode_parameter_offers_exactly_the_modes(packaged: Packaged) -> None:

@@ -108,13 +108,20 @@ def _methods(packaged: Packaged) -> Iterator[tuple[str, str, dict[str, Any]]]:
             yield path, method.upper(), spec
 
 
-def test_every_api_method_requires_iam_authorisation(packaged: Packaged) -> None:
+# Slack cannot sign SigV4: its button clicks carry Slack's own request signature, checked by the handler.
+SLACK_ROUTE = ("/slack/actions", "POST")
+
+
+def test_every_api_method_but_slacks_requires_iam_authorisation(packaged: Packaged) -> None:
     definition = props(packaged, "RestAPI")["DefinitionBody"]
     sigv4 = definition["securityDefinitions"]["sigv4"]
     assert sigv4["x-amazon-apigateway-authtype"] == "awsSigv4"
     methods = list(_methods(packaged))
     for path, method, spec in methods:
-        assert spec["security"] == [{"sigv4": []}], f"{method} {path}"
+        if (path, method) == SLACK_ROUTE:
+            assert "security" not in spec, "the Slack route is verified by its signature, not SigV4"
+        else:
+            assert spec["security"] == [{"sigv4": []}], f"{method} {path}"
     routes = {(path, m) for path, entries in chalice_app.app.routes.items() for m in entries}
     assert {(path, method) for path, method, _spec in methods} == routes
     assert routes == {
@@ -122,7 +129,21 @@ def test_every_api_method_requires_iam_authorisation(packaged: Packaged) -> None
         ("/roles/{role_name}", "GET"),
         ("/roles/{role_name}/remediate", "POST"),
         ("/roles/{role_name}/revert", "POST"),
+        SLACK_ROUTE,
     }
+
+
+def test_the_slack_route_is_throttled_on_the_stage(packaged: Packaged) -> None:
+    [setting] = props(packaged, "RestAPI")["MethodSettings"]
+    assert (setting["ResourcePath"], setting["HttpMethod"]) == ("/~1slack~1actions", "POST")
+    assert 0 < setting["ThrottlingRateLimit"] <= 10 and 0 < setting["ThrottlingBurstLimit"] <= 20
+
+
+def test_approvers_need_a_signing_secret(packaged: Packaged) -> None:
+    rule = packaged.template["Rules"]["SlackApproversNeedASigningSecret"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SlackApprovers"}, ""]}]}
+    [assertion] = rule["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SlackSigningSecretParameter"}, ""]}]}
 
 
 def test_the_api_is_regional(packaged: Packaged) -> None:

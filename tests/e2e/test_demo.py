@@ -74,12 +74,25 @@ def test_demo_scan_over_http_is_complete(enforce_summary: dict[str, Any]) -> Non
     assert sum(enforce_summary["scan"]["summary"].values()) == 11
 
 
+def test_demo_shows_a_slack_approval_from_alert_to_updated_message(enforce_summary: dict[str, Any]) -> None:
+    approval = enforce_summary["approval"]
+    # A notify-mode alert with buttons, a signed click by the local approver, the fix, the message updated
+    assert approval["alert_buttons"] == ["apply_fix", "exempt_30d"]
+    assert approval["click_status"] == 200 and approval["click_seconds"] < 3
+    assert (approval["action"], approval["actor"]) == ("fix", "slack:U0DEMOAPPROVER")
+    assert approval["final_verdict"] == "compliant"
+    assert approval["message_updated"] is True and approval["role_name"] in approval["updated_header"]
+    # And the same click again is refused, privately
+    assert approval["replay"] == "ephemeral" and "already used" in approval["replay_text"]
+
+
 def test_dry_run_demo_changes_nothing() -> None:
     result = run_demo("--json", "--mode", "dry-run")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["fixes"] == [] and summary["slack_messages"] == [] and summary["sns_messages"] == []
     assert summary["final_verdicts"]["orders-pipeline-sfn"] == "non_compliant"
+    assert summary["approval"] == {"skipped": "dry-run"}
 
 
 def test_demo_works_behind_a_proxy_the_shell_sets() -> None:
@@ -93,7 +106,8 @@ def test_demo_works_behind_a_proxy_the_shell_sets() -> None:
 def test_human_output_tells_the_story() -> None:
     result = run_demo()
     assert result.returncode == 0, result.stderr
-    for section in ("seeded account", "on_iam_event", "sweep", "/scans", "diffs applied", "Slack messages", "summary:"):
+    sections = ("seeded account", "on_iam_event", "sweep", "/scans", "diffs applied", "Slack messages", "summary:")
+    for section in (*sections, "Slack approval", "/slack/actions (signed) -> 200"):
         assert section in result.stdout
     assert '+          "aws:SourceAccount"' in result.stdout
 
