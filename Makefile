@@ -1,19 +1,30 @@
 # deputy-guard: every target bootstraps .venv on a machine with only Python 3.11+ and pip.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.deputy-guard-installed
+# `make demo` installs only what the demo needs (the [demo] extra); the other targets install the dev tools.
+# The demo's recipes print nothing of their own on stdout (pip's output goes to stderr), so
+# `make demo ARGS=--json | python3 -m json.tool` gets the demo's JSON and nothing else.
+PYTHON     ?= python3
+VENV       := .venv
+BIN        := $(VENV)/bin
+STAMP      := $(VENV)/.deputy-guard-installed
+DEMO_STAMP := $(VENV)/.deputy-guard-demo-installed
 
 .PHONY: test lint typecheck pytest demo package bench requirements clean
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "deputy-guard needs Python 3.11 or newer (PYTHON=$(PYTHON))"; exit 1; }
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "deputy-guard needs Python 3.11 or newer (PYTHON=$(PYTHON))" >&2; exit 1; }
 	@# Without the venv module (a bare Debian python3 has no ensurepip), fall back to virtualenv from pip.
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) 2>/dev/null || { rm -rf $(VENV) && \
-		$(PYTHON) -m pip install --quiet --user virtualenv && $(PYTHON) -m virtualenv --quiet $(VENV); }
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+		$(PYTHON) -m pip install --quiet --user virtualenv >&2 && $(PYTHON) -m virtualenv --quiet $(VENV) >&2; }
+	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
+
+# The dev tools (ruff, mypy, pytest, cfn-lint, stubs) include everything the demo needs.
+$(STAMP): pyproject.toml | $(BIN)/python
+	@$(BIN)/python -m pip install --quiet -e '.[dev]' >&2
+	@touch $(STAMP) $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	@$(BIN)/python -m pip install --quiet -e '.[demo]' >&2
+	@touch $(DEMO_STAMP)
 
 test: $(STAMP) lint typecheck pytest
 
@@ -30,8 +41,8 @@ PYTEST_WORKERS ?= auto
 pytest: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-demo: $(STAMP)
-	$(BIN)/deputy-guard demo $(ARGS)
+demo: $(DEMO_STAMP)
+	@$(BIN)/deputy-guard demo $(ARGS)
 
 # Every benchmark under bench/, rewriting the results table in bench/README.md (not part of CI).
 bench: $(STAMP)

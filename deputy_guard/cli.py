@@ -7,19 +7,25 @@ imported only when run, so ``check`` and ``--help`` never pay for boto3.
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import re
 import sys
 from collections.abc import Callable
 from typing import NoReturn
 
 from chalicelib.domain.models import EngineOptions, Mode, Require
+from deputy_guard import api_client, completion
+from deputy_guard.aws_cli import apply_aws_options, aws_options, guard
 from deputy_guard.check_output import FORMATS, failure_line, render
 from deputy_guard.checking import CheckOptions, check_paths
 from deputy_guard.exits import EXIT_ERROR as EXIT_BAD_INPUT
 from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
+from deputy_guard.formats import SCAN_FORMATS
 from deputy_guard.org_scan import DEFAULT_CONCURRENCY as DEFAULT_ACCOUNT_CONCURRENCY
 from deputy_guard.org_scan import EXIT_EPILOG as ORG_EXIT_EPILOG
 from deputy_guard.org_scan import concurrency as org_concurrency
+from deputy_guard.sarif import tool_version
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -28,7 +34,9 @@ __all__ = [
     "HANDLERS",
     "build_parser",
     "main",
+    "run_api",
     "run_check",
+    "run_completion",
     "run_demo",
     "run_revert",
     "run_scan",
@@ -108,8 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Find and fix IAM roles that trust Step Functions without "
         "confused-deputy conditions (aws:SourceArn, aws:SourceAccount).",
+        parents=[aws_options(_Parser, on_subcommand=False)],
+        epilog="Run `deputy-guard COMMAND --help` for a command's options. Exit status: 0 clean, "
+        "1 something needs action, 2 bad input or an error. Shell completion: `deputy-guard completion bash|zsh`.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {tool_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # --profile and --region work before the command and after it; only the AWS-facing commands take them.
+    aws_flags = aws_options(_Parser, on_subcommand=True)
 
     check = commands.add_parser(
         "check",
@@ -153,15 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--size-quota",
         type=_size_quota,
-        default=EngineOptions().size_quota,
         metavar="N",
-        help="the account's trust-policy size quota in characters (default: %(default)s)",
+        help="the account's trust-policy size quota in characters "
+        f"(default: DEPUTY_GUARD_SIZE_QUOTA, else {EngineOptions().size_quota})",
     )
     check.add_argument(
         "--require",
         choices=[r.value for r in Require],
-        default=Require.BOTH.value,
-        help="pins each Step Functions statement needs: both keys or either (default: %(default)s)",
+        help="pins each Step Functions statement needs: both keys or either "
+        f"(default: DEPUTY_GUARD_REQUIRE, else {Require.BOTH.value})",
     )
     check.add_argument(
         "--format",
@@ -172,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     scan = commands.add_parser(
         "scan",
+        parents=[aws_flags],
         help="evaluate the roles of the current AWS account",
         description="Evaluate (and with --fix, repair) the roles of the account of "
         "the current credentials. Dry run unless --fix.",
@@ -180,12 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("--fix", action="store_true", help="apply the fixes (default: dry run)")
     scan.add_argument("--role", action="append", dest="role", metavar="NAME", help="only this role; repeat for more")
-    scan.add_argument("--path-prefix", metavar="PREFIX", help="only roles under this IAM path")
+    scan.add_argument(
+        "--path-prefix", metavar="PREFIX", help="only roles under this IAM path (not with --role, which is exact)"
+    )
     scan.add_argument(
         "--format",
-        choices=("table", "json"),
+        choices=SCAN_FORMATS,
         default="table",
-        help="table for people, json for the /scans report (default: %(default)s)",
+        help="table for people, json for the /scans report (docs/scan-report.md), csv for spreadsheets, "
+        "sarif for code scanning, asff for `aws securityhub batch-import-findings` (default: %(default)s)",
     )
     scan.add_argument(
         "--accounts",
@@ -207,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     revert = commands.add_parser(
         "revert",
+        parents=[aws_flags],
         help="restore the trust policy the bot replaced",
         description="Restore the original trust policy the bot recorded before fixing ROLE, and exempt the role.",
     )
@@ -215,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser(
         "setup",
+        parents=[aws_flags],
         help="create the bot's DynamoDB table if it is missing",
         description="Create the DynamoDB table the settings name, if it is missing (idempotent).",
     )
@@ -234,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-running", action="store_true", help="keep the local servers up after the demo until interrupted"
     )
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    api_client.add_parser(commands, aws_flags)
+    completion.add_parser(commands)
     return parser
 
 
@@ -243,11 +265,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_check(args: argparse.Namespace) -> int:
     """``deputy-guard check PATH...``: evaluate every trust policy in the inputs offline."""
+    from chalicelib.domain.settings import SettingsError, engine_settings
+
+    # The engine settings the bot reads, read the same way; a flag wins over its variable.
+    try:
+        shared = engine_settings(os.environ)
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+    engine = EngineOptions(
+        require=Require(args.require) if args.require else shared["require"],
+        size_quota=args.size_quota or shared["size_quota"] or EngineOptions().size_quota,
+        source_arns=shared["source_arns"],
+    )
     options = CheckOptions(
         account=args.account,
         partition=args.partition,
         role_path=args.path,
-        engine=EngineOptions(require=Require(args.require), size_quota=args.size_quota),
+        engine=engine,
         ignore_unknown=args.ignore_unknown,
     )
     report = check_paths(args.paths, options)
@@ -285,9 +319,28 @@ def run_setup(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     """``deputy-guard demo``: the end-to-end demo against a local AWS stand-in."""
+    try:
+        # The embedded AWS is moto's server: an optional extra, so a plain install says what to add.
+        importlib.import_module("moto.moto_server.werkzeug_app")
+    except ImportError:
+        raise UsageError(
+            "the demo needs its embedded AWS (moto's server), which a plain install leaves out: "
+            "pip install 'deputy-guard[demo]'"
+        ) from None
     from deputy_guard import commands
 
     return commands.run_demo(args)
+
+
+def run_api(args: argparse.Namespace) -> int:
+    """``deputy-guard api CALL``: the bot's REST API, signed with SigV4."""
+    return api_client.run_api(args)
+
+
+def run_completion(args: argparse.Namespace) -> int:
+    """``deputy-guard completion bash|zsh``: print the completion script."""
+    sys.stdout.write(completion.render(args.shell, build_parser(), PROG))
+    return EXIT_OK
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -296,17 +349,29 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "revert": run_revert,
     "setup": run_setup,
     "demo": run_demo,
+    "api": run_api,
+    "completion": run_completion,
 }
+# The subcommands that use the caller's AWS credentials: an AWS failure is one line and exit 2.
+AWS_COMMANDS = frozenset({"scan", "revert", "setup", "api"})
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``deputy-guard``; returns the exit status (2 with one line on stderr for bad input)."""
     try:
+        parser = build_parser()
+        if not (sys.argv[1:] if argv is None else argv):
+            # No command at all: show what there is, as `git` and `aws` do, rather than one bare error.
+            sys.stderr.write(parser.format_help())
+            return EXIT_BAD_INPUT
         try:
-            args = build_parser().parse_args(argv)
+            args = parser.parse_args(argv)
         except SystemExit as done:
             # --help and --version print and exit; give their status back like any other outcome.
             return done.code if isinstance(done.code, int) else EXIT_OK
+        if args.command in AWS_COMMANDS:
+            apply_aws_options(args)
+            return guard(HANDLERS[args.command], args)
         return HANDLERS[args.command](args)
     except UsageError as exc:
         message = " ".join(str(exc).split())

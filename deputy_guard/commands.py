@@ -7,19 +7,46 @@ Settings come from the environment like the Lambda's; credentials from the stand
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from typing import Any, TextIO
+from typing import Any
 
 from chalicelib.domain.settings import Settings, SettingsError, load_settings
-from deputy_guard.exits import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
-from deputy_guard.report import render_table
+from deputy_guard.aws_cli import describe_aws_failure, fail
+from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
+from deputy_guard.formats import render_scan
+from deputy_guard.progress import Progress
+
+# The partition key the pre-flight reads: no item ever has it, so the query only proves the table is there.
+PREFLIGHT_KEY = "preflight#deputy-guard"
 
 
 def _fail(message: str) -> int:
-    print(f"deputy-guard: {message}", file=sys.stderr)
-    return EXIT_ERROR
+    return fail(message)
+
+
+class Unready(Exception):
+    """The account is not ready for the command (no audit table): one line, exit 2."""
+
+
+def check_audit_table(settings: Settings) -> None:
+    """Pre-flight for the commands that write the audit trail (scan --fix, revert): the table must exist.
+
+    Without it every fix would be refused (the audit write comes first), one error per role; one line
+    that names ``deputy-guard setup`` says the same at once.
+    """
+    from chalicelib.adapters import aws
+
+    table = aws.DynamoTable(aws.make_client("dynamodb"), settings.table)
+    try:
+        table.query(PREFLIGHT_KEY, limit=1)
+    except aws.NotFound:
+        raise Unready(
+            f"the audit table {settings.table!r} does not exist in {aws.current_region()}: "
+            "run `deputy-guard setup` first (DEPUTY_GUARD_TABLE names the table)"
+        ) from None
+    except aws.AccessDenied as exc:
+        raise Unready(f"the audit table {settings.table!r} cannot be read ({exc.code}): {exc.message}") from None
 
 
 def _cli_settings() -> Settings:
@@ -37,8 +64,13 @@ def _cli_deps(settings: Settings) -> Any:
 
 
 def run_scan(args: argparse.Namespace) -> int:
-    """`deputy-guard scan`: dry run unless --fix; exit 0 when clean, 1 when anything needs action."""
+    """`deputy-guard scan`: dry run unless --fix; exit 0 when clean, 1 when anything needs action, 2 on an error."""
+    if args.role and args.path_prefix:
+        # A name is exact and IAM role names are unique in an account: a path filter on top could only hide it.
+        return _fail("--role and --path-prefix cannot be combined: --role names roles exactly, whatever their path")
     if getattr(args, "accounts", None):
+        if args.format not in ("table", "json"):
+            return _fail(f"--format {args.format} scans one account; with --accounts use table or json")
         from deputy_guard.org_scan import run_org_scan
 
         return run_org_scan(args)
@@ -52,11 +84,14 @@ def run_scan(args: argparse.Namespace) -> int:
     bad = [name for name in args.role or [] if not valid_role_name(name)]
     if bad:
         return _fail(f"--role: invalid role name {bad[0]!r}")
+    progress = Progress(sys.stderr)
     try:
         settings = _cli_settings()
         deps = _cli_deps(settings)
         account, _arn = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
-        progress = _progress(sys.stderr) if sys.stderr.isatty() else None
+        if args.fix:
+            check_audit_table(settings)
+        progress.start(f"scanning account {account}")
         reports = []
         token = None
         while True:
@@ -67,24 +102,26 @@ def run_scan(args: argparse.Namespace) -> int:
                 path_prefix=path_prefix,
                 next_token=token,
                 account=account,
-                progress=progress,
+                progress=progress if progress.enabled else None,
             )
             reports.append(report)
             if report.complete:
                 break
             token = report.next_token
-    except SettingsError as exc:
+    except (SettingsError, Unready) as exc:
         return _fail(str(exc))
     except aws.AwsError as exc:
-        return _fail(f"AWS call failed: {exc}")
+        return _fail(describe_aws_failure(exc) or str(exc))
+    finally:
+        progress.done()
     merged = _merge(reports)
-    if progress:
-        sys.stderr.write("\n")
-    if args.format == "json":
-        print(json.dumps(merged.to_dict(), indent=2, sort_keys=False))
-    else:
-        print(render_table(merged.to_dict()))
-    return EXIT_FINDINGS if merged.needs_action or merged.missing else EXIT_OK
+    sys.stdout.write(render_scan(merged, args.format, region=aws.current_region(), cap=settings.max_fixes_per_run))
+    sys.stdout.flush()
+    if merged.missing:
+        # As `revert` answers for an unknown role: exit 2, after the report of the roles that exist.
+        names = ", ".join(repr(name) for name in merged.missing)
+        return _fail(f"{'role' if len(merged.missing) == 1 else 'roles'} {names} not found")
+    return EXIT_FINDINGS if merged.needs_action else EXIT_OK
 
 
 def _merge(reports: list[Any]) -> Any:
@@ -95,34 +132,29 @@ def _merge(reports: list[Any]) -> Any:
     return ScanReport(account=reports[-1].account, complete=True, next_token=None, results=results, missing=missing)
 
 
-def _progress(stream: TextIO) -> Any:
-    def show(count: int) -> None:
-        stream.write(f"\rscanned {count} roles…")
-        stream.flush()
-
-    return show
-
-
 def run_revert(args: argparse.Namespace) -> int:
-    """`deputy-guard revert ROLE [--force]`."""
+    """`deputy-guard revert ROLE [--force]`: 0 restored (or already), 1 refused, 2 not found or an error."""
     from chalicelib.adapters import aws
     from chalicelib.service.revert import revert
 
     try:
         settings = _cli_settings()
         deps = _cli_deps(settings)
-        try:
-            _account, actor = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
-        except aws.AwsError:
-            actor = None
+        _account, actor = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
+        check_audit_table(settings)
         result = revert(args.role, deps, force=args.force, actor=actor, caller_credentials=True)
-    except SettingsError as exc:
+    except (SettingsError, Unready) as exc:
         return _fail(str(exc))
     except aws.AwsError as exc:
-        return _fail(f"AWS call failed: {exc}")
-    stream = sys.stdout if result.status == "reverted" else sys.stderr
-    print(result.message, file=stream)
-    return EXIT_OK if result.status == "reverted" else EXIT_FINDINGS if result.status == "refused" else EXIT_ERROR
+        return _fail(describe_aws_failure(exc) or str(exc))
+    if result.status in ("reverted", "already_reverted"):
+        print(result.message)
+        return EXIT_OK
+    if result.status == "refused":
+        print(f"deputy-guard: refused: {result.message}", file=sys.stderr)
+        return EXIT_FINDINGS
+    # not_found (the same status as `scan --role` for an unknown role), nothing_to_revert, failed
+    return _fail(result.message)
 
 
 def run_setup(args: argparse.Namespace) -> int:
@@ -135,7 +167,7 @@ def run_setup(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         return _fail(str(exc))
     except aws.AwsError as exc:
-        return _fail(f"AWS call failed: {exc}")
+        return _fail(describe_aws_failure(exc) or str(exc))
     print(f"table {settings.table}: {'created' if created else 'already exists'}")
     return EXIT_OK
 

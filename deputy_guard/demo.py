@@ -26,6 +26,7 @@ from typing import Any
 
 from deputy_guard.demo_approval import approval_environment, run_approval
 from deputy_guard.demo_org import run_organization
+from deputy_guard.demo_shell import Arrivals, export_line
 from deputy_guard.embedded import EmbeddedAws, LocalApi, SlackStandIn
 
 REGION = "us-east-1"
@@ -262,6 +263,7 @@ class DemoOutcome:
     approval: dict[str, Any] = field(default_factory=dict)
     organization: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    drain_sns: Callable[[], list[dict[str, Any]]] = field(default=list, repr=False)  # SNS messages since last
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -308,7 +310,7 @@ def run_demo(args: argparse.Namespace) -> int:
         else:
             _print_closing(outcome, out)
         if args.keep_running:
-            _keep_running(outcome, out if not args.json else print)
+            _keep_running(outcome, slack, out if not args.json else print)
         return 0
     finally:
         if api is not None:
@@ -457,6 +459,7 @@ def _drive(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]
     outcome.final = {r["role_name"]: r["verdict"] for r in outcome.scan.get("results", [])}
     outcome.slack = list(slack.received)
     outcome.sns = _drain_sns(sqs, queue)
+    outcome.drain_sns = lambda: _drain_sns(sqs, queue)
     out(f"diffs applied ({len(outcome.fixes)}):")
     for fix in outcome.fixes:
         out(f"  {fix['role_name']} (change {fix['change_id']}, by {fix['trigger']})")
@@ -518,23 +521,23 @@ def _print_closing(outcome: DemoOutcome, out: Callable[[str], None]) -> None:
         out(f"undo a fix with: deputy-guard revert {outcome.fixes[0]['role_name']}  (restores the recorded original)")
 
 
-def _keep_running(outcome: DemoOutcome, out: Callable[[str], None]) -> None:
+def _keep_running(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]) -> None:
     cli = shutil.which("deputy-guard") or str(Path(sys.argv[0]).resolve())
     out("")
     out("still running (Ctrl-C to stop). In another shell:")
-    out(
-        f"  export AWS_ENDPOINT_URL={outcome.endpoint} AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo "
-        "AWS_DEFAULT_REGION=us-east-1 DEPUTY_GUARD_TABLE=deputy-guard-demo DEPUTY_GUARD_EXEMPTIONS='legacy-*' "
-        "NO_PROXY=127.0.0.1"
-    )
-    out(f"  {cli} scan")
+    out(f"  {export_line(os.environ, outcome.api_url)}")
+    out(f"  {cli} scan                # then `scan --fix`: its Slack and SNS messages are shown here")
+    out(f"  {cli} api scans           # the REST API, SigV4-signed")
     out(f"  curl -s -X POST {outcome.api_url}/scans -H 'Content-Type: application/json' -d '{{\"dry_run\": true}}'")
     sys.stdout.flush()
+    arrivals = Arrivals(slack.received, outcome.drain_sns, out)
     stop = threading.Event()
     # Ctrl-C or a plain `kill` both end the demo through the same clean shutdown (servers stopped).
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda _signum, _frame: stop.set())
-    stop.wait()
+    while not stop.wait(0.5):
+        arrivals.check()
+        sys.stdout.flush()
     out("stopping")
 
 

@@ -23,7 +23,7 @@ from chalicelib.domain.models import ProblemCode, Verdict
 from deputy_guard.checking import Failure, Report, Result
 from deputy_guard.iac.detect import STDIN
 
-__all__ = ["RULES", "SARIF_SCHEMA", "SARIF_VERSION", "TOOL_NAME", "artifact_uri", "to_sarif"]
+__all__ = ["RULES", "SARIF_SCHEMA", "SARIF_VERSION", "TOOL_NAME", "artifact_uri", "rule", "to_sarif", "tool_version"]
 
 SARIF_VERSION: Final = "2.1.0"
 SARIF_SCHEMA: Final = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -106,7 +106,8 @@ RULES: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-def _rule(code: ProblemCode) -> dict[str, Any]:
+def rule(code: ProblemCode) -> dict[str, Any]:
+    """The SARIF reportingDescriptor for one problem code (shared with `scan --format sarif`)."""
     short, full = RULES.get(code, (code.value.replace("_", " "), f"deputy-guard problem {code.value}."))
     return {
         "id": code.value,
@@ -132,7 +133,8 @@ def artifact_uri(path: str, root: str | None = None) -> str:
     return quote(relative.as_posix(), safe="/")
 
 
-def _version() -> str:
+def tool_version() -> str:
+    """deputy-guard's installed version, for SARIF's tool.driver.version."""
     try:
         return metadata.version(TOOL_NAME)
     except metadata.PackageNotFoundError:
@@ -204,8 +206,8 @@ def to_sarif(report: Report, root: str | None = None) -> dict[str, Any]:
                 "tool": {
                     "driver": {
                         "name": TOOL_NAME,
-                        "version": _version(),
-                        "rules": [_rule(code) for code in codes],
+                        "version": tool_version(),
+                        "rules": [rule(code) for code in codes],
                     }
                 },
                 "invocations": [invocation],

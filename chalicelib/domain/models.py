@@ -152,8 +152,9 @@ class Action(StrEnum):
 
     NONE = "none"  # compliant or not applicable: nothing to do
     FIXED = "fixed"  # trust policy rewritten
-    WOULD_FIX = "would_fix"  # dry run: the fix that enforce mode would apply
+    WOULD_FIX = "would_fix"  # dry run: a run with fixes would rewrite the trust policy
     NOTIFIED = "notified"  # notify mode (or a CloudFormation-managed role): owners told, patch attached
+    WOULD_NOTIFY = "would_notify"  # dry run: a run with fixes would tell owners instead (mode tag, CloudFormation)
     CAPPED = "capped"  # the per-run fix cap was reached: owners told, fix left for the next run
     REVIEW = "review"  # needs_review: a human must decide
     EXEMPT = "exempt"  # exempted by tag or central list

@@ -126,21 +126,35 @@ def decide(
     if evaluation.verdict is Verdict.NEEDS_REVIEW:
         codes = ", ".join(sorted({p.code.value for p in evaluation.problems}))
         return Action.REVIEW, f"needs a human decision ({codes}); deputy-guard never rewrites such a policy"
-    mode, why = run.mode, f"{run.mode.value} mode"
-    if run.forced and mode is not Mode.DRY_RUN:
+    # A dry run (a scan without --fix, GET /roles/{name}, dry-run mode) previews a run with fixes: the same
+    # tags, CloudFormation rule and cap, labelled would_fix / would_notify, so one role carries one label in
+    # every preview (docs/scan-report.md, "Actions").
+    preview = run.mode is Mode.DRY_RUN
+    base = f"{run.mode.value} mode"
+    mode, why = (Mode.ENFORCE if preview else run.mode), base
+    if run.forced:
         mode, why = Mode.ENFORCE, "explicit remediation request"
-    elif tag in (Mode.NOTIFY.value, Mode.ENFORCE.value) and mode is not Mode.DRY_RUN:
+    elif tag in (Mode.NOTIFY.value, Mode.ENFORCE.value):
         mode, why = Mode(tag), f"tag {MODE_TAG}={tag}"
+    if preview and why != base:
+        why = f"{base}, {why}"
     stack = tag_value(role.tags, CFN_STACK_TAG)
     cloudformation = bool(stack) and not settings.fix_cloudformation and not run.forced
-    if mode is Mode.DRY_RUN:
-        if cloudformation:
-            return Action.WOULD_FIX, f"{why}; managed by CloudFormation stack {stack!r}: enforce mode sends the patch"
-        return Action.WOULD_FIX, f"{why}: the fix is shown, not applied"
     if mode is Mode.NOTIFY:
+        if preview:
+            return Action.WOULD_NOTIFY, f"{why}: owners would be told, the ready patch attached"
         return Action.NOTIFIED, f"{why}: owners told, the ready patch attached"
     if cloudformation:
+        if preview:
+            return (
+                Action.WOULD_NOTIFY,
+                f"{why}; managed by CloudFormation stack {stack!r}: owners would get the patch for the template",
+            )
         return Action.NOTIFIED, f"managed by CloudFormation stack {stack!r}: fix the template (patch attached)"
     if run.fixes >= run.max_fixes:
+        if preview:
+            return Action.CAPPED, f"{why}; the cap of {run.max_fixes} fixes per run would be reached first"
         return Action.CAPPED, f"the cap of {run.max_fixes} fixes per run was reached; left for the next run"
+    if preview:
+        return Action.WOULD_FIX, f"{why}: the fix is shown, not applied"
     return Action.FIXED, why

@@ -62,6 +62,7 @@ _HEADLINE: Final[Mapping[Action, str]] = {
     Action.FIXED: "Trust policy fixed",
     Action.WOULD_FIX: "Would fix (dry run)",
     Action.NOTIFIED: "Fix needed",
+    Action.WOULD_NOTIFY: "Would notify (dry run)",
     Action.CAPPED: "Fix deferred (per-run cap reached)",
     Action.REVIEW: "Needs human review",
     Action.EXEMPT: "Exempt role",

@@ -86,6 +86,7 @@ class Settings:
     size_quota: int | None = None  # None: read the account's quota with GetAccountSummary
     source_arns: tuple[str, ...] = (DEFAULT_SOURCE_ARN,)
     fix_cloudformation: bool = False
+    security_hub: bool = False  # import findings into Security Hub (docs/security-hub.md)
     notify_window_hours: int = DEFAULT_NOTIFY_WINDOW_HOURS
     default_owner: str = DEFAULT_OWNER
     scan_budget_seconds: float = DEFAULT_SCAN_BUDGET_SECONDS
@@ -135,7 +136,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             raise SettingsError(f"DEPUTY_GUARD_SELF_ROLE_ARN is not a list of IAM role ARNs: {arn!r}")
     return Settings(
         mode=_enum(env, "DEPUTY_GUARD_MODE", Mode, Mode.NOTIFY),
-        require=_enum(env, "DEPUTY_GUARD_REQUIRE", Require, Require.BOTH),
         sns_topic_arn=topic,
         slack_webhook_url=webhook_url,
         slack_webhook_parameter=_opt(env, "DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER"),
@@ -143,9 +143,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         owner_tags=_owner_tags(env),
         exemptions=parse_exemptions(env.get("DEPUTY_GUARD_EXEMPTIONS", "")),
         max_fixes_per_run=_int(env, "DEPUTY_GUARD_MAX_FIXES_PER_RUN", DEFAULT_MAX_FIXES, minimum=0),
-        size_quota=_opt_int(env, "DEPUTY_GUARD_SIZE_QUOTA", minimum=256),
-        source_arns=_source_arns(env),
+        **engine_settings(env),
         fix_cloudformation=_bool(env, "DEPUTY_GUARD_FIX_CLOUDFORMATION", default=False),
+        security_hub=_bool(env, "DEPUTY_GUARD_SECURITY_HUB", default=False),
         notify_window_hours=_int(env, "DEPUTY_GUARD_NOTIFY_WINDOW_HOURS", DEFAULT_NOTIFY_WINDOW_HOURS, minimum=0),
         default_owner=_opt(env, "DEPUTY_GUARD_DEFAULT_OWNER") or DEFAULT_OWNER,
         scan_budget_seconds=_float(
@@ -158,6 +158,19 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         service_name=_opt(env, "POWERTOOLS_SERVICE_NAME") or "deputy-guard",
         metrics_namespace=_opt(env, "POWERTOOLS_METRICS_NAMESPACE") or "DeputyGuard",
     )
+
+
+def engine_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings the engine reads (``require``, ``size_quota``, ``source_arns``), which `check` shares.
+
+    One reading for the bot and the CLI: `deputy-guard check` takes these from the same variables, its flags
+    winning, so an offline check judges and fixes a policy as the deployed bot would.
+    """
+    return {
+        "require": _enum(env, "DEPUTY_GUARD_REQUIRE", Require, Require.BOTH),
+        "size_quota": _opt_int(env, "DEPUTY_GUARD_SIZE_QUOTA", minimum=256),
+        "source_arns": _source_arns(env),
+    }
 
 
 def parse_exemptions(raw: str) -> tuple[Exemption, ...]:

@@ -128,6 +128,9 @@ def post_scans(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         bad = [n for n in names if not valid_role_name(n)]
         if bad:
             raise BadInput(f"invalid role name: {bad[0][:80]!r}")
+        if "path_prefix" in body:
+            # A name is exact and unique in the account: a path filter on top could only hide a named role.
+            raise BadInput("role_names and path_prefix cannot be combined: role_names name roles exactly")
     prefix = body.get("path_prefix", "/")
     if not isinstance(prefix, str) or not valid_path_prefix(prefix):
         raise BadInput("path_prefix must be an IAM path such as / or /teams/data/")
@@ -192,7 +195,10 @@ def revert(
         raise Unavailable(str(exc)) from exc
     if result.status == "not_found":
         raise UnknownRole(result.message)
-    status = {"reverted": 200, "refused": 409, "nothing_to_revert": 409, "failed": 502}[result.status]
+    # A repeated revert finds its work done: 200, so a client retrying after a lost answer sees success.
+    status = {"reverted": 200, "already_reverted": 200, "refused": 409, "nothing_to_revert": 409, "failed": 502}[
+        result.status
+    ]
     return status, result.to_dict()
 
 

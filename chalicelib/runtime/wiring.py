@@ -18,7 +18,7 @@ from chalicelib.domain.events import self_role_from_arn
 from chalicelib.domain.settings import Settings
 from chalicelib.runtime.logs import make_logger
 from chalicelib.runtime.slack_approvals import button_minter
-from chalicelib.service.deps import Deps, Logger, Metrics
+from chalicelib.service.deps import Deps, FindingsHub, Logger, Metrics
 from chalicelib.service.notifier import Notifier
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -166,7 +166,22 @@ def build_deps(
         self_roles=_self_role_resolver(settings, log),
         once=PowertoolsOnceGuard(settings.table, log, counter) if idempotent else None,
         cursor=SweepCursor(table),
+        security_hub=_security_hub(settings),
     )
+
+
+def _security_hub(settings: Settings) -> FindingsHub | None:
+    """Security Hub for the bot's own account (its id asked of STS once, when the first findings are sent)."""
+    if not settings.security_hub:
+        return None
+    own: list[str] = []
+
+    def account() -> str:
+        if not own:
+            own.append(aws.StsGateway(aws.make_client("sts")).get_caller_arn()[0])
+        return own[0]
+
+    return FindingsHub(aws.SecurityHubGateway(aws.make_client("securityhub")), account)
 
 
 def _webhook_provider(settings: Settings) -> Callable[[], str]:

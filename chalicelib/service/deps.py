@@ -49,6 +49,27 @@ class Logger(Protocol):
     def error(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
 
 
+class SecurityHub(Protocol):
+    """The Security Hub gateway as the service sees it (chalicelib.adapters.aws.SecurityHubGateway)."""
+
+    def import_findings(self, findings: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]: ...
+
+    def resolve_findings(
+        self, identifiers: Sequence[Mapping[str, str]], note: str, author: str
+    ) -> list[tuple[str, str]]: ...
+
+    def list_active_finding_ids(self, product_arn: str, generator_id: str, ids: Sequence[str] = ()) -> set[str]: ...
+
+
+@dataclass(frozen=True)
+class FindingsHub:
+    """Security Hub for the bot's own account: findings for any other account are not sent (the caller must
+    be the finding's account for the ``default`` product)."""
+
+    gateway: SecurityHub
+    account: Callable[[], str]
+
+
 class OnceGuard(Protocol):
     """Runs ``work`` at most once per key (Powertools Idempotency on DynamoDB in production)."""
 
@@ -70,6 +91,7 @@ class Deps:
     once: OnceGuard | None = None
     cursor: SweepCursor | None = None
     clock: Clock = utc_now
+    security_hub: FindingsHub | None = None  # DEPUTY_GUARD_SECURITY_HUB=true
     _quota: int | None = field(default=None, repr=False)
 
     def account_quota(self) -> int:

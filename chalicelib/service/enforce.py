@@ -30,6 +30,7 @@ from chalicelib.domain.plan import RoleResult, Run, decide
 from chalicelib.domain.policy import PolicyError, parse_policy, render_diff
 from chalicelib.domain.render import resolve_owner
 from chalicelib.service.deps import Deps
+from chalicelib.service.findings import record_findings
 from chalicelib.service.skips import report_skip
 
 # GetRole calls a dry-run scan keeps in flight: the reads of flagged roles are independent and each one
@@ -101,6 +102,8 @@ def process_role(
         role, evaluation = fresh, evaluate_role(fresh, deps)
     action, reason = decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())
     result = _result(role, evaluation, action, reason)
+    if action is Action.WOULD_FIX:
+        run.fixes += 1  # a preview reaches the per-run cap where the run with fixes would
     if action is Action.FIXED:
         try:
             result = _apply(role, result, deps, run, ref)
@@ -340,21 +343,20 @@ def _handle_ref(ref: RoleRef, deps: Deps) -> dict[str, Any]:
         return {"status": "skipped", "reason": "role_not_found", "event_id": ref.event_id, "role_name": ref.role_name}
     result = process_role(role, deps, run, ref)
     send_notices(deps, run, digest=False)
+    record_findings(deps, [result])
     return {"status": "processed", "event_id": ref.event_id, **result.to_report()}
 
 
 def check_role(role_name: str, deps: Deps) -> RoleResult | None:
-    """One role's evaluation and the action the current settings plan for it; no change, no notice."""
+    """One role's evaluation and what a run with fixes would do about it (a preview); no change, no notice."""
     role = deps.iam.get_role(role_name)
     if role is None:
         return None
     evaluation = evaluate_role(role, deps)
-    run = Run(mode=deps.settings.mode, trigger="api", max_fixes=deps.settings.max_fixes_per_run)
+    # The same preview as a dry-run scan, so the role carries the same label in both.
+    run = Run(mode=Mode.DRY_RUN, trigger="api", max_fixes=deps.settings.max_fixes_per_run)
     action, reason = decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())
-    if action is Action.FIXED:
-        # Nothing is written here: report the fix the next event or sweep would apply.
-        action = Action.WOULD_FIX
-    return _result(role, evaluation, action, f"planned: {reason}")
+    return _result(role, evaluation, action, reason)
 
 
 def remediate(role_name: str, deps: Deps, *, dry_run: bool = False, actor: str | None = None) -> RoleResult | None:
@@ -383,4 +385,6 @@ def remediate(role_name: str, deps: Deps, *, dry_run: bool = False, actor: str |
     )
     result = process_role(role, deps, run, ref)
     send_notices(deps, run, digest=False)
+    if not dry_run:
+        record_findings(deps, [result])
     return result

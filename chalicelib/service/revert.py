@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.adapters.errors import AwsError
-from chalicelib.adapters.store import ChangeKind, ChangeStatus
+from chalicelib.adapters.store import ChangeKind, ChangeRecord, ChangeStatus
 from chalicelib.domain.models import (
     PolicyDoc,
 )
@@ -22,7 +22,7 @@ FORCE_REFUSED = (
 
 @dataclass(frozen=True)
 class RevertResult:
-    status: str  # reverted | refused | not_found | nothing_to_revert | failed
+    status: str  # reverted | already_reverted | refused | not_found | nothing_to_revert | failed
     message: str
     role_name: str
     restored: PolicyDoc | None = None
@@ -78,6 +78,16 @@ def _revert(role_name: str, deps: Deps, *, force: bool, actor: str | None) -> Re
     current = current_document(role)
     change = deps.audit.last_applied_fix(role.arn, current=current)
     if change is None:
+        undone = _last_fix_reverted(deps, role.arn)
+        if undone is not None:
+            # A repeated revert (a retry, a second click) finds its work done: say so, write nothing.
+            return RevertResult(
+                "already_reverted",
+                f"{role_name!r} is already reverted: deputy-guard's fix {undone.reverts or undone.change_id} "
+                f"was undone on {undone.created_at[:10]}; nothing to do",
+                role_name,
+                change_id=undone.reverts or undone.change_id,
+            )
         return RevertResult(
             "nothing_to_revert", f"deputy-guard has no applied fix on record for {role_name!r}", role_name
         )
@@ -143,6 +153,15 @@ def _revert(role_name: str, deps: Deps, *, force: bool, actor: str | None) -> Re
         restored=change.before,
         change_id=change.change_id,
     )
+
+
+def _last_fix_reverted(deps: Deps, role_arn: str) -> ChangeRecord | None:
+    """The revert that undid the role's newest fix, when that fix was reverted (None otherwise)."""
+    history = deps.audit.history(role_arn, limit=100)
+    newest_fix = next((r for r in history if r.kind is ChangeKind.FIX), None)
+    if newest_fix is None or newest_fix.status is not ChangeStatus.REVERTED:
+        return None
+    return next((r for r in history if r.kind is ChangeKind.REVERT and r.reverts == newest_fix.change_id), newest_fix)
 
 
 def _tag_text(text: str) -> str:

@@ -17,11 +17,15 @@ from chalicelib.domain.models import Action, Evaluation, Mode, RoleRecord, Verdi
 from chalicelib.domain.plan import RoleResult, Run
 from chalicelib.service.deps import Deps
 from chalicelib.service.enforce import evaluate_role, needs_read, process_role, send_notices
+from chalicelib.service.findings import record_findings
 
 # GetRole calls a dry-run scan keeps in flight: the reads of flagged roles are independent and each one
 # costs a round trip to IAM, so overlapping a few of them divides a scan's wall time; kept small because
 # IAM throttles bursts (botocore's standard retries absorb the odd throttle).
 SCAN_READ_CONCURRENCY = 4
+
+# The scan report's schema (POST /scans, `deputy-guard scan --format json`), documented in docs/scan-report.md.
+SCAN_REPORT_SCHEMA_VERSION = "1"
 
 # --- scans ------------------------------------------------------------------------------------------
 
@@ -47,10 +51,12 @@ class ScanReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema_version": SCAN_REPORT_SCHEMA_VERSION,
             "account": self.account,
             "complete": self.complete,
             "next_token": self.next_token,
             "summary": self.summary,
+            "actions": _count_actions(self.results),
             "results": [r.to_report() for r in self.results],
             "missing": list(self.missing),
         }
@@ -178,6 +184,8 @@ def scan(
     finally:
         # Owners hear about what was done even when the scan stops on an error part-way.
         send_notices(deps, run, digest=True)
+        if trigger == "sweep":
+            record_findings(deps, results)
     account_id = account or (results[0].role_arn.split(":")[4] if results else "")
     return ScanReport(
         account=account_id, complete=token is None, next_token=token, results=tuple(results), missing=tuple(missing)

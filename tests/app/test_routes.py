@@ -99,7 +99,8 @@ def test_get_role_evaluates_without_changing(client: Client, world: World) -> No
     response = client.http.get("/roles/vulnerable-sfn")
     assert response.status_code == 200
     body = response.json_body
-    assert body["verdict"] == "non_compliant" and body["action"] == "notified"
+    # the same preview as a dry-run scan: what a run with fixes would do, whatever the bot's own mode
+    assert body["verdict"] == "non_compliant" and body["action"] == "would_fix"
     assert body["fixed_policy"]["Statement"][0]["Condition"]["StringEquals"] == {"aws:SourceAccount": "111122223333"}
     assert world.trust("vulnerable-sfn") == VULNERABLE
 
@@ -128,7 +129,9 @@ def test_revert_route_restores_and_refuses_per_the_rules(client: Client, world: 
     post(client, "/roles/vulnerable-sfn/remediate")
     assert post(client, "/roles/vulnerable-sfn/revert").status_code == 200
     assert world.trust("vulnerable-sfn") == VULNERABLE
-    assert post(client, "/roles/vulnerable-sfn/revert").status_code == 409
+    again = post(client, "/roles/vulnerable-sfn/revert")  # a retry finds its work done
+    assert again.status_code == 200 and again.json_body["status"] == "already_reverted"
+    assert post(client, "/roles/compliant-sfn/revert").status_code == 409  # nothing to revert
     assert post(client, "/roles/compliant-sfn/revert", {"force": True}).status_code == 409
 
 

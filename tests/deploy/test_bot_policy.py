@@ -33,6 +33,7 @@ CLIENT_SERVICES = {
     "DynamoDBClient": "dynamodb",
     "OrganizationsClient": "organizations",
     "SQSClient": "sqs",
+    "SecurityHubClient": "securityhub",
 }
 # Calls made inside a library rather than through a gateway's _call:
 # Powertools Idempotency (wiring.PowertoolsOnceGuard) keeps its records with these DynamoDB calls ...

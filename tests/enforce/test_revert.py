@@ -89,10 +89,15 @@ def test_nothing_to_revert_without_a_recorded_fix(make_world: MakeWorld) -> None
     assert world.trust(ROLE) == VULNERABLE
 
 
-def test_a_second_revert_finds_nothing_left_to_revert(make_world: MakeWorld) -> None:
+def test_a_second_revert_says_already_reverted_and_writes_nothing(make_world: MakeWorld) -> None:
     world, _arn = fixed_world(make_world)
-    assert revert(ROLE, world.deps).status == "reverted"
-    assert revert(ROLE, world.deps).status == "nothing_to_revert"
+    first = revert(ROLE, world.deps)
+    assert first.status == "reverted"
+    writes = world.aws_calls("iam").get("iam.UpdateAssumeRolePolicy", 0)
+    again = revert(ROLE, world.deps)
+    assert again.status == "already_reverted" and "already reverted" in again.message
+    assert again.change_id == first.change_id
+    assert world.aws_calls("iam").get("iam.UpdateAssumeRolePolicy", 0) == writes
 
 
 def test_revert_of_an_unknown_role(make_world: MakeWorld) -> None:

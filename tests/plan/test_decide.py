@@ -186,8 +186,8 @@ CASES: list[tuple[str, Evaluation, RoleRecord, Settings, Run, Action, str]] = [
         role(**{CFN_STACK_TAG: "orders"}),
         Settings(),
         run(Mode.DRY_RUN),
-        Action.WOULD_FIX,
-        "managed by CloudFormation stack 'orders'",
+        Action.WOULD_NOTIFY,
+        "managed by CloudFormation stack 'orders': owners would get the patch",
     ),
     (
         "cloudformation fixed when configured",

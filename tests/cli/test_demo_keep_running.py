@@ -1,0 +1,86 @@
+"""`deputy-guard demo --keep-running`: its export line lets another shell's `scan --fix` notify, shown by the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shlex
+import signal
+import subprocess
+import threading
+import time
+
+import boto3
+import pytest
+
+from tests.e2e.conftest import CLI
+from tests.world import VULNERABLE
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def user_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEPUTY_GUARD_", "AWS_", "MOTO_"))}
+    return {k: v for k, v in env.items() if k.lower() != "no_proxy"}
+
+
+def exported(line: str) -> dict[str, str]:
+    """What a shell gets from the demo's ``unset AWS_PROFILE; export A=1 B=2`` line."""
+    words = shlex.split(line.split("export ", 1)[1])
+    return dict(word.split("=", 1) for word in words)
+
+
+def test_a_second_shell_fixes_and_the_demo_shows_the_messages() -> None:
+    demo = subprocess.Popen(
+        [CLI, "demo", "--keep-running"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=user_environment(),
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in demo.stdout or []], daemon=True).start()
+
+    def wait_for(predicate: str, seconds: float) -> str:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if predicate in line:
+                return line
+        raise AssertionError(f"the demo never printed {predicate!r}")
+
+    try:
+        # Given the running demo's export line, as a user pastes it into a second shell
+        env = user_environment() | exported(wait_for("export AWS_ENDPOINT_URL=", 150).strip())
+        assert env["DEPUTY_GUARD_SNS_TOPIC_ARN"].startswith("arn:aws:sns:")
+        assert env["DEPUTY_GUARD_SLACK_WEBHOOK_URL"].startswith("http://127.0.0.1:")
+        assert env["DEPUTY_GUARD_API_URL"].startswith("http://127.0.0.1:")
+        iam = boto3.client(
+            "iam",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=env["AWS_SESSION_TOKEN"],
+        )
+        iam.create_role(RoleName="second-shell-sfn", AssumeRolePolicyDocument=json.dumps(VULNERABLE))
+        # When that shell fixes the account
+        fixed = subprocess.run(
+            [CLI, "scan", "--fix"], capture_output=True, text=True, env=env, timeout=120, check=False
+        )
+        assert "second-shell-sfn" in fixed.stdout and "fixed" in fixed.stdout, fixed.stderr
+        # Then the owners' digest reaches the demo's Slack stand-in and SNS topic, and the demo shows both
+        assert "1 role" in wait_for("Slack:", 30)
+        assert "action=digest" in wait_for("SNS:", 30)
+        # And the REST API the line names answers the CLI's signed calls
+        api = subprocess.run(
+            [CLI, "api", "role", "second-shell-sfn"], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+        assert api.returncode == 0 and json.loads(api.stdout)["verdict"] == "compliant", api.stderr
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=60)
