@@ -43,7 +43,7 @@ SWEEP_SCHEDULE = os.environ.get("DEPUTY_GUARD_SWEEP_SCHEDULE", "rate(1 day)")
 # stack's queue) and how many accounts are swept at once: the event source's maximum concurrency, so extra
 # messages wait in the queue instead of being throttled into the dead-letter queue (docs/organizations.md).
 WORK_QUEUE = "deputy-guard-work"
-SCAN_CONCURRENCY = int(os.environ.get("DEPUTY_GUARD_SCAN_CONCURRENCY", "10"))
+ACCOUNT_SWEEP_CONCURRENCY = int(os.environ.get("DEPUTY_GUARD_ACCOUNT_SWEEP_CONCURRENCY", "10"))
 
 
 class LenientCloudWatchEvent(CloudWatchEvent):
@@ -88,7 +88,7 @@ def sweep(event: Any) -> dict[str, Any]:
     return runtime.sweep(event.context)
 
 
-@app.on_sqs_message(queue=WORK_QUEUE, batch_size=1, name="scan_account", maximum_concurrency=SCAN_CONCURRENCY)
+@app.on_sqs_message(queue=WORK_QUEUE, batch_size=1, name="scan_account", maximum_concurrency=ACCOUNT_SWEEP_CONCURRENCY)
 def scan_account(event: SQSEvent) -> dict[str, Any]:
     # A failed account raises: SQS delivers the message again, then moves it to the dead-letter queue.
     return runtime.scan_account([record.body for record in event], event.context)

@@ -33,7 +33,7 @@ BROKEN = 3  # index of the member account left without deputy-guard-member
 OUTSIDER = "210987654321"  # an account outside the organization
 EVENT_ROLE = "payments-sfn"
 MISSED_ROLE = "ledger-sfn"
-SCAN_CONCURRENCY = 3
+EVENT_SOURCE_CONCURRENCY = 3  # the stand-in event source's maximum concurrency
 
 
 def _states(condition: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -98,13 +98,15 @@ def run_organization(api_url: str, mode: str, out: Callable[[str], None]) -> dic
             fanned = client.lambda_.invoke("sweep", _scheduled(org.management)).payload
             out(f"  sweep: {fanned.get('enqueued')} SQS messages, one per account, to the work queue")
             source = SqsEventSource(
-                queue, lambda e: client.lambda_.invoke("scan_account", e).payload, max_concurrency=SCAN_CONCURRENCY
+                queue,
+                lambda e: client.lambda_.invoke("scan_account", e).payload,
+                max_concurrency=EVENT_SOURCE_CONCURRENCY,
             )
             deliveries = source.drain(timeout=40)
         summary["sweep"] = _per_account(deliveries)
         summary["dead_letters"] = [item.get("account") for item in dead_letters(dlq)]
         summary["peak_concurrency"] = source.peak_concurrency
-        out(f"  scan_account, at most {SCAN_CONCURRENCY} at once (the event source's maximum concurrency):")
+        out(f"  scan_account, at most {EVENT_SOURCE_CONCURRENCY} at once (the event source's maximum concurrency):")
         for account, entry in summary["sweep"].items():
             if entry["status"] == "ok":
                 actions = ", ".join(f"{n} {a}" for a, n in sorted(entry["actions"].items())) or "nothing to do"

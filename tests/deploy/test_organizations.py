@@ -144,7 +144,7 @@ def test_scan_account_reads_the_work_queue_one_account_at_a_time_with_bounded_co
     assert source["Type"] == "SQS"
     assert "${WorkQueue.QueueName}" in properties["Queue"]["Fn::Sub"]
     assert properties["BatchSize"] == 1
-    assert properties["ScalingConfig"]["MaximumConcurrency"] == app_module.SCAN_CONCURRENCY
+    assert properties["ScalingConfig"]["MaximumConcurrency"] == app_module.ACCOUNT_SWEEP_CONCURRENCY
     queue = resources["WorkQueue"]["Properties"]
     # Lambda's SQS event source wants the visibility timeout at six times the function's timeout
     assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
