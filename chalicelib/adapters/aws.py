@@ -1,9 +1,9 @@
 """The only module that imports boto3: client factory and thin, typed gateways.
 
 Every gateway receives its client, translates botocore errors into the small ``AwsError`` family and
-returns plain data. Clients use botocore's *standard* retry mode, so throttling is retried with
-backoff before an error reaches the service. ``AWS_ENDPOINT_URL`` (moto's server locally) is honoured
-by botocore itself.
+returns plain data. Clients use botocore's *adaptive* retry mode (standard retries plus client-side rate
+limiting), so throttling is retried with backoff, and paced, before an error reaches the service.
+``AWS_ENDPOINT_URL`` (moto's server locally) is honoured by botocore itself.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from chalicelib.adapters.errors import (
 )
 from chalicelib.domain.models import PolicyDoc, RoleRecord
 from chalicelib.domain.policy import to_compact_json
+from chalicelib.domain.settings import MAX_SCAN_CONCURRENCY
 
 __all__ = [
     "AccessDenied",
@@ -75,7 +76,7 @@ def translate(operation: str, exc: ClientError | BotoCoreError) -> AwsError:
 
 
 def make_client(service: str, region: str | None = None) -> Any:
-    """A cached client with standard retries and deputy-guard's user agent (thread-safe)."""
+    """A cached client with adaptive retries and deputy-guard's user agent (thread-safe)."""
     key = (service, region)
     with _client_lock:
         client = _clients.get(key)
@@ -88,14 +89,25 @@ def make_client(service: str, region: str | None = None) -> Any:
 
 
 def _client_config() -> Config:
-    """Standard retries and deputy-guard's user agent, for the bot's own clients and the member accounts' alike."""
-    # One call, retries and standard-mode backoff (under 1 s, then under 2 s) included, takes at most
+    """Adaptive retries and deputy-guard's user agent, for the bot's own clients and the member accounts' alike."""
+    # One call, retries and backoff (under 1 s, then under 2 s) included, takes at most
     # 3 x (2 s + 5 s) + 3 s = 24 s: inside the scan budget (25 s) and API Gateway's 29 s.
+    # Adaptive mode is standard mode (the same attempts, errors and backoff) plus a client-side rate
+    # limiter. It costs nothing until IAM (or any service) answers Throttling; from then on every call of
+    # that client waits for a token, at a rate that backs off on each throttle and recovers as calls
+    # succeed. IAM's rate limits are per account and unpublished, and a dry-run scan keeps several GetRoles
+    # in flight, so a throttled scan is paced to what IAM accepts instead of spending its three attempts
+    # in a burst. AWS advises against adaptive mode for multi-tenant clients, since one tenant's throttling
+    # paces the others; here each client serves one service in one account (member_client: one per role),
+    # so it paces exactly the account that throttles. A wait for a token is outside the 24 s above: the
+    # scan checks its time budget while it waits for a read (chalicelib/service/scan.py).
     return Config(
-        retries={"mode": "standard", "total_max_attempts": _MAX_ATTEMPTS},
+        retries={"mode": "adaptive", "total_max_attempts": _MAX_ATTEMPTS},
         user_agent_extra=USER_AGENT,
         connect_timeout=2,
         read_timeout=5,
+        # A dry-run scan's reads in flight plus the page it fetches ahead, each on its own connection.
+        max_pool_connections=MAX_SCAN_CONCURRENCY + 2,
     )
 
 

@@ -47,15 +47,23 @@ class RoleResult:
     change_id: str | None = None
 
     def to_report(self) -> dict[str, Any]:
-        return {
+        """One row of a scan report, lean: at 10,000 roles the rows are the report.
+
+        A finding (``non_compliant``, ``needs_review``) carries what its owner acts on: the problems, the
+        action and why, and the patch (``diff``, empty when the bot offers none). A compliant or
+        not-applicable role carries who it is, its verdict, its problems (none) and the action (none).
+        """
+        row: dict[str, Any] = {
             "role_name": self.role_name,
             "role_arn": self.role_arn,
             "verdict": self.verdict.value,
             "problems": [p.to_dict() for p in self.evaluation.problems],
             "action": self.action.value,
-            "reason": self.reason,
-            "diff": self.diff,
         }
+        if self.verdict in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW):
+            row["reason"] = self.reason
+            row["diff"] = self.diff
+        return row
 
 
 @dataclass

@@ -28,6 +28,9 @@ DEFAULT_OWNER = "default"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # API Gateway gives up on a request after 29 s: a scan page must answer before that.
 MAX_SCAN_BUDGET_SECONDS = 27.0
+# GetRole reads a dry-run scan keeps in flight (DEPUTY_GUARD_SCAN_CONCURRENCY): why 16, in chalicelib/service/scan.py.
+DEFAULT_SCAN_CONCURRENCY = 16
+MAX_SCAN_CONCURRENCY = 32
 # An approval button outliving a quarter would act on a role whose owner long forgot the message.
 MAX_TOKEN_TTL_DAYS = 90
 
@@ -90,6 +93,7 @@ class Settings:
     notify_window_hours: int = DEFAULT_NOTIFY_WINDOW_HOURS
     default_owner: str = DEFAULT_OWNER
     scan_budget_seconds: float = DEFAULT_SCAN_BUDGET_SECONDS
+    scan_concurrency: int = DEFAULT_SCAN_CONCURRENCY
     # The bot's own roles (one per function when deployed); empty: discovered with sts:GetCallerIdentity.
     self_role_arns: tuple[str, ...] = ()
     # Organizations (DESIGN section 11): which accounts, the role assumed in them, the sweep's work queue.
@@ -151,6 +155,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         scan_budget_seconds=_float(
             env, "DEPUTY_GUARD_SCAN_BUDGET_SECONDS", DEFAULT_SCAN_BUDGET_SECONDS, maximum=MAX_SCAN_BUDGET_SECONDS
         ),
+        scan_concurrency=_scan_concurrency(env),
         log_level=_log_level(env),
         self_role_arns=self_roles,
         **_organization(env),
@@ -250,6 +255,13 @@ def _opt_int(env: Mapping[str, str], name: str, *, minimum: int) -> int | None:
     if number < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, not {number}")
     return number
+
+
+def _scan_concurrency(env: Mapping[str, str]) -> int:
+    value = _int(env, "DEPUTY_GUARD_SCAN_CONCURRENCY", DEFAULT_SCAN_CONCURRENCY, minimum=1)
+    if value > MAX_SCAN_CONCURRENCY:
+        raise SettingsError(f"DEPUTY_GUARD_SCAN_CONCURRENCY must be at most {MAX_SCAN_CONCURRENCY}, not {value}")
+    return value
 
 
 def _float(env: Mapping[str, str], name: str, default: float, *, maximum: float) -> float:

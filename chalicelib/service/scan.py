@@ -7,8 +7,9 @@ import binascii
 import hashlib
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +20,27 @@ from chalicelib.service.deps import Deps
 from chalicelib.service.enforce import evaluate_role, needs_read, process_role, send_notices
 from chalicelib.service.findings import record_findings
 
-# GetRole calls a dry-run scan keeps in flight: the reads of flagged roles are independent and each one
-# costs a round trip to IAM, so overlapping a few of them divides a scan's wall time; kept small because
-# IAM throttles bursts (botocore's standard retries absorb the odd throttle).
-SCAN_READ_CONCURRENCY = 4
+# A dry run overlaps its IAM calls; a run that may write makes them one at a time, each read just before
+# its decision (issue 14, item 4).
+#
+# * ListRoles pages chain by marker, so the only overlap they allow is fetching page N+1 while page N is
+#   evaluated and decided: one ListRoles ahead, never more.
+# * GetRole reads (the listing omits the tags a decision needs) are independent: each starts as soon as
+#   its role is evaluated, up to ``settings.scan_concurrency`` in flight, and page N+1 is evaluated as
+#   soon as it arrives, so the reads run on across page boundaries and their round trips hide behind the
+#   listing instead of adding to it. Decisions stay in listing order.
+#
+# The default of 16 reads in flight (DEPUTY_GUARD_SCAN_CONCURRENCY, 1 to 32) is deliberate. How many
+# reads IAM sees, and how many a second on average, is set by the account (one per flagged role) and by
+# the listing (a page's flagged roles come together, a page per ListRoles round trip); the bound shapes
+# only the bursts. It must let a page's reads finish while the next page is fetched: a page of 1,000
+# roles with a tenth flagged is 100 reads, and at 40 to 50 ms a read under load (bench/'s 20 ms round
+# trip plus the client's and the server's own work) 16 in flight take about as long as the page
+# (bench/README.md compares 8, 16 and 32). IAM's rate limits are per account, unpublished and cannot be
+# raised, and every other IAM caller in the account draws on the same buckets: so the bound stays
+# small, reads stop with the time budget, and from the first Throttling on the IAM client's adaptive
+# retry mode (chalicelib/adapters/aws.py) paces every call to the rate IAM accepts, so a throttled
+# burst is at most 16 reads and a ListRoles.
 
 # The scan report's schema (POST /scans, `deputy-guard scan --format json`), documented in docs/scan-report.md.
 SCAN_REPORT_SCHEMA_VERSION = "1"
@@ -134,53 +152,20 @@ def scan(
                 if role is None:
                     missing.append(role_names[index])
                     continue
-                results.append(process_role(role, deps, run))
+                results.append(_kept(process_role(role, deps, run)))
                 if progress:
                     progress(len(results))
         else:
-            marker: str | None = state.get("marker")
-            skip = int(state.get("skip", 0))
-            # A dry run writes nothing, so its reads may run ahead of the decisions; a run that may write
-            # reads each role just before deciding on it, keeping the read-to-write window short.
-            pool = (
-                ThreadPoolExecutor(SCAN_READ_CONCURRENCY, thread_name_prefix="scan-read")
-                if run.mode is Mode.DRY_RUN
-                else None
+            token = _scan_listing(
+                deps,
+                run,
+                path_prefix=path_prefix,
+                marker=state.get("marker"),
+                skip=int(state.get("skip", 0)),
+                request_key=request_key,
+                results=results,
+                progress=progress,
             )
-            try:
-                while token is None:
-                    page = deps.iam.list_roles_page(path_prefix=path_prefix, marker=marker)
-                    listed = _evaluate_page(page.roles[skip:], deps, run, started=bool(results))
-                    reads = (
-                        {}
-                        if pool is None
-                        else {
-                            role.name: pool.submit(deps.iam.get_role, role.name)
-                            for role, evaluation in listed
-                            if needs_read(role, evaluation, deps)
-                        }
-                    )
-                    for index, (role, evaluation) in enumerate(listed, start=skip):
-                        if run.out_of_time() and results:
-                            token = encode_token({"request": request_key, "marker": marker, "skip": index})
-                            break
-                        read = reads.get(role.name)
-                        results.append(process_role(role, deps, run, evaluation=evaluation, read=read))
-                        if progress and len(results) % 100 == 0:
-                            progress(len(results))
-                    for future in reads.values():
-                        future.cancel()  # reads not started when the time budget ran out
-                    if token is None and skip + len(listed) < len(page.roles):
-                        # The budget ran out while evaluating the page: continue from the first role not evaluated.
-                        token = encode_token({"request": request_key, "marker": marker, "skip": skip + len(listed)})
-                    if token is not None or page.marker is None:
-                        break
-                    marker, skip = page.marker, 0
-                    if run.out_of_time():
-                        token = encode_token({"request": request_key, "marker": marker, "skip": 0})
-            finally:
-                if pool is not None:
-                    pool.shutdown(wait=True, cancel_futures=True)
     finally:
         # Owners hear about what was done even when the scan stops on an error part-way.
         send_notices(deps, run, digest=True)
@@ -192,19 +177,210 @@ def scan(
     )
 
 
+@dataclass(frozen=True)
+class _Listed:
+    """A role from the listing, its evaluation and, in a dry run, the GetRole already under way for it."""
+
+    role: RoleRecord
+    evaluation: Evaluation
+    read: Future[RoleRecord | None] | None = None
+
+
+@dataclass(frozen=True)
+class _Page:
+    """A ListRoles page, evaluated: where it starts (for a continuation token) and its roles from ``skip``."""
+
+    marker: str | None  # the marker it was asked for with (None: the first page)
+    skip: int  # its roles before this one were handled by an earlier call
+    size: int
+    next_marker: str | None
+    listed: list[_Listed]
+
+    @property
+    def cut_short(self) -> bool:
+        """The budget ran out while the page was evaluated: the scan continues from its first role not evaluated."""
+        return self.skip + len(self.listed) < self.size
+
+
+def _scan_listing(
+    deps: Deps,
+    run: Run,
+    *,
+    path_prefix: str,
+    marker: str | None,
+    skip: int,
+    request_key: str,
+    results: list[RoleResult],
+    progress: Callable[[int], None] | None,
+) -> str | None:
+    """Scan the account page by page from ``marker``/``skip``; the continuation token, or None when done.
+
+    The time budget is checked before every role. A dry run overlaps its IAM calls (see the top of this
+    module); a run that may write fetches each page when it gets to it and reads each role just before
+    deciding on it, one call at a time, keeping the read-to-write window short.
+    """
+
+    def cut(page_marker: str | None, index: int) -> str:
+        return encode_token({"request": request_key, "marker": page_marker, "skip": index})
+
+    def keep(result: RoleResult) -> None:
+        results.append(_kept(result))
+        if progress and len(results) % 100 == 0:
+            progress(len(results))
+
+    if run.mode is Mode.DRY_RUN:
+        return _scan_overlapped(
+            deps, run, path_prefix=path_prefix, marker=marker, skip=skip, cut=cut, keep=keep, results=results
+        )
+    while True:
+        page = deps.iam.list_roles_page(path_prefix=path_prefix, marker=marker)
+        listed = _evaluate_page(page.roles[skip:], deps, run, started=bool(results))
+        for index, item in enumerate(listed, start=skip):
+            if run.out_of_time() and results:
+                return cut(marker, index)
+            keep(process_role(item.role, deps, run, evaluation=item.evaluation))
+        if skip + len(listed) < len(page.roles):
+            return cut(marker, skip + len(listed))
+        if page.marker is None:
+            return None
+        marker, skip = page.marker, 0
+        if run.out_of_time():
+            return cut(marker, 0)
+
+
+def _scan_overlapped(
+    deps: Deps,
+    run: Run,
+    *,
+    path_prefix: str,
+    marker: str | None,
+    skip: int,
+    cut: Callable[[str | None, int], str],
+    keep: Callable[[RoleResult], None],
+    results: Sequence[RoleResult],
+) -> str | None:
+    """The dry run's pipeline: decisions in listing order, IAM calls ahead of them, within bounds.
+
+    Page N+1 is fetched while page N is evaluated and decided. While a decision waits for its read, page
+    N+1, once it has arrived, is evaluated and its reads queued behind page N's, so the readers do not
+    idle at a page boundary. At most three pages are held: one being decided, one evaluated ahead, one on
+    its way.
+    """
+    lister = ThreadPoolExecutor(1, thread_name_prefix="scan-list")
+    reader = ThreadPoolExecutor(deps.settings.scan_concurrency, thread_name_prefix="scan-read")
+    ahead: deque[_Page] = deque()
+    upcoming: tuple[str | None, int, Future[Any]] | None = None
+    stuck = False  # a read the budget could not wait for: left behind, not waited on
+
+    def fetch(page_marker: str | None, page_skip: int) -> None:
+        nonlocal upcoming
+        future = lister.submit(deps.iam.list_roles_page, path_prefix=path_prefix, marker=page_marker)
+        upcoming = (page_marker, page_skip, future)
+
+    def evaluate_upcoming() -> None:
+        nonlocal upcoming
+        assert upcoming is not None
+        page_marker, page_skip, future = upcoming
+        page = future.result()
+        upcoming = None
+        if page.marker is not None and not run.out_of_time():
+            fetch(page.marker, 0)
+        started = bool(results or ahead)
+        listed = _evaluate_page(page.roles[page_skip:], deps, run, started=started, reads=reader)
+        ahead.append(_Page(page_marker, page_skip, len(page.roles), page.marker, listed))
+
+    try:
+        fetch(marker, skip)
+        evaluate_upcoming()
+        while ahead:
+            page = ahead[0]
+            for index, item in enumerate(page.listed, start=page.skip):
+                decided = bool(results)
+                if run.out_of_time() and decided:
+                    return cut(page.marker, index)
+                if item.read is not None and not item.read.done():
+                    if upcoming is not None and len(ahead) == 1:
+                        wait((item.read, upcoming[2]), timeout=_remaining(run, decided), return_when=FIRST_COMPLETED)
+                        if not item.read.done() and upcoming[2].done() and upcoming[2].exception() is None:
+                            evaluate_upcoming()
+                    if decided and not _arrives_in_time(item.read, run):
+                        stuck = True
+                        return cut(page.marker, index)
+                keep(process_role(item.role, deps, run, evaluation=item.evaluation, read=item.read))
+            if page.cut_short:
+                return cut(page.marker, page.skip + len(page.listed))
+            ahead.popleft()
+            if page.next_marker is None:
+                return None
+            if run.out_of_time():
+                return cut(page.next_marker, 0)
+            if not ahead:
+                if upcoming is None:
+                    fetch(page.next_marker, 0)
+                evaluate_upcoming()
+        return None
+    finally:
+        for pool in (lister, reader):
+            # Calls not yet started when the scan stops early are cancelled; one already sent is waited
+            # for (each is bounded by the client's timeouts), unless it is what overran the budget.
+            pool.shutdown(wait=not stuck, cancel_futures=True)
+
+
+def _remaining(run: Run, decided: bool) -> float | None:
+    """How long a decision may wait for its read: until the deadline, or for good before the first decision."""
+    if run.deadline is None or not decided:
+        return None
+    return max(0.0, run.deadline - time.monotonic())
+
+
+def _arrives_in_time(read: Future[RoleRecord | None], run: Run) -> bool:
+    """Wait for a read until the deadline at most (adaptive retries may pace reads when IAM throttles)."""
+    if run.deadline is None or read.done():
+        return True
+    try:
+        read.exception(timeout=max(0.0, run.deadline - time.monotonic()))
+    except TimeoutError:
+        return False
+    return True
+
+
+def _kept(result: RoleResult) -> RoleResult:
+    """What a scan keeps of a role: a compliant or not-applicable one keeps no document, only its row."""
+    if result.verdict not in (Verdict.COMPLIANT, Verdict.NOT_APPLICABLE):
+        return result
+    return RoleResult(
+        role_name=result.role_name,
+        role_arn=result.role_arn,
+        verdict=result.verdict,
+        action=result.action,
+        reason=result.reason,
+        evaluation=Evaluation(verdict=result.evaluation.verdict, problems=result.evaluation.problems),
+        owner=result.owner,
+        change_id=result.change_id,
+    )
+
+
 def _evaluate_page(
-    roles: Sequence[RoleRecord], deps: Deps, run: Run, *, started: bool
-) -> list[tuple[RoleRecord, Evaluation]]:
+    roles: Sequence[RoleRecord],
+    deps: Deps,
+    run: Run,
+    *,
+    started: bool,
+    reads: ThreadPoolExecutor | None = None,
+) -> list[_Listed]:
     """Evaluate a page's roles from the listing, checking the time budget before each one.
 
     No role can push a page past the budget: evaluation stops at the deadline (after at least one role
     in the whole run, so a run always makes progress) and the scan continues from there next time.
+    With ``reads`` (a dry run), the read of each role that needs one starts as soon as it is evaluated.
     """
-    listed: list[tuple[RoleRecord, Evaluation]] = []
+    listed: list[_Listed] = []
     for role in roles:
         if run.out_of_time() and (started or listed):
             break
-        listed.append((role, evaluate_role(role, deps)))
+        evaluation = evaluate_role(role, deps)
+        read = reads.submit(deps.iam.get_role, role.name) if reads and needs_read(role, evaluation, deps) else None
+        listed.append(_Listed(role, evaluation, read))
     return listed
 
 
