@@ -1,11 +1,16 @@
-"""Scan benchmark: AWS calls and wall time of a dry-run scan against moto's server with 20 ms per request,
-beside a naive scanner (ListRoles for names, then GetRole for every role) in the same run.
+"""Scan benchmark: a dry-run scan against moto's server with 20 ms per request, beside the floor (one
+paginated ListRoles) and a naive scanner (ListRoles for names, then GetRole for every role), same seed,
+same run.
 
-Run: .venv/bin/python bench/bench_scan.py [--sizes 1000,10000] [--latency-ms 20] [--naive-sample 1000] [--json]
+Run: .venv/bin/python bench/bench_scan.py [--sizes 1000,10000] [--latency-ms 20] [--rounds 3]
+         [--naive-sample 1000] [--concurrency N] [--profile] [--json]
 
 Every AWS request crosses real HTTP on 127.0.0.1 and waits ``--latency-ms`` in the server before moto
 handles it. Roles are seeded through moto's backend in this process (no HTTP, no latency), so seeding
-does not dominate the run. The naive scanner GetRoles every role; above ``--naive-sample`` roles it
+does not dominate the run. Each size is then measured by a fresh interpreter (a worker), as a Lambda
+would scan: it pays for its own work only, shares no interpreter lock with the server, and its peak RSS
+is the scanner's, not moto's. The worker times the floor and the scan alternately, ``--rounds`` times
+each, and reports medians. The naive scanner GetRoles every role; above ``--naive-sample`` roles it
 GetRoles an evenly spaced sample of that many and scales its GetRole time to all of them (say
 ``--naive-sample 0`` to run it in full: about 25 ms per role, over 4 minutes at 10,000 roles).
 """
@@ -13,10 +18,15 @@ GetRoles an evenly spaced sample of that many and scales its GetRole time to all
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
+import resource
+import statistics
+import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,6 +41,10 @@ from bench.harness import CallCounter, LatencyAws, count_project_clients, machin
 PAGE = 1000  # what deputy-guard asks ListRoles for (IAM's maximum MaxItems)
 TARGET_SPEEDUP = 10.0
 TARGET_SPEEDUP_AT = 10_000
+TARGET_FLOOR_RATIO = 2.0  # the dry-run scan within 2x one paginated ListRoles, at every size
+TARGET_PEAK_RSS_MB = 100.0  # the scanning process, at TARGET_RSS_AT roles (MB = 10^6 bytes)
+TARGET_RSS_AT = 10_000
+WORKER_TIMEOUT = 1500
 V = "2012-10-17"
 
 
@@ -178,19 +192,168 @@ def seed(backend: Any, block: list[Shape], start: int, stop: int) -> dict[str, s
     return expected
 
 
-# --- the two scanners ------------------------------------------------------------------------------
+# --- the server -----------------------------------------------------------------------------------
 
 
-def run_deputy_guard(deps: Any) -> tuple[float, dict[str, int], int]:
-    """deputy-guard's own dry-run scan: (seconds, verdict summary, log lines written)."""
+def lighten_moto() -> None:
+    """Take out two costs of moto's server that IAM does not have (in this process only).
+
+    moto routes every request by listing its own package directory, and finds a role by name with a scan
+    of every role, three times per GetRole. All of it runs under the server's one interpreter lock, so it
+    queues concurrent requests behind each other, which IAM, served by a fleet, does not: at 10,000 roles
+    the two made moto's own work per GetRole about twice the rest of it. Replaced here by a cached list
+    and a name index that is rebuilt whenever it misses (so created and deleted roles stay exact).
+    """
+    from moto import backends
+    from moto.iam.models import IAMBackend
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+    linear = IAMBackend.get_role
+
+    def get_role(self: Any, role_name: str) -> Any:
+        index = self.__dict__.get("_bench_role_index")
+        role = index.get(role_name) if index is not None else None
+        if role is None or self.roles.get(role.id) is not role or role.name != role_name:
+            index = {r.name: r for r in self.roles.values()}
+            self.__dict__["_bench_role_index"] = index
+            role = index.get(role_name)
+            if role is None:
+                return linear(self, role_name)  # moto's own NoSuchEntity
+        return role
+
+    IAMBackend.get_role = get_role  # type: ignore[method-assign]
+
+
+# --- what the worker measures ----------------------------------------------------------------------
+
+
+def expected_verdicts(account: str) -> Callable[[str], str | None]:
+    """The verdict the mix gives a seeded role, from its name (``<prefix>-<index>``)."""
+    by_prefix = {shape.prefix: shape.verdict for shape in shapes(account)}
+    return lambda name: by_prefix.get(name.rsplit("-", 1)[0])
+
+
+class Attempts:
+    """HTTP attempts by ``service:Action`` (retries included), counted by botocore's ``before-send`` hook."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.sent: Counter[str] = Counter()
+
+    def attach(self, client: Any) -> Any:
+        client.meta.events.register("before-send.*.*", self._count, unique_id=f"bench-attempts-{id(self)}")
+        return client
+
+    def _count(self, event_name: str, **_kwargs: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        with self._lock:
+            self.sent[f"{service}:{operation}"] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self.sent.items()))
+
+
+def since(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0)}
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's RSS high-water mark (Linux); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_mb() -> float:
+    """This process's RSS high-water mark in MB (10^6 bytes): VmHWM since the last reset, else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+def current_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return peak_rss_mb()
+
+
+def run_floor(client: Any) -> tuple[float, int, int]:
+    """The floor: one paginated ListRoles, pages of 1,000, as parsed by botocore; (seconds, roles, pages)."""
+    start = time.perf_counter()
+    roles = pages = 0
+    kwargs: dict[str, Any] = {"PathPrefix": "/", "MaxItems": PAGE}
+    while True:
+        response = client.list_roles(**kwargs)
+        roles += len(response["Roles"])
+        pages += 1
+        if not response.get("IsTruncated"):
+            break
+        kwargs["Marker"] = response["Marker"]
+    return time.perf_counter() - start, roles, pages
+
+
+def run_deputy_guard(deps: Any, profile: bool = False) -> tuple[float, Any, int]:
+    """deputy-guard's own dry-run scan: (seconds, report, log lines written)."""
     from chalicelib.service.scan import scan
 
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
     with quiet() as sink:
         start = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         report = scan(deps, dry_run=True)
+        if profiler is not None:
+            profiler.disable()
         elapsed = time.perf_counter() - start
+    if profiler is not None:
+        import pstats
+
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
     assert report.complete and not report.next_token
-    return elapsed, report.summary, sink.lines
+    return elapsed, report, sink.lines
+
+
+def api_body(report: Any) -> str:
+    """The POST /scans body as the Lambda sends it: Chalice serialises a route's dict compactly."""
+    return json.dumps(report.to_dict(), separators=(",", ":"))
+
+
+def report_figures(report: Any, api: str, expected: Callable[[str], str | None]) -> dict[str, Any]:
+    """The report's sizes (API body, `scan --format json`) and whether each role got its expected verdict."""
+    body = report.to_dict()
+    cli = json.dumps(body, indent=2)  # deputy-guard scan --format json
+    rows = body["results"]
+    keyed = sorted(
+        (r["role_name"], r["verdict"], r["action"], sorted(p["code"] for p in r.get("problems", []))) for r in rows
+    )
+    finding = ("non_compliant", "needs_review")
+    return {
+        "api_bytes": len(api.encode()),
+        "cli_bytes": len(cli.encode()),
+        "rows": len(rows),
+        "finding_rows": sum(r["verdict"] in finding for r in rows),
+        "finding_fields": sorted({k for r in rows if r["verdict"] in finding for k in r}),
+        "other_fields": sorted({k for r in rows if r["verdict"] not in finding for k in r}),
+        "verdict_mismatches": sum(r["verdict"] != expected(r["role_name"]) for r in rows),
+        # Names, verdicts, actions and problem codes of every row: equal digests, equal findings.
+        "digest": hashlib.sha256(json.dumps(keyed).encode()).hexdigest()[:16],
+    }
 
 
 @dataclass
@@ -203,7 +366,7 @@ class NaiveRun:
     mismatches: int
 
 
-def run_naive(client: Any, expected: dict[str, str], sample: int) -> NaiveRun:
+def run_naive(client: Any, expected: Callable[[str], str | None], sample: int) -> NaiveRun:
     """ListRoles for the names, then GetRole and evaluate each role (an evenly spaced sample above ``sample``)."""
     from chalicelib.domain.engine import evaluate
     from chalicelib.domain.models import RoleContext
@@ -222,15 +385,128 @@ def run_naive(client: Any, expected: dict[str, str], sample: int) -> NaiveRun:
         tags = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
         verdict = evaluate(role["AssumeRolePolicyDocument"], RoleContext.from_role_arn(role["Arn"], tags)).verdict.value
         verdicts[verdict] += 1
-        mismatches += verdict != expected.get(name)
+        mismatches += verdict != expected(name)
     done = time.perf_counter()
     return NaiveRun(listed - start, done - listed, len(names), len(chosen), verdicts, mismatches)
 
 
 def warm(client: Any, name: str) -> None:
-    """Load the service model and open the connection before timing (both scanners get the same)."""
+    """Load the service model and open the connection before timing (every scanner gets the same)."""
     client.list_roles(MaxItems=1)
     client.get_role(RoleName=name)
+
+
+def worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """One size, in a fresh interpreter: floor and scan alternately, then the naive scanner."""
+    use_fake_aws(spec["endpoint"])
+    os.environ["DEPUTY_GUARD_MODE"] = "dry-run"
+    os.environ["LOG_LEVEL"] = "INFO"  # as deployed: one decision line per role, written to a null sink
+    if spec.get("concurrency"):
+        os.environ["DEPUTY_GUARD_SCAN_CONCURRENCY"] = str(spec["concurrency"])
+
+    import boto3
+    from botocore.config import Config
+
+    from chalicelib.adapters import aws
+    from chalicelib.domain.settings import load_settings
+    from chalicelib.runtime.wiring import build_deps
+    from chalicelib.service import scan as scan_module
+
+    expected = expected_verdicts(spec["account"])
+    deps = build_deps(load_settings(os.environ), idempotent=False)
+    counter = CallCounter()
+    count_project_clients(counter)
+    attempts = Attempts()
+    client = attempts.attach(aws.make_client("iam"))
+    warm(client, spec["first_role"])
+
+    baseline = current_rss_mb()
+    floors: list[float] = []
+    scans: list[float] = []
+    floor_cpu: list[float] = []
+    scan_cpu: list[float] = []
+    peak = 0.0
+    last: dict[str, Any] = {}
+    for index in range(spec["rounds"]):
+        for step in ("floor", "scan") if index % 2 == 0 else ("scan", "floor"):
+            if step == "floor":
+                cpu = time.process_time()
+                seconds, roles, pages = run_floor(client)
+                floor_cpu.append(time.process_time() - cpu)
+                assert roles == spec["size"], (roles, spec["size"])
+                floors.append(seconds)
+                continue
+            counter.reset()
+            sent = attempts.snapshot()
+            reset_peak_rss()
+            profile = spec.get("profile", False) and index == spec["rounds"] - 1
+            cpu = time.process_time()
+            seconds, report, log_lines = run_deputy_guard(deps, profile=profile)
+            scan_cpu.append(time.process_time() - cpu)
+            api = api_body(report)  # inside the measured window, as the API serialises it
+            peak = max(peak, peak_rss_mb())
+            figures = report_figures(report, api, expected)
+            del api
+            scans.append(seconds)
+            last = {
+                "calls": counter.snapshot(),
+                "http_requests": since(attempts.snapshot(), sent),
+                "summary": {k: v for k, v in report.summary.items() if v},
+                "log_lines": log_lines,
+                "report": figures,
+            }
+            del report
+    concurrency = getattr(deps.settings, "scan_concurrency", None) or getattr(
+        scan_module, "SCAN_READ_CONCURRENCY", None
+    )
+
+    naive_counter = CallCounter()
+    naive_attempts = Attempts()
+    naive_client = naive_attempts.attach(
+        naive_counter.attach(
+            boto3.session.Session().client(
+                "iam", region_name="us-east-1", config=Config(retries={"mode": "standard", "max_attempts": 6})
+            )
+        )
+    )
+    warm(naive_client, spec["first_role"])
+    naive_counter.reset()
+    naive_sent = naive_attempts.snapshot()
+    naive = run_naive(naive_client, expected, spec["naive_sample"])
+    return {
+        "floor_rounds": [round(s, 3) for s in floors],
+        "scan_rounds": [round(s, 3) for s in scans],
+        # CPU seconds of the scanning process (every thread): what no overlap can hide.
+        "floor_cpu": round(statistics.median(floor_cpu), 3),
+        "scan_cpu": round(statistics.median(scan_cpu), 3),
+        "floor_pages": pages,
+        "scan_concurrency": concurrency,
+        "rss_baseline_mb": round(baseline, 1),
+        "rss_peak_mb": round(peak, 1),
+        **last,
+        "attempts_total": sum(attempts.snapshot().values()) + sum(naive_attempts.snapshot().values()),
+        "naive": {
+            "list_seconds": naive.list_seconds,
+            "get_seconds": naive.get_seconds,
+            "roles": naive.roles,
+            "read": naive.read,
+            "mismatches": naive.mismatches,
+            "calls": naive_counter.snapshot(),
+            "http_requests": since(naive_attempts.snapshot(), naive_sent),
+        },
+    }
+
+
+def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=WORKER_TIMEOUT,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 # --- one size ---------------------------------------------------------------------------------------
@@ -240,73 +516,91 @@ def measure_size(
     size: int,
     expected: dict[str, str],
     server: LatencyAws,
-    deps: Any,
-    counter: CallCounter,
-    naive_client: Any,
-    naive_counter: CallCounter,
-    sample: int,
+    spec: dict[str, Any],
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     verdicts = Counter(expected.values())
     flagged = verdicts["non_compliant"] + verdicts["needs_review"]
 
-    counter.reset()
     server.reset_requests()
-    say(f"  deputy-guard scan of {size:,} roles ...")
-    dg_seconds, summary, log_lines = run_deputy_guard(deps)
-    dg_calls = counter.snapshot()
-    dg_requests = server.requests()
+    say(f"  floor and deputy-guard scan of {size:,} roles ({spec['rounds']} rounds each), then the naive scan ...")
+    out = run_worker({**spec, "size": size, "first_role": next(iter(expected))})
+    server_total = sum(server.requests().values())
 
-    naive_counter.reset()
-    server.reset_requests()
-    say(f"  naive scan of {size:,} roles ...")
-    naive = run_naive(naive_client, expected, sample)
-    naive_measured_calls = naive_counter.snapshot()
-    naive_requests = server.requests()
-    scaled = naive.read < naive.roles
-    per_get = naive.get_seconds / naive.read
-    naive_seconds = naive.list_seconds + per_get * naive.roles
-    naive_calls = dict(naive_measured_calls)
-    naive_calls["iam:GetRole"] = naive.roles  # the naive scanner reads every role, by definition
+    floor_seconds = statistics.median(out["floor_rounds"])
+    dg_seconds = statistics.median(out["scan_rounds"])
+    naive = out["naive"]
+    scaled = naive["read"] < naive["roles"]
+    per_get = naive["get_seconds"] / naive["read"]
+    naive_seconds = naive["list_seconds"] + per_get * naive["roles"]
+    naive_calls = dict(naive["calls"])
+    naive_calls["iam:GetRole"] = naive["roles"]  # the naive scanner reads every role, by definition
 
+    dg_calls = out["calls"]
     expected_pages = math.ceil(size / PAGE)
     list_calls = dg_calls.get("iam:ListRoles", 0)
     get_calls = dg_calls.get("iam:GetRole", 0)
     other_calls = {k: v for k, v in dg_calls.items() if k not in ("iam:ListRoles", "iam:GetRole")}
     calls_met = list_calls == expected_pages and get_calls <= flagged and not other_calls
-    ratio = naive_seconds / dg_seconds
+    floor_ratio = dg_seconds / floor_seconds
+    report = out["report"]
     return {
         "roles": size,
         "mix": dict(sorted(verdicts.items())),
         "flagged": flagged,
+        "floor": {
+            "seconds": round(floor_seconds, 3),
+            "rounds": out["floor_rounds"],
+            "pages": out["floor_pages"],
+            "cpu_seconds": out["floor_cpu"],
+        },
         "deputy_guard": {
             "seconds": round(dg_seconds, 3),
+            "rounds": out["scan_rounds"],
+            "cpu_seconds": out["scan_cpu"],
+            "floor_ratio": round(floor_ratio, 2),
+            "round_ratios": [round(s / f, 2) for s, f in zip(out["scan_rounds"], out["floor_rounds"], strict=True)],
+            "scan_concurrency": out["scan_concurrency"],
             "calls": dg_calls,
-            "http_requests": dg_requests,
-            "summary": {k: v for k, v in summary.items() if v},
-            "summary_matches_mix": {k: v for k, v in summary.items() if v} == dict(verdicts),
-            "log_lines": log_lines,
+            "http_requests": out["http_requests"],
+            "summary": out["summary"],
+            "summary_matches_mix": out["summary"] == dict(verdicts),
+            "verdict_mismatches": report["verdict_mismatches"],
+            "roles_reported": report["rows"],
+            "digest": report["digest"],
+            "log_lines": out["log_lines"],
+            "report_api_bytes": report["api_bytes"],
+            "report_cli_bytes": report["cli_bytes"],
+            "finding_fields": report["finding_fields"],
+            "other_fields": report["other_fields"],
+            "rss_baseline_mb": out["rss_baseline_mb"],
+            "rss_peak_mb": out["rss_peak_mb"],
         },
         "naive": {
             "seconds": round(naive_seconds, 3),
             "scaled_from_sample": scaled,
-            "roles_read": naive.read,
-            "list_seconds": round(naive.list_seconds, 3),
+            "roles_read": naive["read"],
+            "list_seconds": round(naive["list_seconds"], 3),
             "get_role_ms_each": round(per_get * 1000, 3),
             "calls": naive_calls,
-            "measured_calls": naive_measured_calls,
-            "http_requests": naive_requests,
-            "verdict_mismatches": naive.mismatches,
+            "measured_calls": naive["calls"],
+            "http_requests": naive["http_requests"],
+            "verdict_mismatches": naive["mismatches"],
             "page_size": PAGE,
         },
-        "ratio": round(ratio, 2),
+        "server_requests": server_total,
+        "server_matches_clients": server_total == out["attempts_total"],
+        "ratio": round(naive_seconds / dg_seconds, 2),
         "call_ratio": round(sum(naive_calls.values()) / max(1, sum(dg_calls.values())), 2),
         "targets": {
             "list_roles_calls": expected_pages,
             "max_get_role_calls": flagged,
             "calls_met": calls_met,
+            "floor_ratio": TARGET_FLOOR_RATIO,
+            "floor_ratio_met": floor_ratio <= TARGET_FLOOR_RATIO,
             "pages_verified": list_calls == expected_pages
-            and naive_measured_calls.get("iam:ListRoles") == expected_pages,
+            and naive["calls"].get("iam:ListRoles") == expected_pages
+            and out["floor_pages"] == expected_pages,
         },
     }
 
@@ -315,48 +609,46 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated role counts (default: 1000,10000)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="added latency per AWS request (default: 20)")
+    parser.add_argument("--rounds", type=int, default=3, help="floor and scan runs per size; medians (default: 3)")
     parser.add_argument(
         "--naive-sample",
         type=int,
         default=1000,
         help="GetRole at most this many roles in the naive scan and scale to all (0: read all; default: 1000)",
     )
+    parser.add_argument(
+        "--concurrency", type=int, help="DEPUTY_GUARD_SCAN_CONCURRENCY for the scan (default: deputy-guard's)"
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile the last scan of each size (stderr)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
     sizes = sorted(int(s) for s in args.sizes.split(","))
     say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
 
     started = time.perf_counter()
-    server = LatencyAws(args.latency_ms / 1000).start()
+    lighten_moto()
+    server = LatencyAws(args.latency_ms / 1000, keep_alive=True).start()
     try:
         use_fake_aws(server.url)
-        os.environ["DEPUTY_GUARD_MODE"] = "dry-run"
-        os.environ["LOG_LEVEL"] = "INFO"  # as deployed: one decision line per role, written to a null sink
-
-        import boto3
-        from botocore.config import Config
         from moto.backends import get_backend
         from moto.core.models import DEFAULT_ACCOUNT_ID
-
-        from chalicelib.adapters import aws
-        from chalicelib.domain.settings import load_settings
-        from chalicelib.runtime.wiring import build_deps
 
         account = DEFAULT_ACCOUNT_ID
         block = shapes(account)
         check_shapes(block, account)
         backend = get_backend("iam")[account]["global"]
-
-        aws.reset_clients()
-        counter = CallCounter()
-        deps = build_deps(load_settings(os.environ), idempotent=False)
-        count_project_clients(counter)
-        naive_counter = CallCounter()
-        naive_client = naive_counter.attach(
-            boto3.session.Session().client(
-                "iam", region_name="us-east-1", config=Config(retries={"mode": "standard", "max_attempts": 6})
-            )
-        )
+        spec = {
+            "endpoint": server.url,
+            "account": account,
+            "rounds": args.rounds,
+            "naive_sample": args.naive_sample,
+            "concurrency": args.concurrency,
+            "profile": args.profile,
+        }
 
         expected: dict[str, str] = {}
         results = []
@@ -366,21 +658,18 @@ def main(argv: list[str] | None = None) -> int:
             expected.update(seed(backend, block, len(expected), size))
             seed_seconds += time.perf_counter() - begin
             say(f"seeded {size:,} roles in moto ({time.perf_counter() - begin:.1f} s)")
-            first = next(iter(expected))
-            warm(aws.make_client("iam"), first)
-            warm(naive_client, first)
-            results.append(
-                measure_size(size, expected, server, deps, counter, naive_client, naive_counter, args.naive_sample, say)
-            )
+            results.append(measure_size(size, expected, server, spec, say))
     finally:
         server.stop()
 
     biggest = next((r for r in results if r["roles"] == TARGET_SPEEDUP_AT), None)
+    rss_at = next((r for r in results if r["roles"] == TARGET_RSS_AT), None)
     output = {
         "machine": machine(),
         "versions": versions("moto", "boto3", "botocore"),
         "latency_ms": args.latency_ms,
         "page_size": PAGE,
+        "rounds": args.rounds,
         "naive_sample": args.naive_sample,
         "seed_seconds": round(seed_seconds, 2),
         "total_seconds": round(time.perf_counter() - started, 1),
@@ -390,10 +679,19 @@ def main(argv: list[str] | None = None) -> int:
             "speedup_at": TARGET_SPEEDUP_AT,
             "speedup_met": None if biggest is None else biggest["ratio"] >= TARGET_SPEEDUP,
             "calls_met": all(r["targets"]["calls_met"] for r in results),
+            "floor_ratio": TARGET_FLOOR_RATIO,
+            "floor_ratio_met": all(r["targets"]["floor_ratio_met"] for r in results),
+            "peak_rss_mb": TARGET_PEAK_RSS_MB,
+            "peak_rss_at": TARGET_RSS_AT,
+            "peak_rss_met": None if rss_at is None else rss_at["deputy_guard"]["rss_peak_mb"] < TARGET_PEAK_RSS_MB,
         },
     }
     consistent = all(
-        r["deputy_guard"]["summary_matches_mix"] and r["naive"]["verdict_mismatches"] == 0 for r in results
+        r["deputy_guard"]["summary_matches_mix"]
+        and r["deputy_guard"]["verdict_mismatches"] == 0
+        and r["deputy_guard"]["roles_reported"] == r["roles"]
+        and r["naive"]["verdict_mismatches"] == 0
+        for r in results
     )
     output["verdicts_consistent"] = consistent
     if args.json:
@@ -402,25 +700,56 @@ def main(argv: list[str] | None = None) -> int:
         print(render(output))
     if not consistent:
         return 2
-    met = output["targets"]["calls_met"] and output["targets"]["speedup_met"] is not False
+    targets = output["targets"]
+    met = (
+        targets["calls_met"]
+        and targets["floor_ratio_met"]
+        and targets["speedup_met"] is not False
+        and targets["peak_rss_met"] is not False
+    )
     return 0 if met else 1
 
 
 def render(output: dict[str, Any]) -> str:
-    """A markdown table of the run (also used by run_all.py)."""
+    """Markdown tables of the run: time and calls, then the report and memory (also used by run_all.py)."""
     lines = [
-        "| roles | scanner | wall time | AWS calls | ratio (naive / deputy-guard) |",
-        "|---:|---|---:|---|---:|",
+        f"| roles | run | wall time (median of {output.get('rounds', 1)}) | vs floor | AWS calls "
+        "| naive / deputy-guard |",
+        "|---:|---|---:|---:|---|---:|",
     ]
     for r in output["sizes"]:
-        dg, naive = r["deputy_guard"], r["naive"]
+        floor, dg, naive = r["floor"], r["deputy_guard"], r["naive"]
         scaled = f" (GetRole time scaled from {naive['roles_read']:,} reads)" if naive["scaled_from_sample"] else ""
-        lines.append(f"| {r['roles']:,} | deputy-guard | {dg['seconds']:.2f} s | {_calls(dg['calls'])} | |")
         lines.append(
-            f"| {r['roles']:,} | naive | {naive['seconds']:.2f} s{scaled} | {_calls(naive['calls'])} "
+            f"| {r['roles']:,} | floor: one paginated ListRoles | {floor['seconds']:.2f} s | 1.0x "
+            f"| ListRoles {floor['pages']:,} | |"
+        )
+        lines.append(
+            f"| {r['roles']:,} | deputy-guard dry-run scan ({dg['scan_concurrency']} reads in flight) "
+            f"| {dg['seconds']:.2f} s | **{dg['floor_ratio']:.2f}x** | {_calls(dg['calls'])} | |"
+        )
+        lines.append(
+            f"| {r['roles']:,} | naive scanner | {naive['seconds']:.2f} s{scaled} "
+            f"| {naive['seconds'] / floor['seconds']:.1f}x | {_calls(naive['calls'])} "
             f"| **{r['ratio']:.1f}x** time, {r['call_ratio']:.1f}x calls |"
         )
+    lines += [
+        "",
+        "| roles | report, API body (compact JSON) | report, `scan --format json` | peak RSS of the scanning process "
+        "| of which before the scan |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in output["sizes"]:
+        dg = r["deputy_guard"]
+        lines.append(
+            f"| {r['roles']:,} | {_size(dg['report_api_bytes'])} | {_size(dg['report_cli_bytes'])} "
+            f"| {dg['rss_peak_mb']:.0f} MB | {dg['rss_baseline_mb']:.0f} MB |"
+        )
     return "\n".join(lines)
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.2f} MB" if count >= 1e6 else f"{count / 1e3:.0f} kB"
 
 
 def _calls(calls: dict[str, int]) -> str:

@@ -11,15 +11,17 @@ import logging
 import os
 import platform
 import statistics
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -223,21 +225,102 @@ def _request_key(environ: dict[str, Any]) -> str:
     return f"{service}:{action}"
 
 
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with persistent connections in front of a WSGI app, as AWS endpoints serve botocore.
+
+    werkzeug's development server answers every request with ``Connection: close``, so each call would
+    pay a new TCP connection (and a new server thread), which a client talking to AWS does not.
+    """
+
+    protocol_version = "HTTP/1.1"
+    timeout = 60  # an idle connection's thread ends after this
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall between them
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path, _, query = self.path.partition("?")
+        host, port = self.server.server_address[:2]  # type: ignore[index,str-unpack]
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": self.command,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote(path, encoding="latin-1"),
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(length) if length else "",
+            "SERVER_NAME": str(host),
+            "SERVER_PORT": str(port),
+            "SERVER_PROTOCOL": self.request_version,
+            "REMOTE_ADDR": self.client_address[0],
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in self.headers.items():
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                environ[key] = value
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., None]:
+            started[:] = [status, headers]
+            return lambda _data: None
+
+        result = self.server.app(environ, start_response)  # type: ignore[attr-defined]
+        try:
+            payload = b"".join(result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        code, _, reason = started[0].partition(" ")
+        self.send_response(int(code), reason)
+        for name, value in started[1]:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _serve
+
+
+class _KeepAliveServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, app: Any) -> None:
+        super().__init__((LOOPBACK, 0), _KeepAliveHandler)
+        self.app = app
+
+
 class LatencyAws:
     """moto's server app on a free 127.0.0.1 port, every request delayed by ``latency`` seconds.
 
-    The delay sits in front of moto in the server thread that handles the connection (werkzeug serves each
-    connection in its own thread and keeps HTTP/1.1 connections alive, as botocore expects), so every AWS
-    request pays it exactly once and concurrent requests overlap as they would against AWS.
+    The delay sits in front of moto in the server thread that handles the connection (each connection gets
+    its own thread), so every AWS request pays it exactly once and concurrent requests overlap as they
+    would against AWS. werkzeug's server (the default) closes every connection after one request;
+    ``keep_alive=True`` serves HTTP/1.1 persistent connections instead, as AWS endpoints do.
     """
 
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, *, keep_alive: bool = False) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._middleware = _Delayed(DomainDispatcherApplication(create_backend_app), latency)
-        self._server = make_server(LOOPBACK, 0, self._middleware, threaded=True, request_handler=MotoRequestHandler)
+        self._server: Any = (
+            _KeepAliveServer(self._middleware)
+            if keep_alive
+            else make_server(LOOPBACK, 0, self._middleware, threaded=True, request_handler=MotoRequestHandler)
+        )
         host, port = self._server.server_address[:2]
         self.url = f"http://{host!s}:{port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
