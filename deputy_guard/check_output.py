@@ -6,7 +6,7 @@ import json
 from typing import Final
 
 from chalicelib.domain.models import Evaluation, Verdict
-from chalicelib.domain.policy import render_diff
+from chalicelib.domain.policy import render_diff, to_pretty_json
 from deputy_guard.checking import CHECK_SCHEMA_VERSION, Failure, Report, Result
 from deputy_guard.iac.detect import STDIN
 
@@ -92,7 +92,8 @@ def _json(report: Report) -> str:
                 for failure in report.failures
             ],
         }
-    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+    # Number literals as the input wrote them: the fixed policy is meant to be pasted back.
+    return to_pretty_json(body) + "\n"
 
 
 def render(report: Report, output: str) -> str:
