@@ -228,13 +228,14 @@ def _scan_listing(
         if progress and len(results) % 100 == 0:
             progress(len(results))
 
+    seen: dict[tuple[str, ...], Evaluation] = {}
     if run.mode is Mode.DRY_RUN:
         return _scan_overlapped(
-            deps, run, path_prefix=path_prefix, marker=marker, skip=skip, cut=cut, keep=keep, results=results
+            deps, run, path_prefix=path_prefix, marker=marker, skip=skip, cut=cut, keep=keep, results=results, seen=seen
         )
     while True:
         page = deps.iam.list_roles_page(path_prefix=path_prefix, marker=marker)
-        listed = _evaluate_page(page.roles[skip:], deps, run, started=bool(results))
+        listed = _evaluate_page(page.roles[skip:], deps, run, started=bool(results), seen=seen)
         for index, item in enumerate(listed, start=skip):
             if run.out_of_time() and results:
                 return cut(marker, index)
@@ -258,6 +259,7 @@ def _scan_overlapped(
     cut: Callable[[str | None, int], str],
     keep: Callable[[RoleResult], None],
     results: Sequence[RoleResult],
+    seen: dict[tuple[str, ...], Evaluation],
 ) -> str | None:
     """The dry run's pipeline: decisions in listing order, IAM calls ahead of them, within bounds.
 
@@ -286,7 +288,7 @@ def _scan_overlapped(
         if page.marker is not None and not run.out_of_time():
             fetch(page.marker, 0)
         started = bool(results or ahead)
-        listed = _evaluate_page(page.roles[page_skip:], deps, run, started=started, reads=reader)
+        listed = _evaluate_page(page.roles[page_skip:], deps, run, started=started, reads=reader, seen=seen)
         ahead.append(_Page(page_marker, page_skip, len(page.roles), page.marker, listed))
 
     try:
@@ -367,6 +369,7 @@ def _evaluate_page(
     *,
     started: bool,
     reads: ThreadPoolExecutor | None = None,
+    seen: dict[tuple[str, ...], Evaluation] | None = None,
 ) -> list[_Listed]:
     """Evaluate a page's roles from the listing, checking the time budget before each one.
 
@@ -378,10 +381,32 @@ def _evaluate_page(
     for role in roles:
         if run.out_of_time() and (started or listed):
             break
-        evaluation = evaluate_role(role, deps)
+        evaluation = _evaluate_listed(role, deps, seen if seen is not None else {})
         read = reads.submit(deps.iam.get_role, role.name) if reads and needs_read(role, evaluation, deps) else None
         listed.append(_Listed(role, evaluation, read))
     return listed
+
+
+# Trust documents repeat across an account: every Lambda function's role trusts lambda.amazonaws.com the
+# same way, and CDK or SAM write the same document for every state machine. The engine's answer depends
+# on the document and the role's context only (account, partition, path and tags: DESIGN section 3), and
+# the listing carries no tags, so a scan evaluates each listed document once per account and path. The
+# shared evaluations are never changed (the engine returns new documents). At most this many are kept,
+# so a scan of documents that are all different holds no more than that.
+EVALUATIONS_KEPT = 1024
+
+
+def _evaluate_listed(role: RoleRecord, deps: Deps, seen: dict[tuple[str, ...], Evaluation]) -> Evaluation:
+    """The role's evaluation from the listing, shared with earlier roles of the same document and context."""
+    if role.tags or not isinstance(role.document, str):
+        return evaluate_role(role, deps)
+    key = (role.document, role.partition, role.account_id, role.path)
+    evaluation = seen.get(key)
+    if evaluation is None:
+        evaluation = evaluate_role(role, deps)
+        if len(seen) < EVALUATIONS_KEPT:
+            seen[key] = evaluation
+    return evaluation
 
 
 def sweep(deps: Deps, *, budget_seconds: float | None = None) -> dict[str, Any]:

@@ -48,7 +48,7 @@ class Probe:
     """Watches one IAM operation on the bot's client: calls in order, how many at once, optional holds."""
 
     operation: str
-    hold: Callable[[str, int], None] | None = None  # (role or marker, call number) -> may block the call
+    hold: Callable[[str, int], object] | None = None  # (role or marker, call number) -> may block the call
     seen: list[str] = field(default_factory=list)
     in_flight: int = 0
     peak: int = 0
@@ -181,7 +181,8 @@ class VirtualPacing:
         class TokenBucket(bucket.TokenBucket):
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
-                self._new_fill_rate_condition = _VirtualCondition(self._new_fill_rate_condition, pacing)
+                inner: Any = getattr(self, "_new_fill_rate_condition")  # noqa: B009 (botocore's private, untyped)
+                setattr(self, "_new_fill_rate_condition", _VirtualCondition(inner, pacing))  # noqa: B010
 
             def acquire(self, amount: int = 1, block: bool = True) -> bool:
                 with pacing._lock:

@@ -1,0 +1,61 @@
+"""A scan evaluates each distinct listed document once per path, and every role still gets its own verdict."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib.domain.models import Evaluation, RoleRecord, Verdict
+from chalicelib.service import scan as scan_module
+from chalicelib.service.deps import Deps
+from chalicelib.service.enforce import evaluate_role
+from chalicelib.service.scan import scan
+from tests.scan_perf.conftest import MakeWorld, seed
+from tests.world import VULNERABLE
+
+
+def test_roles_with_the_same_document_and_path_share_one_evaluation(
+    make_world: MakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 90 roles with 4 distinct documents, and one more vulnerable document under the service-linked
+    # path (which IAM lets no one edit: not applicable, whatever its document says)
+    world = make_world(idempotent=False)
+    seed({"lambda": 40, "compliant": 30, "vulnerable": 15, "foreign": 5})
+    world.iam.create_role(
+        RoleName="AWSServiceRoleForStepFunctions",
+        Path="/aws-service-role/states.amazonaws.com/",
+        AssumeRolePolicyDocument=json.dumps(VULNERABLE),
+    )
+    evaluated: list[str] = []
+
+    def counting(role: RoleRecord, deps: Deps) -> Evaluation:
+        evaluated.append(role.name)
+        return evaluate_role(role, deps)
+
+    monkeypatch.setattr(scan_module, "evaluate_role", counting)
+    # When the account is scanned as a dry run
+    report = scan(world.deps, dry_run=True)
+    # Then the listing's documents were evaluated once per document and path, and each role has its verdict
+    assert len(evaluated) == 4 + 1
+    verdicts = {r.role_name: r.verdict for r in report.results}
+    assert verdicts["AWSServiceRoleForStepFunctions"] is Verdict.NOT_APPLICABLE
+    assert {v for name, v in verdicts.items() if name.startswith("vulnerable")} == {Verdict.NON_COMPLIANT}
+    assert {v for name, v in verdicts.items() if name.startswith("foreign")} == {Verdict.NEEDS_REVIEW}
+    assert len(report.results) == 91 and sum(r.diff != "" for r in report.results) == 15
+
+
+def test_a_scan_keeps_a_bounded_number_of_shared_evaluations(
+    make_world: MakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 6 different documents and room for 2 shared evaluations
+    world = make_world(idempotent=False)
+    for index in range(6):
+        document = {**VULNERABLE, "Id": f"document-{index}"}
+        for copy in range(2):
+            world.iam.create_role(RoleName=f"sfn-{index}-{copy}", AssumeRolePolicyDocument=json.dumps(document))
+    monkeypatch.setattr(scan_module, "EVALUATIONS_KEPT", 2)
+    # When scanned
+    report = scan(world.deps, dry_run=True)
+    # Then every role is still judged on its own document
+    assert len(report.results) == 12 and {r.verdict for r in report.results} == {Verdict.NON_COMPLIANT}
