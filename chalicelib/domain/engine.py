@@ -292,8 +292,9 @@ def evaluate(
         evaluation = _evaluate(document, ctx, options)
     except RecursionError:
         # Documents nested past MAX_DEPTH are refused while being read, so this only happens when the
-        # caller itself is already deep in its stack; it is still an answer, not a crash.
-        evaluation = Evaluation(Verdict.NEEDS_REVIEW, (Problem(ProblemCode.UNPARSEABLE, None, _TOO_DEEP),))
+        # caller itself is already deep in its stack; it is still an answer, not a crash. The answer is
+        # built in advance: with the stack this low, even constructing it could run out of frames.
+        return _TOO_DEEP_EVALUATION
     if all(problem.message.isprintable() for problem in evaluation.problems):
         return evaluation
     # A message quotes names from the document, which may hold line breaks: each problem stays one line.
@@ -302,6 +303,7 @@ def evaluate(
 
 
 _TOO_DEEP: Final = "the document is nested too deeply to evaluate"
+_TOO_DEEP_EVALUATION: Final = Evaluation(Verdict.NEEDS_REVIEW, (Problem(ProblemCode.UNPARSEABLE, None, _TOO_DEEP),))
 
 
 def _evaluate(document: Mapping[str, Any] | str, ctx: RoleContext, options: EngineOptions) -> Evaluation:
