@@ -1,0 +1,300 @@
+"""The scan benchmark's worker: one size measured in a fresh interpreter (bench/bench_scan.py starts it).
+
+It times the floor (one paginated ListRoles) and deputy-guard's dry-run scan alternately, then the naive
+scanner, against the loopback AWS the benchmark serves, and prints its figures as JSON: wall and CPU
+time, AWS calls and HTTP attempts, the report's size and digest, and the scanning process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_scan import PAGE, shapes
+from bench.harness import CallCounter, count_project_clients, quiet, use_fake_aws
+
+
+def expected_verdicts(account: str) -> Callable[[str], str | None]:
+    """The verdict the mix gives a seeded role, from its name (``<prefix>-<index>``)."""
+    by_prefix = {shape.prefix: shape.verdict for shape in shapes(account)}
+    return lambda name: by_prefix.get(name.rsplit("-", 1)[0])
+
+
+class Attempts:
+    """HTTP attempts by ``service:Action`` (retries included), counted by botocore's ``before-send`` hook."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.sent: Counter[str] = Counter()
+
+    def attach(self, client: Any) -> Any:
+        client.meta.events.register("before-send.*.*", self._count, unique_id=f"bench-attempts-{id(self)}")
+        return client
+
+    def _count(self, event_name: str, **_kwargs: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        with self._lock:
+            self.sent[f"{service}:{operation}"] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self.sent.items()))
+
+
+def since(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0)}
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's RSS high-water mark (Linux); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_mb() -> float:
+    """This process's RSS high-water mark in MB (10^6 bytes): VmHWM since the last reset, else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+def current_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return peak_rss_mb()
+
+
+def run_floor(client: Any) -> tuple[float, int, int]:
+    """The floor: one paginated ListRoles, pages of 1,000, as parsed by botocore; (seconds, roles, pages)."""
+    start = time.perf_counter()
+    roles = pages = 0
+    kwargs: dict[str, Any] = {"PathPrefix": "/", "MaxItems": PAGE}
+    while True:
+        response = client.list_roles(**kwargs)
+        roles += len(response["Roles"])
+        pages += 1
+        if not response.get("IsTruncated"):
+            break
+        kwargs["Marker"] = response["Marker"]
+    return time.perf_counter() - start, roles, pages
+
+
+def run_deputy_guard(deps: Any, profile: bool = False) -> tuple[float, Any, int]:
+    """deputy-guard's own dry-run scan: (seconds, report, log lines written)."""
+    from chalicelib.service.scan import scan
+
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+    with quiet() as sink:
+        start = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
+        report = scan(deps, dry_run=True)
+        if profiler is not None:
+            profiler.disable()
+        elapsed = time.perf_counter() - start
+    if profiler is not None:
+        import pstats
+
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
+    assert report.complete and not report.next_token
+    return elapsed, report, sink.lines
+
+
+def api_body(report: Any) -> str:
+    """The POST /scans body as the Lambda sends it: Chalice serialises a route's dict compactly."""
+    return json.dumps(report.to_dict(), separators=(",", ":"))
+
+
+def report_figures(report: Any, api: str, expected: Callable[[str], str | None]) -> dict[str, Any]:
+    """The report's sizes (API body, `scan --format json`) and whether each role got its expected verdict."""
+    body = report.to_dict()
+    cli = json.dumps(body, indent=2)  # deputy-guard scan --format json
+    rows = body["results"]
+    keyed = sorted(
+        (r["role_name"], r["verdict"], r["action"], sorted(p["code"] for p in r.get("problems", []))) for r in rows
+    )
+    finding = ("non_compliant", "needs_review")
+    return {
+        "api_bytes": len(api.encode()),
+        "cli_bytes": len(cli.encode()),
+        "rows": len(rows),
+        "finding_rows": sum(r["verdict"] in finding for r in rows),
+        "finding_fields": sorted({k for r in rows if r["verdict"] in finding for k in r}),
+        "other_fields": sorted({k for r in rows if r["verdict"] not in finding for k in r}),
+        "verdict_mismatches": sum(r["verdict"] != expected(r["role_name"]) for r in rows),
+        # Names, verdicts, actions and problem codes of every row: equal digests, equal reports (the
+        # seeded role ids fix IAM's listing order, so even the per-run cap falls on the same roles).
+        "digest": hashlib.sha256(json.dumps(keyed).encode()).hexdigest()[:16],
+        "verdict_digest": hashlib.sha256(json.dumps([k[:2] for k in keyed]).encode()).hexdigest()[:16],
+        "actions": dict(sorted(Counter(r["action"] for r in rows).items())),
+    }
+
+
+@dataclass
+class NaiveRun:
+    list_seconds: float
+    get_seconds: float
+    roles: int
+    read: int
+    verdicts: Counter[str]
+    mismatches: int
+
+
+def run_naive(client: Any, expected: Callable[[str], str | None], sample: int) -> NaiveRun:
+    """ListRoles for the names, then GetRole and evaluate each role (an evenly spaced sample above ``sample``)."""
+    from chalicelib.domain.engine import evaluate
+    from chalicelib.domain.models import RoleContext
+
+    start = time.perf_counter()
+    names: list[str] = []
+    for page in client.get_paginator("list_roles").paginate(PaginationConfig={"PageSize": PAGE}):
+        names.extend(role["RoleName"] for role in page["Roles"])
+    listed = time.perf_counter()
+    step = max(1, math.ceil(len(names) / sample)) if sample else 1
+    chosen = names[::step]
+    verdicts: Counter[str] = Counter()
+    mismatches = 0
+    for name in chosen:
+        role = client.get_role(RoleName=name)["Role"]
+        tags = {t["Key"]: t["Value"] for t in role.get("Tags", [])}
+        verdict = evaluate(role["AssumeRolePolicyDocument"], RoleContext.from_role_arn(role["Arn"], tags)).verdict.value
+        verdicts[verdict] += 1
+        mismatches += verdict != expected(name)
+    done = time.perf_counter()
+    return NaiveRun(listed - start, done - listed, len(names), len(chosen), verdicts, mismatches)
+
+
+def warm(client: Any, name: str) -> None:
+    """Load the service model and open the connection before timing (every scanner gets the same)."""
+    client.list_roles(MaxItems=1)
+    client.get_role(RoleName=name)
+
+
+def worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """One size, in a fresh interpreter: floor and scan alternately, then the naive scanner."""
+    use_fake_aws(spec["endpoint"])
+    os.environ["DEPUTY_GUARD_MODE"] = "dry-run"
+    os.environ["LOG_LEVEL"] = "INFO"  # as deployed: one decision line per role, written to a null sink
+    if spec.get("concurrency"):
+        os.environ["DEPUTY_GUARD_SCAN_CONCURRENCY"] = str(spec["concurrency"])
+
+    import boto3
+    from botocore.config import Config
+
+    from chalicelib.adapters import aws
+    from chalicelib.domain.settings import load_settings
+    from chalicelib.runtime.wiring import build_deps
+    from chalicelib.service import scan as scan_module
+
+    expected = expected_verdicts(spec["account"])
+    deps = build_deps(load_settings(os.environ), idempotent=False)
+    counter = CallCounter()
+    count_project_clients(counter)
+    attempts = Attempts()
+    client = attempts.attach(aws.make_client("iam"))
+    warm(client, spec["first_role"])
+
+    baseline = current_rss_mb()
+    floors: list[float] = []
+    scans: list[float] = []
+    floor_cpu: list[float] = []
+    scan_cpu: list[float] = []
+    peak = 0.0
+    last: dict[str, Any] = {}
+    for index in range(spec["rounds"]):
+        for step in ("floor", "scan") if index % 2 == 0 else ("scan", "floor"):
+            if step == "floor":
+                cpu = time.process_time()
+                seconds, roles, pages = run_floor(client)
+                floor_cpu.append(time.process_time() - cpu)
+                assert roles == spec["size"], (roles, spec["size"])
+                floors.append(seconds)
+                continue
+            counter.reset()
+            sent = attempts.snapshot()
+            reset_peak_rss()
+            profile = spec.get("profile", False) and index == spec["rounds"] - 1
+            cpu = time.process_time()
+            seconds, report, log_lines = run_deputy_guard(deps, profile=profile)
+            scan_cpu.append(time.process_time() - cpu)
+            api = api_body(report)  # inside the measured window, as the API serialises it
+            peak = max(peak, peak_rss_mb())
+            figures = report_figures(report, api, expected)
+            del api
+            scans.append(seconds)
+            last = {
+                "calls": counter.snapshot(),
+                "http_requests": since(attempts.snapshot(), sent),
+                "summary": {k: v for k, v in report.summary.items() if v},
+                "log_lines": log_lines,
+                "report": figures,
+            }
+            del report
+    concurrency = getattr(deps.settings, "scan_concurrency", None) or getattr(
+        scan_module, "SCAN_READ_CONCURRENCY", None
+    )
+
+    naive_counter = CallCounter()
+    naive_attempts = Attempts()
+    naive_client = naive_attempts.attach(
+        naive_counter.attach(
+            boto3.session.Session().client(
+                "iam", region_name="us-east-1", config=Config(retries={"mode": "standard", "max_attempts": 6})
+            )
+        )
+    )
+    warm(naive_client, spec["first_role"])
+    naive_counter.reset()
+    naive_sent = naive_attempts.snapshot()
+    naive = run_naive(naive_client, expected, spec["naive_sample"])
+    return {
+        "floor_rounds": [round(s, 3) for s in floors],
+        "scan_rounds": [round(s, 3) for s in scans],
+        # CPU seconds of the scanning process (every thread): what no overlap can hide.
+        "floor_cpu": round(statistics.median(floor_cpu), 3),
+        "scan_cpu": round(statistics.median(scan_cpu), 3),
+        "floor_pages": pages,
+        "scan_concurrency": concurrency,
+        "rss_baseline_mb": round(baseline, 1),
+        "rss_peak_mb": round(peak, 1),
+        **last,
+        "attempts_total": sum(attempts.snapshot().values()) + sum(naive_attempts.snapshot().values()),
+        "naive": {
+            "list_seconds": naive.list_seconds,
+            "get_seconds": naive.get_seconds,
+            "roles": naive.roles,
+            "read": naive.read,
+            "mismatches": naive.mismatches,
+            "calls": naive_counter.snapshot(),
+            "http_requests": since(naive_attempts.snapshot(), naive_sent),
+        },
+    }
