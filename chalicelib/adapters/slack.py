@@ -17,7 +17,7 @@ from chalicelib.domain.render import LOOPBACK_HOSTS, NotificationError, clip_tex
 from chalicelib.domain.render_slack import render_slack, render_slack_digest
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
+class NoRedirect(urllib.request.HTTPRedirectHandler):
     """Refuse redirects: a Slack webhook never redirects, and a message should not wander elsewhere."""
 
     def redirect_request(
@@ -110,7 +110,7 @@ class SlackChannel:
         # written must not time out waiting on Slack (the API answers within 29 s, events within 60 s).
         self._max_total = max_total_seconds
         self._clock = clock
-        self._opener = opener if opener is not None else urllib.request.build_opener(_NoRedirect)
+        self._opener = opener if opener is not None else urllib.request.build_opener(NoRedirect)
 
     def __repr__(self) -> str:
         return (
@@ -249,21 +249,44 @@ def make_webhook_url_provider(
     Pass Powertools' ``parameters.get_parameter``/``get_secret`` (or a provider's ``get``); their
     ``max_age`` cache means a warm Lambda does not call AWS per message.
     """
+    return make_parameter_provider(
+        parameter=parameter,
+        value=url,
+        parse=_webhook_from_value,
+        get_parameter=get_parameter,
+        get_secret=get_secret,
+        max_age=max_age,
+    )
+
+
+def make_parameter_provider(
+    *,
+    parameter: str | None,
+    value: str | None,
+    parse: Callable[[object], str],
+    get_parameter: ParameterGetter,
+    get_secret: ParameterGetter,
+    max_age: int = 300,
+) -> Callable[[], str] | None:
+    """A secret read on each call: from ``parameter`` (Secrets Manager ARN or SSM name) when given, else ``value``.
+
+    The stored value goes through ``parse``; a ``value`` from the environment is used as it is. None when neither.
+    """
     if parameter:
         name = parameter
         if name.startswith("arn:") and ":secretsmanager:" in name:
 
             def from_secret() -> str:
-                return _webhook_from_value(get_secret(name, max_age=max_age))
+                return parse(get_secret(name, max_age=max_age))
 
             return from_secret
 
         def from_parameter() -> str:
-            return _webhook_from_value(get_parameter(name, max_age=max_age, decrypt=True))
+            return parse(get_parameter(name, max_age=max_age, decrypt=True))
 
         return from_parameter
-    if url:
-        fixed = url
+    if value:
+        fixed = value
 
         def from_setting() -> str:
             return fixed

@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalicelib.adapters.slack import ParameterGetter, _NoRedirect
+from chalicelib.adapters.slack import NoRedirect, ParameterGetter, make_parameter_provider
 from chalicelib.domain.slack_actions import response_url_allowed
 
 # Slack wants the click answered within 3 s and the work is done first: the answer gets what is left.
@@ -46,27 +46,14 @@ def make_signing_secret_provider(
     (DEPUTY_GUARD_SLACK_SIGNING_SECRET). Powertools Parameters caches the value for ``max_age`` seconds, so a
     warm Lambda verifies a click without calling AWS; a rotated secret is picked up within that time.
     """
-    if parameter:
-        name = parameter
-        if name.startswith("arn:") and ":secretsmanager:" in name:
-
-            def from_secret() -> str:
-                return _secret_from_value(get_secret(name, max_age=max_age))
-
-            return from_secret
-
-        def from_parameter() -> str:
-            return _secret_from_value(get_parameter(name, max_age=max_age, decrypt=True))
-
-        return from_parameter
-    if secret:
-        fixed = secret
-
-        def from_setting() -> str:
-            return fixed
-
-        return from_setting
-    return None
+    return make_parameter_provider(
+        parameter=parameter,
+        value=secret,
+        parse=_secret_from_value,
+        get_parameter=get_parameter,
+        get_secret=get_secret,
+        max_age=max_age,
+    )
 
 
 class ResponsePoster:
@@ -85,7 +72,7 @@ class ResponsePoster:
     ) -> None:
         self._base = base
         self._timeout = timeout
-        self._opener = opener if opener is not None else urllib.request.build_opener(_NoRedirect)
+        self._opener = opener if opener is not None else urllib.request.build_opener(NoRedirect)
 
     def post(self, url: str, payload: Mapping[str, Any]) -> str | None:
         """None when Slack took the answer; otherwise a short, secret-free reason."""
