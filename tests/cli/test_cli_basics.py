@@ -278,6 +278,8 @@ def test_make_demo_json_is_only_json_on_stdout() -> None:
     # (a user's environment: nothing of this test run's fake AWS settings)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEPUTY_GUARD_", "AWS_", "MOTO_"))}
     env = {k: v for k, v in env.items() if k.lower() != "no_proxy"}
+    # and make run from a shell, not inside `make test` (a nested make announces its directory on stdout)
+    env = {k: v for k, v in env.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     result = subprocess.run(
         [str(MAKE), "-o", DEMO_STAMP, "-o", ".venv/bin/python", "demo", "ARGS=--json"],
         capture_output=True,
