@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.adapters import aws
+from chalicelib.adapters.securityhub import SecurityHubGateway
 from chalicelib.adapters.slack import SlackChannel, make_webhook_url_provider
 from chalicelib.adapters.sns import SnsChannel
 from chalicelib.adapters.store import IDEMPOTENCY_PK, AuditTrail, DynamoLedger, SweepCursor
@@ -181,7 +182,7 @@ def _security_hub(settings: Settings) -> FindingsHub | None:
             own.append(aws.StsGateway(aws.make_client("sts")).get_caller_arn()[0])
         return own[0]
 
-    return FindingsHub(aws.SecurityHubGateway(aws.make_client("securityhub")), account)
+    return FindingsHub(SecurityHubGateway(aws.make_client("securityhub")), account)
 
 
 def _webhook_provider(settings: Settings) -> Callable[[], str]:

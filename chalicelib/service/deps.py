@@ -50,7 +50,7 @@ class Logger(Protocol):
 
 
 class SecurityHub(Protocol):
-    """The Security Hub gateway as the service sees it (chalicelib.adapters.aws.SecurityHubGateway)."""
+    """The Security Hub gateway as the service sees it (chalicelib.adapters.securityhub.SecurityHubGateway)."""
 
     def import_findings(self, findings: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]: ...
 

@@ -24,6 +24,8 @@ from chalicelib.domain.plan import EXEMPT_UNTIL_TAG, MODE_TAG, REASON_TAG
 from tests.deploy.support import CONFIG_FILE, POLICY_FILE, PROJECT, PolicyEvaluator, load_json
 
 AWS_MODULE = PROJECT / "chalicelib" / "adapters" / "aws.py"
+# Every module whose gateways call AWS through aws._call (aws.py builds every client).
+GATEWAY_MODULES = (AWS_MODULE, PROJECT / "chalicelib" / "adapters" / "securityhub.py")
 
 # The client type each gateway's constructor takes -> the IAM service prefix of its calls.
 CLIENT_SERVICES = {
@@ -99,9 +101,9 @@ def _client_service(cls: ast.ClassDef) -> str | None:
 @cache
 def gateway_calls() -> dict[str, set[str]]:
     """{"Class.method": {"service:Operation", ...}} for every AWS call a gateway makes."""
-    tree = ast.parse(AWS_MODULE.read_text(encoding="utf-8"))
+    trees = [ast.parse(module.read_text(encoding="utf-8")) for module in GATEWAY_MODULES]
     calls: dict[str, set[str]] = {}
-    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+    for cls in (n for tree in trees for n in tree.body if isinstance(n, ast.ClassDef)):
         service = _client_service(cls)
         if service is None:
             continue
@@ -180,7 +182,8 @@ def _referenced(path: Path, attribute: str) -> bool:
 @cache
 def operator_only_methods() -> set[str]:
     """Gateway methods no Lambda module references: the CLI's `deputy-guard setup` uses them."""
-    modules = [p for name, p in lambda_modules().items() if name != "chalicelib.adapters.aws"]
+    gateways = {"chalicelib.adapters.aws", "chalicelib.adapters.securityhub"}
+    modules = [p for name, p in lambda_modules().items() if name not in gateways]
     return {
         qualified
         for qualified in gateway_calls()
@@ -191,9 +194,10 @@ def operator_only_methods() -> set[str]:
 
 def _called_inside_aws(method: str) -> bool:
     """True when another aws.py function calls ``method`` (e.g. iter_roles -> list_roles_page)."""
-    tree = ast.parse(AWS_MODULE.read_text(encoding="utf-8"))
+    trees = [ast.parse(module.read_text(encoding="utf-8")) for module in GATEWAY_MODULES]
     return any(
         isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == method
+        for tree in trees
         for fn in _functions(tree)
         if fn.name != method
         for n in ast.walk(fn)

@@ -14,7 +14,7 @@ import botocore.session
 import pytest
 from botocore.stub import ANY, Stubber
 
-from chalicelib.adapters.aws import SecurityHubGateway
+from chalicelib.adapters.securityhub import SecurityHubGateway
 from chalicelib.domain.asff import GENERATOR_ID, NOTE_AUTHOR, RESOLVED_NOTE, finding_id, to_finding
 from chalicelib.service.deps import FindingsHub
 from chalicelib.service.enforce import handle_event, remediate
