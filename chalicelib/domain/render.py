@@ -8,9 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
