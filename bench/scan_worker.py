@@ -203,7 +203,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     """One size, in a fresh interpreter: floor and scan alternately, then the naive scanner."""
     use_fake_aws(spec["endpoint"])
     os.environ["DEPUTY_GUARD_MODE"] = "dry-run"
-    os.environ["LOG_LEVEL"] = "INFO"  # as deployed: one decision line per role, written to a null sink
+    os.environ["LOG_LEVEL"] = "INFO"  # as deployed: a decision line per finding, written to a null sink
     if spec.get("concurrency"):
         os.environ["DEPUTY_GUARD_SCAN_CONCURRENCY"] = str(spec["concurrency"])
 

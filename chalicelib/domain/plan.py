@@ -77,6 +77,14 @@ class Run:
     deadline: float | None = None
     fixes: int = 0
     notices: list[Notice] = field(default_factory=list)
+    # Counts a scan or sweep adds up and emits as one metric each when it ends (None: each count at once).
+    # One add per metric instead of one per role: the same CloudWatch sums, a fraction of the work.
+    tally: dict[str, int] | None = None
+
+    def count(self, name: str) -> None:
+        """Add one to ``name`` in the run's tally (only when the run keeps one)."""
+        if self.tally is not None:
+            self.tally[name] = self.tally.get(name, 0) + 1
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline

@@ -257,10 +257,14 @@ def _replace(result: RoleResult, action: Action, reason: str, record: ChangeReco
 
 
 def _log_decision(deps: Deps, result: RoleResult, run: Run, ref: RoleRef | None) -> None:
-    deps.metrics.add_metric("RolesEvaluated")
+    _count(deps, run, "RolesEvaluated")
     if result.verdict is Verdict.NEEDS_REVIEW:
-        deps.metrics.add_metric("RolesNeedingReview")
-    deps.logger.info(
+        _count(deps, run, "RolesNeedingReview")
+    # A scan or sweep logs its roles without a finding at DEBUG: at INFO a sweep of 10,000 roles would
+    # write 10,000 lines that nobody acts on (the report and the sweep's summary line count them). Every
+    # finding, every action and every event's decision stays at INFO.
+    quiet = ref is None and result.action is Action.NONE and result.verdict in _NO_FINDING
+    (deps.logger.debug if quiet else deps.logger.info)(
         "decision",
         extra={
             "role": result.role_name,
@@ -273,6 +277,17 @@ def _log_decision(deps: Deps, result: RoleResult, run: Run, ref: RoleRef | None)
             "change_id": result.change_id,
         },
     )
+
+
+_NO_FINDING = (Verdict.COMPLIANT, Verdict.NOT_APPLICABLE)
+
+
+def _count(deps: Deps, run: Run, name: str) -> None:
+    """Count a metric now, or in the run's tally when it keeps one (a scan emits it once at its end)."""
+    if run.tally is None:
+        deps.metrics.add_metric(name)
+    else:
+        run.count(name)
 
 
 def _notice(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: RoleRef | None) -> Notice:

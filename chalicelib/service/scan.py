@@ -131,7 +131,7 @@ def scan(
     with a ``next_token`` to continue.
     """
     run_mode = Mode.DRY_RUN if dry_run else (mode or Mode.ENFORCE)
-    run = Run(mode=run_mode, trigger=trigger, max_fixes=deps.settings.max_fixes_per_run)
+    run = Run(mode=run_mode, trigger=trigger, max_fixes=deps.settings.max_fixes_per_run, tally={})
     if budget_seconds is not None:
         run.deadline = time.monotonic() + budget_seconds
     state = decode_token(next_token) if next_token else {}
@@ -168,6 +168,8 @@ def scan(
             )
     finally:
         # Owners hear about what was done even when the scan stops on an error part-way.
+        for name, count in (run.tally or {}).items():
+            deps.metrics.add_metric(name, count)
         send_notices(deps, run, digest=True)
         if trigger == "sweep":
             record_findings(deps, results)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 
+from chalicelib.domain.events import RoleRef
 from chalicelib.domain.models import Mode
+from chalicelib.domain.plan import Run
+from chalicelib.service.enforce import process_role
 from chalicelib.service.scan import scan, sweep
 from tests.world import COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World
 
@@ -121,3 +125,69 @@ def test_the_budget_is_checked_before_every_role_not_every_page(make_world: Make
     assert not first.complete and len(first.results) < 6
     assert first_took < 6 * 0.2 - 0.1  # evaluating the whole page first takes at least 1.2 s
     assert sorted(seen) == [f"compliant-{i:04d}" for i in range(6)]
+
+
+class _Calls:
+    """Records each metric call (name, value) and each log call (level, message, role)."""
+
+    def __init__(self) -> None:
+        self.metrics: list[tuple[str, float]] = []
+        self.lines: list[tuple[str, str, str | None]] = []
+
+    def add_metric(self, name: str, value: float = 1) -> None:
+        self.metrics.append((name, value))
+
+    def _line(self, level: str, msg: str, extra: dict[str, object] | None) -> None:
+        role = (extra or {}).get("role")
+        self.lines.append((level, msg, role if isinstance(role, str) else None))
+
+    def debug(self, msg: str, *args: object, extra: dict[str, object] | None = None, **_: object) -> None:
+        self._line("debug", msg, extra)
+
+    def info(self, msg: str, *args: object, extra: dict[str, object] | None = None, **_: object) -> None:
+        self._line("info", msg, extra)
+
+    def warning(self, msg: str, *args: object, extra: dict[str, object] | None = None, **_: object) -> None:
+        self._line("warning", msg, extra)
+
+    def error(self, msg: str, *args: object, extra: dict[str, object] | None = None, **_: object) -> None:
+        self._line("error", msg, extra)
+
+
+def test_a_scan_logs_findings_at_info_the_rest_at_debug_and_sums_its_metrics_once(make_world: MakeWorld) -> None:
+    # Given 40 roles: 30 unrelated, 5 compliant, 3 vulnerable, 2 with a foreign account
+    world = make_world(idempotent=False)
+    seed(world, {"lambda": 30, "compliant": 5, "vulnerable": 3, "foreign": 2})
+    calls = _Calls()
+    deps = replace(world.deps, metrics=calls, logger=calls)
+    # When the account is scanned as a dry run
+    scan(deps, dry_run=True)
+    # Then every role has a decision line; only the five findings are at INFO
+    decisions = [(level, role) for level, msg, role in calls.lines if msg == "decision"]
+    assert len(decisions) == 40
+    assert sorted(role or "" for level, role in decisions if level == "info") == [
+        "foreign-0000",
+        "foreign-0001",
+        "vulnerable-0000",
+        "vulnerable-0001",
+        "vulnerable-0002",
+    ]
+    assert {level for level, _ in decisions} == {"info", "debug"}
+    # And each count is added once, with the run's total, as CloudWatch would sum the per-role ones
+    assert sorted(calls.metrics) == [("RolesEvaluated", 40), ("RolesNeedingReview", 2)]
+
+
+def _ref(role: str) -> RoleRef:
+    return RoleRef(role, "e-1", "CreateRole", "123456789012", "us-east-1", "2026-11-30T00:00:00Z", None)
+
+
+def test_an_event_still_logs_a_compliant_role_at_info(make_world: MakeWorld) -> None:
+    world = make_world(idempotent=False)
+    world.iam.create_role(RoleName="ok-sfn", AssumeRolePolicyDocument=json.dumps(COMPLIANT))
+    calls = _Calls()
+    deps = replace(world.deps, metrics=calls, logger=calls)
+    role = deps.iam.get_role("ok-sfn")
+    assert role is not None
+    process_role(role, deps, Run(mode=Mode.NOTIFY, trigger="event", max_fixes=5), _ref("ok-sfn"))
+    assert ("info", "decision", "ok-sfn") in calls.lines
+    assert calls.metrics == [("RolesEvaluated", 1)]

@@ -353,6 +353,9 @@ class RecordingLogger:
         if self._inner is not None:
             getattr(self._inner, level)(msg, extra=dict(extra or {}))
 
+    def debug(self, msg: str, *args: Any, extra: Mapping[str, Any] | None = None, **_: Any) -> None:
+        self._log("debug", msg, extra)
+
     def info(self, msg: str, *args: Any, extra: Mapping[str, Any] | None = None, **_: Any) -> None:
         self._log("info", msg, extra)
 
