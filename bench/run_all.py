@@ -120,9 +120,9 @@ def summary(results: dict[str, Any]) -> tuple[str, bool]:
             rows.append(
                 (
                     f"Scan, {size['roles']:,} roles: AWS calls",
-                    f"ListRoles = {size['targets']['list_roles_calls']}, GetRole ≤ {size['flagged']:,} "
+                    f"ListRoles = {size['targets']['list_roles_calls']}, ListRoleTags ≤ {size['flagged']:,} "
                     "(flagged roles), nothing else",
-                    f"ListRoles {dg.get('iam:ListRoles', 0)}, GetRole {dg.get('iam:GetRole', 0):,}"
+                    f"ListRoles {dg.get('iam:ListRoles', 0)}, ListRoleTags {dg.get('iam:ListRoleTags', 0):,}"
                     + ("" if len(dg) <= 2 else ", other calls"),
                     size["targets"]["calls_met"],
                 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
@@ -256,6 +256,24 @@ class IamGateway:
         except NotFound:
             return None
         return _role(response["Role"], tags_loaded=True)
+
+    def read_tags(self, role: RoleRecord) -> RoleRecord | None:
+        """The listed ``role`` with its tags (ListRoleTags), or None when it no longer exists.
+
+        A dry run's read: the listing already holds the trust document and path, and the tags are all it
+        lacks, so it reads only them (a smaller request and response than GetRole, on both sides).
+        """
+        tags: list[Mapping[str, str]] = []
+        kwargs: dict[str, Any] = {"RoleName": role.name}
+        while True:
+            try:
+                response = _call("ListRoleTags", self._client.list_role_tags, **kwargs)
+            except NotFound:
+                return None
+            tags.extend(response.get("Tags", []))
+            if not response.get("IsTruncated") or not response.get("Marker"):
+                return replace(role, tags=_tags(tags), tags_loaded=True)
+            kwargs["Marker"] = response["Marker"]
 
     def list_roles_page(self, *, path_prefix: str = "/", marker: str | None = None, max_items: int = 1000) -> RolePage:
         """One page of ListRoles; the listing carries trust documents and paths but not tags."""

@@ -28,7 +28,7 @@ DEFAULT_OWNER = "default"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # API Gateway gives up on a request after 29 s: a scan page must answer before that.
 MAX_SCAN_BUDGET_SECONDS = 27.0
-# GetRole reads a dry-run scan keeps in flight (DEPUTY_GUARD_SCAN_CONCURRENCY): why 16, in chalicelib/service/scan.py.
+# Tag reads a dry-run scan keeps in flight (DEPUTY_GUARD_SCAN_CONCURRENCY): why 16, in chalicelib/service/scan.py.
 DEFAULT_SCAN_CONCURRENCY = 16
 MAX_SCAN_CONCURRENCY = 32
 # An approval button outliving a quarter would act on a role whose owner long forgot the message.

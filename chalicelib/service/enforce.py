@@ -33,9 +33,6 @@ from chalicelib.service.deps import Deps
 from chalicelib.service.findings import record_findings
 from chalicelib.service.skips import report_skip
 
-# GetRole calls a dry-run scan keeps in flight: the reads of flagged roles are independent and each one
-# costs a round trip to IAM, so overlapping a few of them divides a scan's wall time; kept small because
-# IAM throttles bursts (botocore's standard retries absorb the odd throttle).
 _NOTIFIED_ACTIONS = frozenset({Action.FIXED, Action.NOTIFIED, Action.CAPPED, Action.REVIEW, Action.FAILED})
 # IAM has no conditional write. A write-ahead slower than this (throttled, retried) re-reads the role
 # before writing, so the read-to-write window stays short (docs/reliability.md, "Races").
@@ -65,7 +62,7 @@ def planned_fix(document: PolicyDoc, role: RoleRecord, deps: Deps) -> PolicyDoc 
 
 
 def needs_read(role: RoleRecord, evaluation: Evaluation, deps: Deps) -> bool:
-    """Whether a role from the listing must be read (GetRole) before deciding."""
+    """Whether a role from the listing must be read before deciding (GetRole; a dry run reads its tags only)."""
     # The listing omits tags (mode tag, owner, CloudFormation): read the role before any action, and
     # decide on that fresh read rather than on the listing. Centrally exempt roles need no read.
     if role.tags_loaded or evaluation.verdict not in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW):
@@ -95,7 +92,10 @@ def process_role(
         except AccessDenied as exc:
             # One role the bot may not read (a boundary, an SCP) must not stop the sweep of all the others.
             deps.metrics.add_metric("RoleUnreadable")
-            reason = f"deputy-guard may not read the role ({exc.code}); apply the patch by hand or grant iam:GetRole"
+            reason = (
+                f"deputy-guard may not read the role ({exc.operation}: {exc.code});"
+                f" apply the patch by hand or grant iam:{exc.operation}"
+            )
             return _finish(role, _result(role, evaluation, Action.FAILED, reason), deps, run, ref)
         if fresh is None:
             return _gone(role, evaluation, deps, run, ref)

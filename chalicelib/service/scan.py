@@ -25,10 +25,12 @@ from chalicelib.service.findings import record_findings
 #
 # * ListRoles pages chain by marker, so the only overlap they allow is fetching page N+1 while page N is
 #   evaluated and decided: one ListRoles ahead, never more.
-# * GetRole reads (the listing omits the tags a decision needs) are independent: each starts as soon as
-#   its role is evaluated, up to ``settings.scan_concurrency`` in flight, and page N+1 is evaluated as
-#   soon as it arrives, so the reads run on across page boundaries and their round trips hide behind the
-#   listing instead of adding to it. Decisions stay in listing order.
+# * The reads of flagged roles are independent. The listing has each role's document and path but not
+#   its tags, so a dry run reads only the tags (ListRoleTags: a smaller request and answer than GetRole,
+#   and nothing is written on what it decides); each read starts as soon as its role is evaluated, up to
+#   ``settings.scan_concurrency`` in flight, and page N+1 is evaluated as soon as it arrives, so the
+#   reads run on across page boundaries and their round trips hide behind the listing instead of adding
+#   to it. Decisions stay in listing order.
 #
 # The default of 16 reads in flight (DEPUTY_GUARD_SCAN_CONCURRENCY, 1 to 32) is deliberate. How many
 # reads IAM sees, and how many a second on average, is set by the account (one per flagged role) and by
@@ -181,7 +183,7 @@ def scan(
 
 @dataclass(frozen=True)
 class _Listed:
-    """A role from the listing, its evaluation and, in a dry run, the GetRole already under way for it."""
+    """A role from the listing, its evaluation and, in a dry run, the tag read already under way for it."""
 
     role: RoleRecord
     evaluation: Evaluation
@@ -384,7 +386,7 @@ def _evaluate_page(
         if run.out_of_time() and (started or listed):
             break
         evaluation = _evaluate_listed(role, deps, seen if seen is not None else {})
-        read = reads.submit(deps.iam.get_role, role.name) if reads and needs_read(role, evaluation, deps) else None
+        read = reads.submit(deps.iam.read_tags, role) if reads and needs_read(role, evaluation, deps) else None
         listed.append(_Listed(role, evaluation, read))
     return listed
 

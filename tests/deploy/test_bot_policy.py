@@ -226,6 +226,7 @@ def test_the_scan_finds_the_known_gateway_calls() -> None:
     found = {call for ops in gateway_calls().values() for call in ops}
     assert found >= {
         "iam:GetRole",
+        "iam:ListRoleTags",
         "iam:ListRoles",
         "iam:UpdateAssumeRolePolicy",
         "iam:TagRole",

@@ -30,10 +30,10 @@ def test_scan_evaluates_from_the_listing_and_reads_only_flagged_roles(make_world
     world.calls.clear()
     # When the account is scanned as a dry run
     report = scan(world.deps, dry_run=True)
-    # Then two ListRoles pages and one GetRole per flagged role, and no write
+    # Then two ListRoles pages and one tag read (ListRoleTags) per flagged role, and no write
     assert report.complete and len(report.results) == 1030
     assert report.summary == {"compliant": 20, "not_applicable": 1000, "non_compliant": 7, "needs_review": 3}
-    assert world.aws_calls() == {"iam.ListRoles": 2, "iam.GetRole": 10}
+    assert world.aws_calls() == {"iam.ListRoles": 2, "iam.ListRoleTags": 10}
 
 
 def test_dry_run_scan_writes_nothing_anywhere(make_world: MakeWorld) -> None:

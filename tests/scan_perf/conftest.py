@@ -77,7 +77,7 @@ class Probe:
 
 
 class Timeline:
-    """The order of the bot's IAM calls, across threads: ``("ListRoles", marker)``, ``("GetRole", name)``."""
+    """The order of the bot's IAM calls, across threads: ``("ListRoles", marker)``, ``("ListRoleTags", name)``."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []

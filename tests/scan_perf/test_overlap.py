@@ -18,7 +18,7 @@ def test_a_dry_run_keeps_the_configured_reads_in_flight_and_never_more(make_worl
     seed({"lambda": 120, "compliant": 40, "vulnerable": 30, "foreign": 10})
     together = threading.Barrier(4, timeout=HOLD)
     # (the first four reads are held until all four have been sent: only reads in flight together pass)
-    probe = Probe("GetRole", hold=lambda _role, number: together.wait() if number < 4 else None).install()
+    probe = Probe("ListRoleTags", hold=lambda _role, number: together.wait() if number < 4 else None).install()
     # When the account is scanned as a dry run
     report = scan(world.deps, dry_run=True)
     # Then four reads were in flight at once, never more, and each flagged role was read once
@@ -34,7 +34,7 @@ def test_a_dry_run_fetches_the_next_page_while_it_reads_the_flagged_roles_of_thi
     second_page = threading.Event()
     lists = Probe("ListRoles", hold=lambda marker, _n: second_page.set() if marker else None).install()
     # (the first read waits until the second page has been asked for)
-    reads = Probe("GetRole", hold=lambda _role, number: second_page.wait(HOLD) if number == 0 else None).install()
+    reads = Probe("ListRoleTags", hold=lambda _role, number: second_page.wait(HOLD) if number == 0 else None).install()
     # When the account is scanned as a dry run
     report = scan(world.deps, dry_run=True)
     # Then the second page was on its way before the first read completed, and nothing was fetched twice
@@ -63,7 +63,7 @@ def test_a_dry_run_reads_on_across_the_page_boundary(make_world: MakeWorld) -> N
             # the first page's last read waits for a read of the second page
             released.append(next_page_read.wait(HOLD))
 
-    Probe("GetRole", hold=hold).install()
+    Probe("ListRoleTags", hold=hold).install()
     # When the account is scanned as a dry run
     report = scan(world.deps, dry_run=True)
     # Then a read of the second page was sent while the first page's last read was still out: the
@@ -81,7 +81,9 @@ def test_a_scan_that_may_write_reads_each_role_just_before_deciding_one_at_a_tim
     reads = Probe("GetRole").install()
     # When the account is scanned with fixes allowed
     report = scan(world.deps, dry_run=False, mode=Mode.NOTIFY, trigger="sweep")
-    # Then one IAM call at a time: each flagged role read in listing order as its decision came up, and
+    # Then every read is a GetRole (the document and the tags as IAM holds them now), never a tag read
+    assert not [op for op, _name in timeline.calls if op == "ListRoleTags"]
+    # And one IAM call at a time: each flagged role read in listing order as its decision came up, and
     # the second page asked for only after every role of the first one was decided
     assert report.complete and reads.peak == 1
     flagged = [r.role_name for r in report.results if r.role_name.startswith(FLAGGED)]
@@ -110,7 +112,7 @@ def test_a_read_that_outlasts_the_budget_ends_the_page_there_and_the_token_resum
     world = make_world(idempotent=False, scan_concurrency="1")
     seed({"lambda": 10, "compliant": 10, "vulnerable": 10})
     answer = threading.Event()
-    Probe("GetRole", hold=lambda _role, number: answer.wait(HOLD) if number > 0 else None).install()
+    Probe("ListRoleTags", hold=lambda _role, number: answer.wait(HOLD) if number > 0 else None).install()
     # When a dry run with a short budget meets the second read, which does not come back in time
     first = scan(world.deps, dry_run=True, budget_seconds=0.5)
     answered_before_return = answer.is_set()

@@ -19,19 +19,19 @@ def test_the_bot_clients_retry_in_adaptive_mode_within_the_api_time_bounds(make_
 def test_a_throttled_dry_run_scan_slows_down_retries_and_reports_every_verdict_unchanged(
     make_world: MakeWorld, pacing: VirtualPacing, backoffs: list[float]
 ) -> None:
-    # Given 1,100 roles over two ListRoles pages, 60 of them flagged (so 60 GetRole reads), and the
+    # Given 1,100 roles over two ListRoles pages, 60 of them flagged (so 60 ListRoleTags reads), and the
     # report of a scan IAM did not throttle
     world = make_world(idempotent=False)
     seed({"lambda": 900, "compliant": 140, "vulnerable": 50, "foreign": 10})
     clean = scan(world.deps, dry_run=True)
     assert clean.complete and len(clean.results) == 1100
     assert pacing.acquired == 0 and backoffs == []  # the limiter costs nothing until IAM throttles
-    # When IAM answers Throttling to the first attempt of every ListRoles page and every GetRole
-    throttle = ThrottleFirstAttempts(("ListRoles", "GetRole")).install()
+    # When IAM answers Throttling to the first attempt of every ListRoles page and every ListRoleTags
+    throttle = ThrottleFirstAttempts(("ListRoles", "ListRoleTags")).install()
     report = scan(world.deps, dry_run=True)
     # Then each refused call was retried after a backoff, nothing failed, and the report is the same
     assert sum(throttle.refused.values()) == 2 + 60
-    assert throttle.attempts == {"ListRoles": 2 * 2, "GetRole": 2 * 60}
+    assert throttle.attempts == {"ListRoles": 2 * 2, "ListRoleTags": 2 * 60}
     assert len(backoffs) == 2 + 60
     assert report.complete and report.next_token is None
     assert rows(report) == rows(clean)
