@@ -1,4 +1,7 @@
-"""The only module that imports boto3: client factory and thin, typed gateways.
+"""The only module that imports boto3: client factory, credentials and thin, typed gateways.
+
+The IAM gateway (chalicelib/adapters/iam.py) and the Security Hub one (securityhub.py) sit beside it, on
+its clients and its ``_call``.
 
 Every gateway receives its client, translates botocore errors into the small ``AwsError`` family and
 returns plain data. Clients use botocore's *adaptive* retry mode (standard retries plus client-side rate
@@ -9,8 +12,7 @@ limiting), so throttling is retried with backoff, and paced, before an error rea
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
@@ -19,7 +21,6 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.handlers import json_decode_policies
 
 from chalicelib.adapters.credentials import CredentialCache, TemporaryCredentials
 from chalicelib.adapters.errors import (
@@ -33,8 +34,6 @@ from chalicelib.adapters.errors import (
     Unavailable,
     error_for,
 )
-from chalicelib.domain.models import PolicyDoc, RoleRecord
-from chalicelib.domain.policy import to_compact_json
 from chalicelib.domain.settings import MAX_SCAN_CONCURRENCY
 
 __all__ = [
@@ -50,7 +49,6 @@ __all__ = [
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_iam.client import IAMClient
     from mypy_boto3_organizations.client import OrganizationsClient
     from mypy_boto3_sns.client import SNSClient
     from mypy_boto3_sqs.client import SQSClient
@@ -216,102 +214,6 @@ def _call(operation: str, fn: Any, **kwargs: Any) -> Any:
         return fn(**kwargs)
     except (ClientError, BotoCoreError) as exc:
         raise translate(operation, exc) from exc
-
-
-def _tags(raw: list[Mapping[str, str]] | None) -> dict[str, str]:
-    return {str(t["Key"]): str(t.get("Value", "")) for t in raw or []}
-
-
-def _role(raw: Mapping[str, Any], *, tags_loaded: bool) -> RoleRecord:
-    return RoleRecord(
-        name=str(raw["RoleName"]),
-        arn=str(raw["Arn"]),
-        path=str(raw.get("Path", "/")),
-        document=raw.get("AssumeRolePolicyDocument") or "",
-        tags=_tags(raw.get("Tags")),
-        tags_loaded=tags_loaded,
-    )
-
-
-@dataclass(frozen=True)
-class RolePage:
-    roles: tuple[RoleRecord, ...]
-    marker: str | None
-
-
-class IamGateway:
-    """The IAM calls deputy-guard makes, and no others."""
-
-    def __init__(self, client: IAMClient) -> None:
-        self._client = client
-        # botocore decodes IAM's policy documents with json.loads, which keeps the last of duplicate keys and
-        # rewrites number literals (1.10 -> 1.1). The engine reads IAM's own text instead, so it can refuse a
-        # document with duplicate keys and write back every untouched literal exactly as it was.
-        client.meta.events.unregister("after-call.iam", json_decode_policies)
-
-    def get_role(self, name: str) -> RoleRecord | None:
-        """The role with its trust document and tags, or None when it does not exist."""
-        try:
-            response = _call("GetRole", self._client.get_role, RoleName=name)
-        except NotFound:
-            return None
-        return _role(response["Role"], tags_loaded=True)
-
-    def read_tags(self, role: RoleRecord) -> RoleRecord | None:
-        """The listed ``role`` with its tags (ListRoleTags), or None when it no longer exists.
-
-        A dry run's read: the listing already holds the trust document and path, and the tags are all it
-        lacks, so it reads only them (a smaller request and response than GetRole, on both sides).
-        """
-        tags: list[Mapping[str, str]] = []
-        kwargs: dict[str, Any] = {"RoleName": role.name}
-        while True:
-            try:
-                response = _call("ListRoleTags", self._client.list_role_tags, **kwargs)
-            except NotFound:
-                return None
-            tags.extend(response.get("Tags", []))
-            if not response.get("IsTruncated") or not response.get("Marker"):
-                return replace(role, tags=_tags(tags), tags_loaded=True)
-            kwargs["Marker"] = response["Marker"]
-
-    def list_roles_page(self, *, path_prefix: str = "/", marker: str | None = None, max_items: int = 1000) -> RolePage:
-        """One page of ListRoles; the listing carries trust documents and paths but not tags."""
-        kwargs: dict[str, Any] = {"PathPrefix": path_prefix, "MaxItems": max_items}
-        if marker:
-            kwargs["Marker"] = marker
-        response = _call("ListRoles", self._client.list_roles, **kwargs)
-        roles = tuple(_role(r, tags_loaded=False) for r in response.get("Roles", []))
-        next_marker = response.get("Marker") if response.get("IsTruncated") else None
-        return RolePage(roles=roles, marker=next_marker)
-
-    def iter_roles(self, *, path_prefix: str = "/") -> Iterator[RoleRecord]:
-        marker: str | None = None
-        while True:
-            page = self.list_roles_page(path_prefix=path_prefix, marker=marker)
-            yield from page.roles
-            if page.marker is None:
-                return
-            marker = page.marker
-
-    def update_assume_role_policy(self, name: str, document: PolicyDoc) -> None:
-        """Replace the trust policy (sent compact: IAM counts the policy without whitespace)."""
-        body = to_compact_json(document)
-        _call("UpdateAssumeRolePolicy", self._client.update_assume_role_policy, RoleName=name, PolicyDocument=body)
-
-    def tag_role(self, name: str, tags: Mapping[str, str]) -> None:
-        _call(
-            "TagRole",
-            self._client.tag_role,
-            RoleName=name,
-            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-        )
-
-    def get_assume_role_policy_size_quota(self) -> int | None:
-        """The account's trust-policy size quota, or None when the summary does not carry it."""
-        response = _call("GetAccountSummary", self._client.get_account_summary)
-        value = response.get("SummaryMap", {}).get("AssumeRolePolicySizeQuota")
-        return int(value) if value else None
 
 
 class StsGateway:

@@ -7,6 +7,7 @@ member role and runs with the caller's credentials.
 from __future__ import annotations
 
 from chalicelib.adapters import aws
+from chalicelib.adapters.iam import IamGateway
 from chalicelib.adapters.store import SweepCursor
 from chalicelib.domain.names import ROLE_ARN
 from chalicelib.domain.scope import AccountScope
@@ -41,7 +42,7 @@ def build_accounts(
 
 def member_iam(role_arn: str) -> Iam:
     """An IAM gateway acting through ``role_arn`` (assumed now: a refusal raises AwsError here)."""
-    return aws.IamGateway(aws.member_client(role_arn, "iam"))
+    return IamGateway(aws.member_client(role_arn, "iam"))
 
 
 def own_identity(settings: Settings) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.adapters import aws
+from chalicelib.adapters.iam import IamGateway
 from chalicelib.adapters.securityhub import SecurityHubGateway
 from chalicelib.adapters.slack import SlackChannel, make_webhook_url_provider
 from chalicelib.adapters.sns import SnsChannel
@@ -158,7 +159,7 @@ def build_deps(
     )
     return Deps(
         settings=settings,
-        iam=aws.IamGateway(aws.make_client("iam")),
+        iam=IamGateway(aws.make_client("iam")),
         audit=AuditTrail(table),
         notifier=notifier,
         logger=log,

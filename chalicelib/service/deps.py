@@ -18,7 +18,7 @@ from chalicelib.domain.settings import Settings
 
 
 class Iam(Protocol):
-    """The IAM gateway as the service sees it (chalicelib.adapters.aws.IamGateway)."""
+    """The IAM gateway as the service sees it (chalicelib.adapters.iam.IamGateway)."""
 
     def get_role(self, name: str) -> RoleRecord | None: ...
 

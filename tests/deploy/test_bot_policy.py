@@ -25,7 +25,7 @@ from tests.deploy.support import CONFIG_FILE, POLICY_FILE, PROJECT, PolicyEvalua
 
 AWS_MODULE = PROJECT / "chalicelib" / "adapters" / "aws.py"
 # Every module whose gateways call AWS through aws._call (aws.py builds every client).
-GATEWAY_MODULES = (AWS_MODULE, PROJECT / "chalicelib" / "adapters" / "securityhub.py")
+GATEWAY_MODULES = (AWS_MODULE, *(PROJECT / "chalicelib" / "adapters" / f"{name}.py" for name in ("iam", "securityhub")))
 
 # The client type each gateway's constructor takes -> the IAM service prefix of its calls.
 CLIENT_SERVICES = {

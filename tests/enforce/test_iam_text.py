@@ -52,7 +52,7 @@ def test_the_gateway_reads_iams_text_and_writes_number_literals_back_as_they_wer
     import boto3
     from botocore.stub import Stubber
 
-    from chalicelib.adapters.aws import IamGateway
+    from chalicelib.adapters.iam import IamGateway
     from chalicelib.domain.engine import evaluate
 
     client = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")

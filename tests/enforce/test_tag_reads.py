@@ -8,7 +8,7 @@ from collections.abc import Callable
 import boto3
 from botocore.stub import Stubber
 
-from chalicelib.adapters.aws import IamGateway
+from chalicelib.adapters.iam import IamGateway
 from chalicelib.domain.models import RoleRecord
 from chalicelib.service.scan import scan
 from tests.world import VULNERABLE, World
