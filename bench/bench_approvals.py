@@ -48,8 +48,8 @@ def run(clicks: int, latency_ms: float) -> dict[str, Any]:
     import app as app_module
     from chalicelib.adapters import aws
     from chalicelib.runtime import container
-    from deputy_guard.demo import cloudtrail_event
     from deputy_guard.demo_approval import buttons_of, click_body, post_click
+    from deputy_guard.demo_data import cloudtrail_event
     from deputy_guard.embedded import LocalApi, SlackStandIn
 
     server = LatencyAws(0.0, keep_alive=True).start()

@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     from moto.backends import get_backend
     from moto.core.models import DEFAULT_ACCOUNT_ID
 
-    from deputy_guard.demo import cloudtrail_event
+    from deputy_guard.demo_data import cloudtrail_event
 
     server = LatencyAws(0.0).start()
     work = Path(tempfile.mkdtemp(prefix="deputy-guard-bench-"))

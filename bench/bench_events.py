@@ -101,7 +101,7 @@ def kinds(iam: Any, handle: Callable[[dict[str, Any], Any], dict[str, Any]]) -> 
         return event
 
     def compliant(_run: int, _deps: Any) -> dict[str, Any]:
-        from deputy_guard.demo import cloudtrail_event
+        from deputy_guard.demo_data import cloudtrail_event
 
         return cloudtrail_event(ACCOUNT, "UpdateAssumeRolePolicy", "bench-billing-sfn", "bob", COMPLIANT)
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalicelib.domain.slack_actions import APPLY_FIX, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from deputy_guard.demo_data import cloudtrail_event
 from deputy_guard.embedded import SlackStandIn
 
 DEMO_APPROVER = "U0DEMOAPPROVER"
@@ -113,7 +114,6 @@ def run_approval(
 
     import app as app_module
     from chalicelib.runtime import container
-    from deputy_guard.demo import cloudtrail_event
 
     out("Slack approval (a notify-mode alert, a signed click by an approver, the fix, the message updated):")
     if mode == "dry-run":

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from deputy_guard.demo_data import cloudtrail_event
 from deputy_guard.embedded_org import (
     SqsEventSource,
     create_work_queues,
@@ -53,7 +54,6 @@ def run_organization(api_url: str, mode: str, out: Callable[[str], None]) -> dic
 
     import app as app_module
     from chalicelib.runtime import container
-    from deputy_guard.demo import cloudtrail_event
 
     started = time.monotonic()
     out("organization: one deployment guarding member accounts")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from deputy_guard.demo import cloudtrail_event
+from deputy_guard.demo_data import cloudtrail_event
 from deputy_guard.embedded_org import SqsEventSource, dead_letters, member_iam
 from tests.org.conftest import VULNERABLE, OrgWorld, sqs
 
