@@ -295,6 +295,10 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
 class _KeepAliveServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver listens with a backlog of 5: a scan that opens its readers' connections together (16
+    # per account, several accounts at once) overflows it, and each dropped SYN costs the client a 1 s
+    # retransmission (or its 2 s connect timeout), which an AWS endpoint does not charge.
+    request_queue_size = 1024
 
     def __init__(self, app: Any) -> None:
         super().__init__((LOOPBACK, 0), _KeepAliveHandler)
