@@ -16,6 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 LOOPBACK = "127.0.0.1"
+# How often a server's loop checks for shutdown: stop() returns within this (socketserver's default, 0.5 s,
+# made every stop of the demo and of a test wait half a second).
+POLL_SECONDS = 0.02
 
 
 class EmbeddedAws:
@@ -49,7 +52,7 @@ class EmbeddedAws:
         self._server = make_server(LOOPBACK, 0, self._app, threaded=True, request_handler=MotoRequestHandler)
         host, port = self._server.server_address[:2]
         self.url = f"http://{host!s}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL_SECONDS,), daemon=True)
         self._thread.start()
         return self
 
@@ -123,7 +126,7 @@ class SlackStandIn:
                 return
 
         self._server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL_SECONDS,), daemon=True)
         self._thread.start()
         return self
 
@@ -183,7 +186,7 @@ class LocalApi:
         host, port = self._server.server.server_address[:2]
         self.url = f"http://{host}:{port}"
         # serve_forever of the wrapper prints a banner; the inner server's does not.
-        self._thread = threading.Thread(target=self._server.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.server.serve_forever, args=(POLL_SECONDS,), daemon=True)
         self._thread.start()
         return self
 

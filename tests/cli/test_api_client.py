@@ -56,7 +56,7 @@ class SigV4Gateway:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
 
     def verify(self, method: str, path: str, headers: dict[str, str], body: bytes) -> bool:
         match = AUTHORIZATION.match(headers.get("authorization", ""))
