@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -55,14 +56,32 @@ def chalice_graph() -> Any:
 
 
 @pytest.fixture(scope="session")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packaged]:
+def packaged(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[Packaged]:
     """`make package` for the prod stage, into a temporary directory, with no network.
 
     The bytecode needs the runtime's Python; on a machine without it the package is built with PRECOMPILE=no
-    and only the bytecode tests are skipped.
+    and only the bytecode tests are skipped. Under pytest-xdist the workers share one build: the first to
+    get the lock builds into the run's common temporary directory, the others wait and read it.
     """
     python = runtime_python()
-    work = tmp_path_factory.mktemp("package")
+    if worker_id == "master":
+        work = tmp_path_factory.mktemp("package")
+        output = _make_package(work, python)
+    else:
+        work = tmp_path_factory.getbasetemp().parent / "package"
+        work.mkdir(exist_ok=True)
+        with open(work / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = work / "output.txt"
+            if not done.exists():
+                done.write_text(_make_package(work, python), encoding="utf-8")
+            output = done.read_text(encoding="utf-8")
+    dist = work / "dist"
+    yield Packaged(dist=dist, template=load_json(dist / "sam.json"), output=output, runtime_python=python)
+
+
+def _make_package(work: Path, python: Path | None) -> str:
+    """Run `make package` into ``work``/dist and ``work``/build; its output (the test fails if make does)."""
     dist, build = work / "dist", work / "build"
     command = [
         "make",
@@ -88,4 +107,4 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packaged]:
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"make package failed:\n{output}"
-    yield Packaged(dist=dist, template=load_json(dist / "sam.json"), output=output, runtime_python=python)
+    return output
