@@ -17,6 +17,7 @@ from chalicelib.adapters.sns import SnsChannel
 from chalicelib.adapters.store import DynamoLedger
 from chalicelib.runtime.wiring import PowertoolsOnceGuard
 from chalicelib.service.notifier import Notifier
+from tests.pacing import VirtualPacing
 from tests.reliability.support import FUZZ_COUNTS, Faults, RecordingLogger, WriteGuard, audit_items
 from tests.world import ACCOUNT, World
 
@@ -115,8 +116,15 @@ class Account:
 
 
 @pytest.fixture
-def account(make_world: Callable[..., World], backoff_delays: list[float]) -> Iterator[Callable[..., Account]]:
-    """Build a watched account; at the end, no trust-policy write may have broken an invariant."""
+def account(
+    make_world: Callable[..., World], backoff_delays: list[float], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Account]]:
+    """Build a watched account; at the end, no trust-policy write may have broken an invariant.
+
+    Throttling is retried and paced for real, on a virtual clock (backoffs recorded, the adaptive rate
+    limiter's waits too): a throttled test takes no longer than one that is not.
+    """
+    VirtualPacing().install(monkeypatch)  # before any client exists: the limiter is built with the client
     built: list[Account] = []
 
     def build(**env: Any) -> Account:

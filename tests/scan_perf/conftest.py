@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from botocore.retries import bucket, standard
+from botocore.retries import standard
 
 from chalicelib.adapters import aws
 from chalicelib.service.scan import ScanReport
+from tests.pacing import VirtualPacing
 from tests.reliability.support import error_response, query_params
 from tests.world import ACCOUNT, COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World
 
@@ -125,77 +125,6 @@ class ThrottleFirstAttempts:
         response = error_response("iam", request.url, "Throttling", "Rate exceeded")
         request.url = _NOWHERE  # moto must not carry out a request IAM refused
         return response
-
-
-class _VirtualCondition:
-    """The token bucket's condition variable, whose waits move the virtual clock instead of sleeping."""
-
-    def __init__(self, inner: threading.Condition, pacing: VirtualPacing) -> None:
-        self._inner = inner
-        self._pacing = pacing
-
-    def __enter__(self) -> bool:
-        return self._inner.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self._inner.__exit__(*exc)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self._pacing.waited(timeout or 0.0)
-        return True
-
-    def notify(self, n: int = 1) -> None:
-        self._inner.notify(n)
-
-
-class VirtualPacing:
-    """botocore's adaptive rate limiter, unchanged but on a virtual clock: its waits are recorded, not slept.
-
-    Install before the clients are made: adaptive mode builds its clock and token bucket with the client.
-    """
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-        self.waits: list[float] = []
-        self.acquired = 0
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        return time.time() + self.offset
-
-    def waited(self, seconds: float) -> None:
-        with self._lock:
-            self.waits.append(seconds)
-            self.offset += seconds
-
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> VirtualPacing:
-        pacing = self
-
-        class Clock(bucket.Clock):
-            def current_time(self) -> float:
-                return pacing.now()
-
-            def sleep(self, amount: float) -> None:
-                pacing.waited(amount)
-
-        class TokenBucket(bucket.TokenBucket):
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                inner: Any = getattr(self, "_new_fill_rate_condition")  # noqa: B009 (botocore's private, untyped)
-                setattr(self, "_new_fill_rate_condition", _VirtualCondition(inner, pacing))  # noqa: B010
-
-            def acquire(self, amount: int = 1, block: bool = True) -> bool:
-                with pacing._lock:
-                    pacing.acquired += 1
-                return bool(super().acquire(amount, block))
-
-        monkeypatch.setattr(bucket, "Clock", Clock)
-        monkeypatch.setattr(bucket, "TokenBucket", TokenBucket)
-        return self
-
-    @property
-    def paced_seconds(self) -> float:
-        return sum(self.waits)
 
 
 @pytest.fixture
