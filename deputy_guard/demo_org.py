@@ -68,7 +68,7 @@ def run_organization(api_url: str, mode: str, out: Callable[[str], None]) -> dic
         f"moto's Organizations API; deputy-guard-member created in each through OrganizationAccountAccessRole, "
         f"except {broken} (left broken on purpose)"
     )
-    queue, dlq = create_work_queues("deputy-guard-demo-work", visibility_seconds=1, max_receives=2)
+    queue, dlq = create_work_queues("deputy-guard-demo-work", visibility_seconds=60, max_receives=2)
     os.environ.update({"DEPUTY_GUARD_ACCOUNTS": "org", "DEPUTY_GUARD_WORK_QUEUE_URL": queue})
     container.reset()
     container.metrics().clear_metrics()  # nothing flushes the demo's metrics: keep them from piling up

@@ -10,8 +10,11 @@
   how the member role and the demo's roles are created there.
 * ``SqsEventSource``: what Lambda's SQS event source mapping does for ``scan_account``: receive at most
   ``batch_size`` messages, at most ``max_concurrency`` invocations at once, delete a message its
-  invocation handled, leave a failed one to come back after the visibility timeout, so that after the
-  queue's maxReceiveCount SQS itself moves it to the dead-letter queue.
+  invocation handled, and hand a failed one back to the queue, so that after the queue's maxReceiveCount
+  SQS itself moves it to the dead-letter queue. Lambda leaves a failed message invisible until its
+  visibility timeout ends; the stand-in makes it visible again at once (``ChangeMessageVisibility`` 0),
+  so the queue's timeout can be long enough that a slow invocation is never delivered twice, and a
+  retry still costs no waiting.
 """
 
 from __future__ import annotations
@@ -299,6 +302,9 @@ class SqsEventSource:
             result = self._invoke(self.event([message]))
         except Exception as exc:  # noqa: BLE001 (Lambda reports any error the same way: the message stays)
             delivery = Delivery(message["MessageId"], message["Body"], count, False, f"{type(exc).__name__}: {exc}")
+            self._sqs.change_message_visibility(
+                QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
         else:
             self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
             delivery = Delivery(message["MessageId"], message["Body"], count, True, result=result)

@@ -94,7 +94,7 @@ def org_world(org_server: EmbeddedAws, monkeypatch: pytest.MonkeyPatch) -> OrgWo
         iam = member_iam(account)
         iam.create_role(RoleName="orders-sfn", AssumeRolePolicyDocument=json.dumps(VULNERABLE))
         iam.create_role(RoleName="thumbnails", AssumeRolePolicyDocument=json.dumps(LAMBDA_ONLY))
-    queue, dlq = create_work_queues("deputy-guard-work", visibility_seconds=1, max_receives=2)
+    queue, dlq = create_work_queues("deputy-guard-work", visibility_seconds=60, max_receives=2)
     monkeypatch.setenv("DEPUTY_GUARD_TABLE", TABLE)
     monkeypatch.setenv("DEPUTY_GUARD_MODE", "enforce")
     monkeypatch.setenv("DEPUTY_GUARD_SELF_ROLE_ARN", f"arn:aws:iam::{org.management}:role/{BOT_ROLE}")
