@@ -112,8 +112,22 @@ def _session() -> boto3.session.Session:
     """One session per process: building a session loads botocore's data files, which cold starts pay for."""
     session = _clients.get(("__session__", None))
     if session is None:
-        session = boto3.session.Session(botocore_session=_core_session())
+        session = _boto3_session(_core_session())
         _clients[("__session__", None)] = session
+    return session
+
+
+def _boto3_session(core: botocore.session.Session) -> boto3.session.Session:
+    """A boto3 session on ``core``; call with ``_client_lock`` held.
+
+    boto3 appends its own data folder to the loader's search path for every session it makes. The loader
+    is shared by every session of the process (one per member account), so without this the path would
+    grow by one entry per account for as long as the process lives.
+    """
+    session = boto3.session.Session(botocore_session=core)
+    paths = core.get_component("data_loader").search_paths
+    if paths and paths.count(paths[-1]) > 1:
+        paths.pop()  # the entry just added is already there; dropping the last one keeps the order
     return session
 
 
@@ -184,7 +198,7 @@ def member_client(role_arn: str, service: str, region: str | None = None) -> Any
         core.register_component("credential_provider", resolver)
         core.get_credentials()  # assume now, so that a refusal is reported here, naming the role
         with _client_lock:
-            session = _member_sessions.setdefault(role_arn, boto3.session.Session(botocore_session=core))
+            session = _member_sessions.get(role_arn) or _member_sessions.setdefault(role_arn, _boto3_session(core))
     with _client_lock:
         client = _member_clients.get(key)
         if client is None:

@@ -129,3 +129,20 @@ def test_the_botocore_clients_refresh_through_the_cache(monkeypatch: pytest.Monk
     assert credentials.get_frozen_credentials().access_key == "ASIA1"
     # botocore's own refresh windows follow the cache's margin
     assert credentials._advisory_refresh_timeout == 300 and credentials._mandatory_refresh_timeout == 150
+
+
+def test_member_sessions_do_not_grow_the_shared_loaders_search_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container that scans account after account makes a session per account on one shared loader."""
+    from chalicelib.adapters import aws
+
+    clock = Clock()
+    clock.now = datetime.now(UTC)
+    monkeypatch.setattr(aws, "_member_credentials", CredentialCache(Sts(clock), clock=clock))
+    aws.make_client("sts")  # the bot's own session: the loader is shared from here on
+    paths = list(aws._loader["data_loader"].search_paths)
+    # When clients are made in twenty member accounts (each its own session, on the same loader)
+    for account in range(20):
+        aws.member_client(f"arn:aws:iam::{100000000000 + account}:role/deputy-guard-member", "iam")
+    # Then the loader's search path is what it was, each folder once
+    after = aws._loader["data_loader"].search_paths
+    assert after == paths and len(set(after)) == len(after)
