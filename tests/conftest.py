@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
+import boto3
+import botocore.session
 import pytest
 
 TEST_ACCOUNT = "111122223333"
+_LOADER: list[Any] = []  # one botocore loader per worker: service models parsed once
+
+
+def _default_session(**kwargs: Any) -> None:
+    """boto3's default session (``boto3.client``), on the worker's one loader.
+
+    moto resets boto3's default session at every mock start, and a new session parses every service model
+    it uses again (about 60 ms a test). boto3 appends its data folder to the loader for every session: the
+    duplicate is dropped.
+    """
+    if "botocore_session" not in kwargs:
+        core = botocore.session.get_session()
+        if _LOADER:
+            core.register_component("data_loader", _LOADER[0])
+        else:
+            _LOADER.append(core.get_component("data_loader"))
+        kwargs["botocore_session"] = core
+    boto3.DEFAULT_SESSION = boto3.session.Session(**kwargs)
+    paths = _LOADER[0].search_paths if _LOADER else []
+    while paths and paths.count(paths[-1]) > 1:
+        paths.pop()
 
 
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(boto3, "setup_default_session", _default_session)
     for name in list(os.environ):
         if name.startswith(("DEPUTY_GUARD_", "AWS_", "POWERTOOLS_")) or name in ("LOG_LEVEL",):
             monkeypatch.delenv(name, raising=False)
