@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.handlers import json_decode_policies
 
 from chalicelib.adapters.aws import _call
-from chalicelib.adapters.errors import NotFound
+from chalicelib.adapters.errors import AccessDenied, NotFound
 from chalicelib.domain.models import PolicyDoc, RoleRecord
 from chalicelib.domain.policy import to_compact_json
 
@@ -64,7 +64,9 @@ class IamGateway:
         """The listed ``role`` with its tags (ListRoleTags), or None when it no longer exists.
 
         A dry run's read: the listing already holds the trust document and path, and the tags are all it
-        lacks, so it reads only them (a smaller request and response than GetRole, on both sides).
+        lacks, so it reads only them (a smaller request and response than GetRole, on both sides). A role
+        that may not be tag-read (a member role deployed before ``iam:ListRoleTags`` was granted) is read
+        with GetRole instead, which carries the tags as well.
         """
         tags: list[Mapping[str, str]] = []
         kwargs: dict[str, Any] = {"RoleName": role.name}
@@ -73,6 +75,8 @@ class IamGateway:
                 response = _call("ListRoleTags", self._client.list_role_tags, **kwargs)
             except NotFound:
                 return None
+            except AccessDenied:
+                return self.get_role(role.name)
             tags.extend(response.get("Tags", []))
             if not response.get("IsTruncated") or not response.get("Marker"):
                 return replace(role, tags=_tags(tags), tags_loaded=True)

@@ -50,6 +50,27 @@ def test_a_role_deleted_since_the_listing_reads_as_gone() -> None:
         assert IamGateway(client).read_tags(listed()) is None
 
 
+def test_a_role_that_may_not_be_tag_read_is_read_with_get_role() -> None:
+    # Given a member role deployed before iam:ListRoleTags was granted (GetRole still is)
+    client = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    role = {
+        "Path": "/",
+        "RoleName": "orders-sfn",
+        "RoleId": "AROAEXAMPLEID0000001",
+        "Arn": ARN,
+        "CreateDate": "2026-11-20T09:14:03Z",
+        "AssumeRolePolicyDocument": "%7B%7D",
+        "Tags": [{"Key": "owner", "Value": "team-orders"}],
+    }
+    with Stubber(client) as stub:
+        stub.add_client_error("list_role_tags", "AccessDenied", "not authorized to perform iam:ListRoleTags", 403)
+        stub.add_response("get_role", {"Role": role}, {"RoleName": "orders-sfn"})
+        # When its tags are read / Then GetRole answers instead, tags included
+        record = IamGateway(client).read_tags(listed())
+        stub.assert_no_pending_responses()
+    assert record is not None and record.tags == {"owner": "team-orders"} and record.tags_loaded
+
+
 def test_a_dry_run_decides_on_the_tags_it_read(make_world: MakeWorld) -> None:
     # Given three vulnerable roles: one tagged exempt, one CloudFormation-managed, one plain
     world = make_world(mode="enforce", idempotent=False)
