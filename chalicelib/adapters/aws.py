@@ -92,7 +92,7 @@ def _client_config() -> Config:
     # Adaptive mode is standard mode (the same attempts, errors and backoff) plus a client-side rate
     # limiter. It costs nothing until IAM (or any service) answers Throttling; from then on every call of
     # that client waits for a token, at a rate that backs off on each throttle and recovers as calls
-    # succeed. IAM's rate limits are per account and unpublished, and a dry-run scan keeps several GetRoles
+    # succeed. IAM's rate limits are per account and unpublished, and a dry-run scan keeps several tag reads
     # in flight, so a throttled scan is paced to what IAM accepts instead of spending its three attempts
     # in a burst. AWS advises against adaptive mode for multi-tenant clients, since one tenant's throttling
     # paces the others; here each client serves one service in one account (member_client: one per role),
