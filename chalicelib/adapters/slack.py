@@ -217,20 +217,33 @@ class SlackChannel:
 ParameterGetter = Callable[..., object]
 
 
-def _webhook_from_value(value: object) -> str:
-    """Read a webhook URL from a parameter or secret value: a plain URL or JSON ``{"url": ...}``."""
+def value_from_parameter(value: object, *, keys: tuple[str, ...], unparsable: str, empty: str) -> str:
+    """A string from a parameter or secret value: the plain string, or the first of ``keys`` in its JSON.
+
+    ``unparsable`` and ``empty`` are the errors for text that looks like JSON but is not, and for no value.
+    """
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if isinstance(value, str) and value.strip().startswith("{"):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise ValueError("webhook secret looks like JSON but does not parse") from None
+            raise ValueError(unparsable) from None
     if isinstance(value, Mapping):
-        value = value.get("url") or value.get("webhook_url")
+        value = next((value[key] for key in keys if value.get(key)), None)
     if not isinstance(value, str) or not value.strip():
-        raise ValueError("webhook parameter holds no URL")
+        raise ValueError(empty)
     return value.strip()
+
+
+def _webhook_from_value(value: object) -> str:
+    """Read a webhook URL from a parameter or secret value: a plain URL or JSON ``{"url": ...}``."""
+    return value_from_parameter(
+        value,
+        keys=("url", "webhook_url"),
+        unparsable="webhook secret looks like JSON but does not parse",
+        empty="webhook parameter holds no URL",
+    )
 
 
 def make_webhook_url_provider(

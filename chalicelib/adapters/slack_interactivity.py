@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalicelib.adapters.slack import NoRedirect, ParameterGetter, make_parameter_provider
+from chalicelib.adapters.slack import NoRedirect, ParameterGetter, make_parameter_provider, value_from_parameter
 from chalicelib.domain.slack_actions import response_url_allowed
 
 # Slack wants the click answered within 3 s and the work is done first: the answer gets what is left.
@@ -18,18 +18,12 @@ RESPONSE_TIMEOUT_SECONDS = 1.5
 
 def _secret_from_value(value: object) -> str:
     """A signing secret from a parameter or secret value: the plain string, or JSON ``{"signing_secret": ...}``."""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, str) and value.strip().startswith("{"):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise ValueError("signing secret looks like JSON but does not parse") from None
-    if isinstance(value, Mapping):
-        value = value.get("signing_secret")
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("the signing-secret parameter holds no secret")
-    return value.strip()
+    return value_from_parameter(
+        value,
+        keys=("signing_secret",),
+        unparsable="signing secret looks like JSON but does not parse",
+        empty="the signing-secret parameter holds no secret",
+    )
 
 
 def make_signing_secret_provider(
