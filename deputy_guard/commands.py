@@ -68,15 +68,10 @@ def run_scan(args: argparse.Namespace) -> int:
     if args.role and args.path_prefix:
         # A name is exact and IAM role names are unique in an account: a path filter on top could only hide it.
         return _fail("--role and --path-prefix cannot be combined: --role names roles exactly, whatever their path")
-    if getattr(args, "accounts", None):
-        if args.format not in ("table", "json"):
-            return _fail(f"--format {args.format} scans one account; with --accounts use table or json")
-        from deputy_guard.org_scan import run_org_scan
-
-        return run_org_scan(args)
-    from chalicelib.adapters import aws
+    many = bool(getattr(args, "accounts", None))
+    if many and args.format not in ("table", "json"):
+        return _fail(f"--format {args.format} scans one account; with --accounts use table or json")
     from chalicelib.runtime.handlers import valid_path_prefix, valid_role_name
-    from chalicelib.service.scan import scan
 
     path_prefix = args.path_prefix or "/"
     if not valid_path_prefix(path_prefix):
@@ -84,6 +79,13 @@ def run_scan(args: argparse.Namespace) -> int:
     bad = [name for name in args.role or [] if not valid_role_name(name)]
     if bad:
         return _fail(f"--role: invalid role name {bad[0]!r}")
+    if many:
+        from deputy_guard.org_scan import run_org_scan
+
+        return run_org_scan(args)
+    from chalicelib.adapters import aws
+    from chalicelib.service.scan import scan
+
     progress = Progress(sys.stderr)
     try:
         settings = _cli_settings()

@@ -156,18 +156,12 @@ def scan_one(
 
 
 def run_org_scan(args: argparse.Namespace) -> int:
-    """The CLI entry point for ``scan --accounts``."""
+    """The CLI entry point for ``scan --accounts`` (``run_scan`` has checked the filters and the format)."""
     from chalicelib.adapters import aws
-    from chalicelib.runtime.handlers import valid_path_prefix, valid_role_name
     from chalicelib.runtime.organization import build_accounts
     from deputy_guard.commands import _cli_deps, _fail
 
     path_prefix = args.path_prefix or "/"
-    if not valid_path_prefix(path_prefix):
-        return _fail(f"--path-prefix must be an IAM path such as / or /teams/data/, not {path_prefix!r}")
-    bad = [name for name in args.role or [] if not valid_role_name(name)]
-    if bad:
-        return _fail(f"--role: invalid role name {bad[0]!r}")
     try:
         scope = parse_scope(args.accounts)
         member_role = parse_member_role(args.member_role)
