@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from botocore.retries import bucket
+from botocore.retries import bucket, standard
 
 
 class _VirtualCondition:
@@ -79,3 +79,16 @@ class VirtualPacing:
     @property
     def paced_seconds(self) -> float:
         return sum(self.waits)
+
+
+def record_backoffs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """botocore's retries run for real, but the backoff it computes is recorded instead of slept."""
+    delays: list[float] = []
+    original = standard.ExponentialBackoff.delay_amount
+
+    def record(self: standard.ExponentialBackoff, context: Any) -> float:
+        delays.append(original(self, context))
+        return 0.0
+
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", record)
+    return delays

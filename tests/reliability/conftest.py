@@ -9,7 +9,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.retries import standard
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.slack import SlackChannel
@@ -17,7 +16,7 @@ from chalicelib.adapters.sns import SnsChannel
 from chalicelib.adapters.store import DynamoLedger
 from chalicelib.runtime.wiring import PowertoolsOnceGuard
 from chalicelib.service.notifier import Notifier
-from tests.pacing import VirtualPacing
+from tests.pacing import VirtualPacing, record_backoffs
 from tests.reliability.support import FUZZ_COUNTS, Faults, RecordingLogger, WriteGuard, audit_items
 from tests.world import ACCOUNT, World
 
@@ -27,15 +26,7 @@ TOPIC = "deputy-guard-owners"
 @pytest.fixture
 def backoff_delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """botocore's standard retry mode runs for real, but its computed backoff is recorded instead of slept."""
-    delays: list[float] = []
-    original = standard.ExponentialBackoff.delay_amount
-
-    def record(self: standard.ExponentialBackoff, context: Any) -> float:
-        delays.append(original(self, context))
-        return 0.0
-
-    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", record)
-    return delays
+    return record_backoffs(monkeypatch)
 
 
 @dataclass

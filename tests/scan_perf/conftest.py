@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from botocore.retries import standard
 
 from chalicelib.adapters import aws
 from chalicelib.service.scan import ScanReport
-from tests.pacing import VirtualPacing
+from tests.pacing import VirtualPacing, record_backoffs
 from tests.reliability.support import error_response, query_params
 from tests.world import ACCOUNT, COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World
 
@@ -128,17 +127,9 @@ class ThrottleFirstAttempts:
 
 
 @pytest.fixture
-def backoffs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+def backoffs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Retries run for real, but the backoff botocore computes is recorded instead of slept."""
-    delays: list[float] = []
-    original = standard.ExponentialBackoff.delay_amount
-
-    def record(self: standard.ExponentialBackoff, context: Any) -> float:
-        delays.append(original(self, context))
-        return 0.0
-
-    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", record)
-    yield delays
+    return record_backoffs(monkeypatch)
 
 
 @pytest.fixture
