@@ -18,14 +18,13 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from deputy_guard.demo_approval import approval_environment, run_approval
-from deputy_guard.demo_data import BOT_ROLE, REGION, cloudtrail_event, seed_roles
+from deputy_guard.demo_data import BOT_ROLE, REGION, cloudtrail_event, scheduled_event, seed_roles
 from deputy_guard.demo_org import run_organization
 from deputy_guard.demo_shell import Arrivals, export_line
 from deputy_guard.embedded import EmbeddedAws, LocalApi, SlackStandIn
@@ -200,17 +199,7 @@ def _drive(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]
         out("")
 
         out("scheduled sweep (catches what events missed):")
-        sweep_event = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": account,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "region": REGION,
-            "resources": [f"arn:aws:events:{REGION}:{account}:rule/deputy-guard-demo-sweep"],
-            "detail": {},
-        }
+        sweep_event = scheduled_event(account, "deputy-guard-demo-sweep")
         outcome.sweep = client.lambda_.invoke("sweep", sweep_event).payload
         actions = ", ".join(f"{n} {a}" for a, n in sorted(outcome.sweep.get("actions", {}).items()))
         out(f"  {outcome.sweep.get('status')}: {actions}")

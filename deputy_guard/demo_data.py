@@ -226,3 +226,18 @@ def cloudtrail_event(
         "resources": [],
         "detail": detail,
     }
+
+
+def scheduled_event(account: str, rule: str | None = None) -> dict[str, Any]:
+    """The EventBridge "Scheduled Event" that starts the sweep (``rule``: the schedule rule's name, if any)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{account}:rule/{rule}"] if rule else [],
+        "detail": {},
+    }

@@ -16,11 +16,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from deputy_guard.demo_data import cloudtrail_event
+from deputy_guard.demo_data import cloudtrail_event, scheduled_event
 from deputy_guard.embedded_org import (
     SqsEventSource,
     create_work_queues,
@@ -95,7 +94,7 @@ def run_organization(api_url: str, mode: str, out: Callable[[str], None]) -> dic
             reason = outsider.get("reason")
             out(f"  CreateRole in {OUTSIDER} (not in the organization): {outsider.get('status')} ({reason})")
 
-            fanned = client.lambda_.invoke("sweep", _scheduled(org.management)).payload
+            fanned = client.lambda_.invoke("sweep", scheduled_event(org.management)).payload
             out(f"  sweep: {fanned.get('enqueued')} SQS messages, one per account, to the work queue")
             source = SqsEventSource(
                 queue,
@@ -130,20 +129,6 @@ def run_organization(api_url: str, mode: str, out: Callable[[str], None]) -> dic
 
 def _owner(index: int) -> dict[str, str]:
     return {"Key": "owner", "Value": f"team-{index:02d}"}
-
-
-def _scheduled(account: str) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": account,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {},
-    }
 
 
 def _per_account(deliveries: list[Any]) -> dict[str, dict[str, Any]]:
