@@ -7,7 +7,9 @@ import importlib.util
 import json
 import os
 import re
+import subprocess
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -196,3 +198,26 @@ def offline_env(**extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def cfn_lint(path: Path) -> tuple[list[dict[str, Any]], int, str]:
+    """cfn-lint on ``path``, offline: its findings (JSON), its exit status and its stderr."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=offline_env(),
+    )
+    return json.loads(result.stdout or "[]"), result.returncode, result.stderr
+
+
+def assert_cfn_lint_clean(path: Path) -> None:
+    """No cfn-lint error in ``path``; warnings are reported as pytest warnings."""
+    matches, returncode, stderr = cfn_lint(path)
+    errors = [m for m in matches if m["Level"] == "Error"]
+    assert not errors, json.dumps(errors, indent=2)
+    for match in matches:
+        warnings.warn(f"cfn-lint {match['Rule']['Id']}: {match['Message']}", stacklevel=2)
+    assert returncode in (0, 4, 8), stderr  # 4: warnings only, 8: informational only

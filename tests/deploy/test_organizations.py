@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,7 @@ import pytest
 
 import app as app_module
 from tests.deploy.stack import Stack
-from tests.deploy.support import POLICY_FILE, Packaged, PolicyEvaluator, load_json
+from tests.deploy.support import POLICY_FILE, Packaged, PolicyEvaluator, cfn_lint, load_json
 
 pytestmark = pytest.mark.slow
 
@@ -22,14 +20,7 @@ def member(packaged: Packaged) -> dict[str, Any]:
 
 
 def _lint(path: Path) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "json", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    return [m for m in json.loads(done.stdout or "[]") if m["Level"] == "Error"]
+    return [m for m in cfn_lint(path)[0] if m["Level"] == "Error"]
 
 
 # --- member side ----------------------------------------------------------------------------------------
