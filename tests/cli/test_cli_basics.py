@@ -247,26 +247,23 @@ MAKE = shutil.which("make")
 DEMO_STAMP = ".venv/.deputy-guard-demo-installed"
 
 
+def _make_plan(target: str) -> str:
+    """What ``make TARGET`` would run (-n) as if pyproject.toml had changed (-W), so the install step shows."""
+    return subprocess.run(
+        [str(MAKE), "-n", "-W", "pyproject.toml", target],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=True,
+    ).stdout
+
+
 @pytest.mark.skipif(MAKE is None, reason="make is not installed")
 def test_make_demo_installs_only_the_demo_extra() -> None:
-    # -n: print what would run; -W: as if pyproject.toml had changed, so the install step shows
-    plan = subprocess.run(
-        [str(MAKE), "-n", "-W", "pyproject.toml", "demo"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=True,
-    ).stdout
+    plan = _make_plan("demo")
     assert "-e '.[demo]'" in plan and ".[dev]" not in plan
-    test_plan = subprocess.run(
-        [str(MAKE), "-n", "-W", "pyproject.toml", "lint"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=True,
-    ).stdout
+    test_plan = _make_plan("lint")
     assert "-e '.[dev]'" in test_plan
 
 
