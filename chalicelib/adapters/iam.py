@@ -51,6 +51,7 @@ class IamGateway:
         # rewrites number literals (1.10 -> 1.1). The engine reads IAM's own text instead, so it can refuse a
         # document with duplicate keys and write back every untouched literal exactly as it was.
         client.meta.events.unregister("after-call.iam", json_decode_policies)
+        self._tags_denied = False  # ListRoleTags refused once: read tags with GetRole from then on
 
     def get_role(self, name: str) -> RoleRecord | None:
         """The role with its trust document and tags, or None when it does not exist."""
@@ -66,8 +67,11 @@ class IamGateway:
         A dry run's read: the listing already holds the trust document and path, and the tags are all it
         lacks, so it reads only them (a smaller request and response than GetRole, on both sides). A role
         that may not be tag-read (a member role deployed before ``iam:ListRoleTags`` was granted) is read
-        with GetRole instead, which carries the tags as well.
+        with GetRole instead, which carries the tags as well; after the first refusal the gateway goes
+        straight to GetRole, so an account with such a role pays one refused call, not one per role.
         """
+        if self._tags_denied:
+            return self.get_role(role.name)
         tags: list[Mapping[str, str]] = []
         kwargs: dict[str, Any] = {"RoleName": role.name}
         while True:
@@ -76,6 +80,7 @@ class IamGateway:
             except NotFound:
                 return None
             except AccessDenied:
+                self._tags_denied = True
                 return self.get_role(role.name)
             tags.extend(response.get("Tags", []))
             if not response.get("IsTruncated") or not response.get("Marker"):

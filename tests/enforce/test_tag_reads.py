@@ -66,9 +66,15 @@ def test_a_role_that_may_not_be_tag_read_is_read_with_get_role() -> None:
         stub.add_client_error("list_role_tags", "AccessDenied", "not authorized to perform iam:ListRoleTags", 403)
         stub.add_response("get_role", {"Role": role}, {"RoleName": "orders-sfn"})
         # When its tags are read / Then GetRole answers instead, tags included
-        record = IamGateway(client).read_tags(listed())
+        gateway = IamGateway(client)
+        record = gateway.read_tags(listed())
+        stub.assert_no_pending_responses()
+        # And the next role's tags come from GetRole at once, without another refused call
+        stub.add_response("get_role", {"Role": role}, {"RoleName": "orders-sfn"})
+        again = gateway.read_tags(listed())
         stub.assert_no_pending_responses()
     assert record is not None and record.tags == {"owner": "team-orders"} and record.tags_loaded
+    assert again == record
 
 
 def test_a_dry_run_decides_on_the_tags_it_read(make_world: MakeWorld) -> None:
