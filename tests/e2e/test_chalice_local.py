@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,13 +47,16 @@ def api(endpoint: str, slack: SlackStandIn) -> Iterator[str]:
         timeout=60,
     )
     port = free_port()
+    # Without --no-autoreload, `chalice local` serves from a child process that watches the sources, and
+    # terminating the parent would leave that child running; its own session lets the test stop them all.
     process = subprocess.Popen(
-        [CHALICE, "local", "--host", "127.0.0.1", "--port", str(port), "--stage", "dev"],
+        [CHALICE, "local", "--host", "127.0.0.1", "--port", str(port), "--stage", "dev", "--no-autoreload"],
         cwd=ROOT,
         env=cli_env(endpoint),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -63,16 +69,26 @@ def api(endpoint: str, slack: SlackStandIn) -> Iterator[str]:
                 raise RuntimeError(f"chalice local exited: {process.stdout.read() if process.stdout else ''}") from None
             time.sleep(0.2)
     else:
-        process.kill()
+        stop(process)
         raise RuntimeError("chalice local did not start within 60 s")
     try:
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Stop the server and anything it started (its process group), then reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # a child that outlived its parent
 
 
 def call(method: str, url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
