@@ -56,6 +56,53 @@ def evaluate_role(role: RoleRecord, deps: Deps) -> Evaluation:
     return evaluation
 
 
+# Trust documents repeat across an account: every Lambda function's role trusts lambda.amazonaws.com the
+# same way, and CDK or SAM write the same document for every state machine. The engine's answer depends
+# on the document and the role's context only (account, partition, path and tags: DESIGN section 3), so a
+# scan evaluates each document once per context, and renders each shared fix's diff once. The shared
+# evaluations are never changed (the engine returns new documents). At most this many are kept, so a
+# scan of documents that are all different holds no more than that.
+EVALUATIONS_KEPT = 1024
+
+
+class Evaluations:
+    """One scan's evaluations, shared by the roles of the same trust document and context, and their diffs."""
+
+    def __init__(self) -> None:
+        self._by_role: dict[tuple[Any, ...], Evaluation] = {}
+        # By the id of an evaluation held in _by_role (so the id cannot be reused): the diff of its fix.
+        self._diffs: dict[int, str] = {}
+        self._held: set[int] = set()
+
+    def of(self, role: RoleRecord, deps: Deps) -> Evaluation:
+        """The role's evaluation, shared with earlier roles of the same document and context."""
+        if not isinstance(role.document, str):
+            return evaluate_role(role, deps)
+        key = (role.document, role.partition, role.account_id, role.path, tuple(sorted(role.tags.items())))
+        evaluation = self._by_role.get(key)
+        if evaluation is None:
+            evaluation = evaluate_role(role, deps)
+            if len(self._by_role) < EVALUATIONS_KEPT:
+                self._by_role[key] = evaluation
+                self._held.add(id(evaluation))
+        return evaluation
+
+    def diff(self, evaluation: Evaluation) -> str:
+        """The diff of the evaluation's fix, rendered once per shared evaluation."""
+        if id(evaluation) not in self._held:
+            return fix_diff(evaluation)
+        text = self._diffs.get(id(evaluation))
+        if text is None:
+            text = self._diffs[id(evaluation)] = fix_diff(evaluation)
+        return text
+
+
+def fix_diff(evaluation: Evaluation) -> str:
+    """The unified diff from the evaluated document to its fix; empty when there is no fix."""
+    before, after = evaluation.original, evaluation.fixed_policy
+    return render_diff(before, after) if before is not None and after is not None else ""
+
+
 def planned_fix(document: PolicyDoc, role: RoleRecord, deps: Deps) -> PolicyDoc | None:
     """The fix deputy-guard computes for ``document`` on ``role`` with the current settings (None: no fix)."""
     return evaluate_role(replace(role, document=document), deps).fixed_policy
@@ -79,13 +126,16 @@ def process_role(
     retried: bool = False,
     evaluation: Evaluation | None = None,
     read: Future[RoleRecord | None] | None = None,
+    evaluations: Evaluations | None = None,
 ) -> RoleResult:
     """Evaluate one role, decide, act (fix under the audit rule), and queue the owners' notice.
 
-    A dry-run scan hands in the listing's ``evaluation`` and the ``read`` it already started for the role.
+    A dry-run scan hands in the listing's ``evaluation``, the ``read`` it already started for the role and
+    its shared ``evaluations``.
     """
+    memo = evaluations or Evaluations()
     if evaluation is None:
-        evaluation = evaluate_role(role, deps)
+        evaluation = memo.of(role, deps)
     if needs_read(role, evaluation, deps):
         try:
             fresh = read.result() if read is not None else deps.iam.get_role(role.name)
@@ -96,12 +146,12 @@ def process_role(
                 f"deputy-guard may not read the role ({exc.operation}: {exc.code});"
                 f" apply the patch by hand or grant iam:{exc.operation}"
             )
-            return _finish(role, _result(role, evaluation, Action.FAILED, reason), deps, run, ref)
+            return _finish(role, _result(role, evaluation, Action.FAILED, reason, memo), deps, run, ref)
         if fresh is None:
             return _gone(role, evaluation, deps, run, ref)
-        role, evaluation = fresh, evaluate_role(fresh, deps)
+        role, evaluation = fresh, memo.of(fresh, deps)
     action, reason = decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())
-    result = _result(role, evaluation, action, reason)
+    result = _result(role, evaluation, action, reason, memo)
     if action is Action.WOULD_FIX:
         run.fixes += 1  # a preview reaches the per-run cap where the run with fixes would
     if action is Action.FIXED:
@@ -112,7 +162,7 @@ def process_role(
                 result = _replace(result, Action.SKIPPED, "the role was deleted meanwhile")
             elif not retried:
                 # Decide again on what IAM holds now: never write a document computed from a stale read.
-                return process_role(changed.fresh, deps, run, ref, retried=True)
+                return process_role(changed.fresh, deps, run, ref, retried=True, evaluations=evaluations)
             else:
                 result = _replace(result, Action.SKIPPED, "the trust policy kept changing; left for the next run")
     return _finish(role, result, deps, run, ref)
@@ -126,10 +176,9 @@ def _finish(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: Rol
     return result
 
 
-def _result(role: RoleRecord, evaluation: Evaluation, action: Action, reason: str) -> RoleResult:
-    before = evaluation.original
-    after = evaluation.fixed_policy
-    diff = render_diff(before, after) if before is not None and after is not None else ""
+def _result(
+    role: RoleRecord, evaluation: Evaluation, action: Action, reason: str, evaluations: Evaluations | None = None
+) -> RoleResult:
     return RoleResult(
         role_name=role.name,
         role_arn=role.arn,
@@ -137,9 +186,9 @@ def _result(role: RoleRecord, evaluation: Evaluation, action: Action, reason: st
         action=action,
         reason=reason,
         evaluation=evaluation,
-        before=before,
-        after=after,
-        diff=diff,
+        before=evaluation.original,
+        after=evaluation.fixed_policy,
+        diff=evaluations.diff(evaluation) if evaluations is not None else fix_diff(evaluation),
     )
 
 

@@ -17,7 +17,7 @@ from chalicelib.adapters.errors import AwsError
 from chalicelib.domain.models import Action, Evaluation, Mode, RoleRecord, Verdict
 from chalicelib.domain.plan import RoleResult, Run
 from chalicelib.service.deps import Deps
-from chalicelib.service.enforce import evaluate_role, needs_read, process_role, send_notices
+from chalicelib.service.enforce import Evaluations, needs_read, process_role, send_notices
 from chalicelib.service.findings import record_findings
 
 # A dry run overlaps its IAM calls; a run that may write makes them one at a time, each read just before
@@ -232,18 +232,26 @@ def _scan_listing(
         if progress and len(results) % 100 == 0:
             progress(len(results))
 
-    seen: dict[tuple[str, ...], Evaluation] = {}
+    evaluations = Evaluations()
     if run.mode is Mode.DRY_RUN:
         return _scan_overlapped(
-            deps, run, path_prefix=path_prefix, marker=marker, skip=skip, cut=cut, keep=keep, results=results, seen=seen
+            deps,
+            run,
+            path_prefix=path_prefix,
+            marker=marker,
+            skip=skip,
+            cut=cut,
+            keep=keep,
+            results=results,
+            evaluations=evaluations,
         )
     while True:
         page = deps.iam.list_roles_page(path_prefix=path_prefix, marker=marker)
-        listed = _evaluate_page(page.roles[skip:], deps, run, started=bool(results), seen=seen)
+        listed = _evaluate_page(page.roles[skip:], deps, run, started=bool(results), evaluations=evaluations)
         for index, item in enumerate(listed, start=skip):
             if run.out_of_time() and results:
                 return cut(marker, index)
-            keep(process_role(item.role, deps, run, evaluation=item.evaluation))
+            keep(process_role(item.role, deps, run, evaluation=item.evaluation, evaluations=evaluations))
         if skip + len(listed) < len(page.roles):
             return cut(marker, skip + len(listed))
         if page.marker is None:
@@ -263,7 +271,7 @@ def _scan_overlapped(
     cut: Callable[[str | None, int], str],
     keep: Callable[[RoleResult], None],
     results: Sequence[RoleResult],
-    seen: dict[tuple[str, ...], Evaluation],
+    evaluations: Evaluations,
 ) -> str | None:
     """The dry run's pipeline: decisions in listing order, IAM calls ahead of them, within bounds.
 
@@ -292,7 +300,9 @@ def _scan_overlapped(
         if page.marker is not None and not run.out_of_time():
             fetch(page.marker, 0)
         started = bool(results or ahead)
-        listed = _evaluate_page(page.roles[page_skip:], deps, run, started=started, reads=reader, seen=seen)
+        listed = _evaluate_page(
+            page.roles[page_skip:], deps, run, started=started, reads=reader, evaluations=evaluations
+        )
         ahead.append(_Page(page_marker, page_skip, len(page.roles), page.marker, listed))
 
     try:
@@ -312,7 +322,11 @@ def _scan_overlapped(
                     if decided and not _arrives_in_time(item.read, run):
                         stuck = True
                         return cut(page.marker, index)
-                keep(process_role(item.role, deps, run, evaluation=item.evaluation, read=item.read))
+                keep(
+                    process_role(
+                        item.role, deps, run, evaluation=item.evaluation, read=item.read, evaluations=evaluations
+                    )
+                )
             if page.cut_short:
                 return cut(page.marker, page.skip + len(page.listed))
             ahead.popleft()
@@ -373,7 +387,7 @@ def _evaluate_page(
     *,
     started: bool,
     reads: ThreadPoolExecutor | None = None,
-    seen: dict[tuple[str, ...], Evaluation] | None = None,
+    evaluations: Evaluations | None = None,
 ) -> list[_Listed]:
     """Evaluate a page's roles from the listing, checking the time budget before each one.
 
@@ -382,35 +396,14 @@ def _evaluate_page(
     With ``reads`` (a dry run), the read of each role that needs one starts as soon as it is evaluated.
     """
     listed: list[_Listed] = []
+    shared = evaluations or Evaluations()
     for role in roles:
         if run.out_of_time() and (started or listed):
             break
-        evaluation = _evaluate_listed(role, deps, seen if seen is not None else {})
+        evaluation = shared.of(role, deps)
         read = reads.submit(deps.iam.read_tags, role) if reads and needs_read(role, evaluation, deps) else None
         listed.append(_Listed(role, evaluation, read))
     return listed
-
-
-# Trust documents repeat across an account: every Lambda function's role trusts lambda.amazonaws.com the
-# same way, and CDK or SAM write the same document for every state machine. The engine's answer depends
-# on the document and the role's context only (account, partition, path and tags: DESIGN section 3), and
-# the listing carries no tags, so a scan evaluates each listed document once per account and path. The
-# shared evaluations are never changed (the engine returns new documents). At most this many are kept,
-# so a scan of documents that are all different holds no more than that.
-EVALUATIONS_KEPT = 1024
-
-
-def _evaluate_listed(role: RoleRecord, deps: Deps, seen: dict[tuple[str, ...], Evaluation]) -> Evaluation:
-    """The role's evaluation from the listing, shared with earlier roles of the same document and context."""
-    if role.tags or not isinstance(role.document, str):
-        return evaluate_role(role, deps)
-    key = (role.document, role.partition, role.account_id, role.path)
-    evaluation = seen.get(key)
-    if evaluation is None:
-        evaluation = evaluate_role(role, deps)
-        if len(seen) < EVALUATIONS_KEPT:
-            seen[key] = evaluation
-    return evaluation
 
 
 def sweep(deps: Deps, *, budget_seconds: float | None = None) -> dict[str, Any]:

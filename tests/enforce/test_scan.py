@@ -94,20 +94,20 @@ def test_the_budget_is_checked_before_every_role_not_every_page(make_world: Make
     # Given one page of 6 roles whose evaluation is slow (a planted document), and a 0.5 s budget
     import time
 
-    from chalicelib.service import scan as scan_module
+    from chalicelib.service import enforce as enforce_module
 
     world = make_world(idempotent=False)
     for index in range(6):
         # Six different documents: a scan evaluates each distinct document once.
         document = {**COMPLIANT, "Id": f"compliant-{index}"}
         world.iam.create_role(RoleName=f"compliant-{index:04d}", AssumeRolePolicyDocument=json.dumps(document))
-    real = scan_module.evaluate_role
+    real = enforce_module.evaluate_role
 
     def slow(role, deps):
         time.sleep(0.2)
         return real(role, deps)
 
-    monkeypatch.setattr(scan_module, "evaluate_role", slow)
+    monkeypatch.setattr(enforce_module, "evaluate_role", slow)
     # When scanned with the budget, continuing through next_token until complete
     seen: list[str] = []
     token = None

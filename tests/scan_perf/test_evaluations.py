@@ -1,4 +1,5 @@
-"""A scan evaluates each distinct listed document once per path, and every role still gets its own verdict."""
+"""A scan evaluates each distinct document once per context, renders each shared fix's diff once, and every
+role still gets its own verdict."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import json
 import pytest
 
 from chalicelib.domain.models import Evaluation, RoleRecord, Verdict
-from chalicelib.service import scan as scan_module
+from chalicelib.domain.policy import render_diff
+from chalicelib.service import enforce as enforce_module
 from chalicelib.service.deps import Deps
 from chalicelib.service.enforce import evaluate_role
 from chalicelib.service.scan import scan
@@ -28,16 +30,25 @@ def test_roles_with_the_same_document_and_path_share_one_evaluation(
         AssumeRolePolicyDocument=json.dumps(VULNERABLE),
     )
     evaluated: list[str] = []
+    diffs: list[object] = []
 
     def counting(role: RoleRecord, deps: Deps) -> Evaluation:
         evaluated.append(role.name)
         return evaluate_role(role, deps)
 
-    monkeypatch.setattr(scan_module, "evaluate_role", counting)
+    def counting_diff(before: object, after: object) -> str:
+        diffs.append(before)
+        return render_diff(before, after)
+
+    monkeypatch.setattr(enforce_module, "evaluate_role", counting)
+    monkeypatch.setattr(enforce_module, "render_diff", counting_diff)
     # When the account is scanned as a dry run
     report = scan(world.deps, dry_run=True)
-    # Then the listing's documents were evaluated once per document and path, and each role has its verdict
-    assert len(evaluated) == 4 + 1
+    # Then the listing's documents were evaluated once per document and path (4 + 1), the flagged roles
+    # once more per document after their tags were read (every role has the same owner tag: vulnerable
+    # and foreign), the shared fix's diff was rendered once, and each role has its verdict
+    assert len(evaluated) == 4 + 1 + 2
+    assert len(diffs) == 1
     verdicts = {r.role_name: r.verdict for r in report.results}
     assert verdicts["AWSServiceRoleForStepFunctions"] is Verdict.NOT_APPLICABLE
     assert {v for name, v in verdicts.items() if name.startswith("vulnerable")} == {Verdict.NON_COMPLIANT}
@@ -54,8 +65,10 @@ def test_a_scan_keeps_a_bounded_number_of_shared_evaluations(
         document = {**VULNERABLE, "Id": f"document-{index}"}
         for copy in range(2):
             world.iam.create_role(RoleName=f"sfn-{index}-{copy}", AssumeRolePolicyDocument=json.dumps(document))
-    monkeypatch.setattr(scan_module, "EVALUATIONS_KEPT", 2)
+    monkeypatch.setattr(enforce_module, "EVALUATIONS_KEPT", 2)
     # When scanned
     report = scan(world.deps, dry_run=True)
-    # Then every role is still judged on its own document
+    # Then every role is still judged on its own document, with its own document's diff
     assert len(report.results) == 12 and {r.verdict for r in report.results} == {Verdict.NON_COMPLIANT}
+    for result in report.results:
+        assert f'"Id": "document-{result.role_name.split("-")[1]}"' in result.diff
