@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +33,7 @@ from chalicelib.service.findings import record_findings
 #   ``settings.scan_concurrency`` in flight, and page N+1 is evaluated as soon as it arrives, so the
 #   reads run on across page boundaries and their round trips hide behind the listing instead of adding
 #   to it. Decisions stay in listing order.
+# * The readers' threads start while the first page is on its way, so the first reads go out together.
 #
 # The default of 16 reads in flight (DEPUTY_GUARD_SCAN_CONCURRENCY, 1 to 32) is deliberate. How many
 # reads IAM sees, and how many a second on average, is set by the account (one per flagged role) and by
@@ -307,6 +310,7 @@ def _scan_overlapped(
 
     try:
         fetch(marker, skip)
+        _start_threads(reader, deps.settings.scan_concurrency)
         evaluate_upcoming()
         while ahead:
             page = ahead[0]
@@ -344,6 +348,33 @@ def _scan_overlapped(
             # Calls not yet started when the scan stops early are cancelled; one already sent is waited
             # for (each is bounded by the client's timeouts), unless it is what overran the budget.
             pool.shutdown(wait=not stuck, cancel_futures=True)
+
+
+# How long a reader thread started ahead waits for the others to start (a thread that cannot start at
+# all, say at a process's thread limit, is then started by the pool with the read that needs it).
+_THREAD_START_SECONDS = 1.0
+
+
+def _start_threads(pool: ThreadPoolExecutor, count: int) -> None:
+    """Start the pool's ``count`` threads now, while the first page is on its way.
+
+    The pool otherwise starts a thread as each read is queued, and each start waits for the new thread
+    to run: with reads already in flight parsing their answers under the interpreter lock, that is up to
+    one switch interval (5 ms) per thread, and the first reads go out one by one instead of together.
+    Each thread waits at a barrier until all have started, so the pool cannot hand one task to a thread
+    that already exists and leave the others unstarted.
+    """
+    started = threading.Barrier(count, timeout=_THREAD_START_SECONDS)
+
+    def arrive() -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            started.wait()
+
+    try:
+        for _ in range(count):
+            pool.submit(arrive)
+    except RuntimeError:
+        started.abort()  # no more threads can start: the ones waiting go back to the pool
 
 
 def _remaining(run: Run, decided: bool) -> float | None:
@@ -401,9 +432,21 @@ def _evaluate_page(
         if run.out_of_time() and (started or listed):
             break
         evaluation = shared.of(role, deps)
-        read = reads.submit(deps.iam.read_tags, role) if reads and needs_read(role, evaluation, deps) else None
+        read = _queue_read(reads, role, deps) if reads and needs_read(role, evaluation, deps) else None
         listed.append(_Listed(role, evaluation, read))
     return listed
+
+
+def _queue_read(reads: ThreadPoolExecutor, role: RoleRecord, deps: Deps) -> Future[RoleRecord | None] | None:
+    """Start reading the role's tags; None when no thread can be started for it (the process's limit).
+
+    The role is then read when it is decided, as a scan that may write reads every role. The pool may
+    still carry out the read it had queued; the decision does not wait for it.
+    """
+    try:
+        return reads.submit(deps.iam.read_tags, role)
+    except RuntimeError:
+        return None
 
 
 def sweep(deps: Deps, *, budget_seconds: float | None = None) -> dict[str, Any]:

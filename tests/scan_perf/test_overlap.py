@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
+
+import pytest
 
 from chalicelib.adapters import aws
 from chalicelib.domain.models import Mode
@@ -25,6 +28,60 @@ def test_a_dry_run_keeps_the_configured_reads_in_flight_and_never_more(make_worl
     assert report.complete and not together.broken
     assert probe.peak == 4
     assert sorted(probe.seen) == sorted(r.role_name for r in report.results if r.role_name.startswith(FLAGGED))
+
+
+def scan_readers() -> int:
+    return sum(thread.name.startswith("scan-read") for thread in threading.enumerate())
+
+
+def test_the_reader_threads_start_while_the_first_page_is_on_its_way(make_world: MakeWorld) -> None:
+    # Given room for 6 reads in flight, and a first ListRoles that waits until 6 reader threads exist
+    world = make_world(idempotent=False, scan_concurrency="6")
+    seed({"lambda": 20, "vulnerable": 12})
+    readers_at_listing: list[int] = []
+
+    def hold(_marker: str, _number: int) -> None:
+        deadline = time.monotonic() + HOLD
+        while scan_readers() < 6 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        readers_at_listing.append(scan_readers())
+
+    Probe("ListRoles", hold=hold).install()
+    reads = Probe("ListRoleTags").install()
+    # When the account is scanned as a dry run
+    report = scan(world.deps, dry_run=True)
+    # Then all 6 readers were running before the page arrived (not started one by one as reads were
+    # queued), the scan read every flagged role, and the readers are gone afterwards
+    assert readers_at_listing == [6]
+    assert report.complete and len(reads.seen) == 12 and reads.peak <= 6
+    assert scan_readers() == 0
+
+
+def test_a_reader_thread_that_cannot_start_does_not_stall_the_scan(
+    make_world: MakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a process that can start only two more threads
+    world = make_world(idempotent=False, scan_concurrency="8")
+    seed({"lambda": 20, "vulnerable": 12})
+    real_start = threading.Thread.start
+    started = 0
+
+    def limited(thread: threading.Thread) -> None:
+        nonlocal started
+        if thread.name.startswith("scan-read"):
+            started += 1
+            if started > 2:
+                raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", limited)
+    # When the account is scanned as a dry run
+    began = time.monotonic()
+    report = scan(world.deps, dry_run=True)
+    # Then the scan completes on the threads it has, without waiting out the start barrier's timeout
+    assert report.complete and len(report.results) == 32
+    assert sum(r.role_name.startswith("vulnerable") and r.action.value == "would_fix" for r in report.results) == 12
+    assert time.monotonic() - began < 1.0
 
 
 def test_a_dry_run_fetches_the_next_page_while_it_reads_the_flagged_roles_of_this_one(make_world: MakeWorld) -> None:
