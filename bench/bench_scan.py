@@ -3,7 +3,7 @@ paginated ListRoles) and a naive scanner (ListRoles for names, then GetRole for 
 same run.
 
 Run: .venv/bin/python bench/bench_scan.py [--sizes 1000,10000] [--latency-ms 20] [--rounds 3]
-         [--naive-sample 1000] [--concurrency N] [--profile] [--json]
+         [--naive-sample 1000] [--concurrency N] [--default-page] [--profile] [--json]
 
 Every AWS request crosses real HTTP on 127.0.0.1 and waits ``--latency-ms`` in the server before moto
 handles it. Roles are seeded through moto's backend in this process (no HTTP, no latency), so seeding
@@ -315,6 +315,16 @@ def measure_size(
             "verdict_mismatches": naive["mismatches"],
             "page_size": PAGE,
         },
+        "default_page_listing": (
+            {
+                "seconds": round(statistics.median(out["default_page_rounds"]), 3),
+                "rounds": out["default_page_rounds"],
+                "pages": out["default_page_pages"],
+                "scan_ratio": round(dg_seconds / statistics.median(out["default_page_rounds"]), 2),
+            }
+            if out["default_page_rounds"]
+            else None
+        ),
         "server_requests": server_total,
         "server_matches_clients": server_total == out["attempts_total"],
         "ratio": round(naive_seconds / dg_seconds, 2),
@@ -346,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--concurrency", type=int, help="DEPUTY_GUARD_SCAN_CONCURRENCY for the scan (default: deputy-guard's)"
+    )
+    parser.add_argument(
+        "--default-page",
+        action="store_true",
+        help="also time ListRoles in IAM's default page of 100 each round (a reference beside the floor)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the last scan of each size (stderr)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -379,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             "naive_sample": args.naive_sample,
             "concurrency": args.concurrency,
             "profile": args.profile,
+            "default_page": args.default_page,
         }
 
         expected: dict[str, str] = {}
@@ -458,6 +474,13 @@ def render(output: dict[str, Any]) -> str:
             f"| {r['roles']:,} | floor: one paginated ListRoles | {floor['seconds']:.2f} s | 1.0x "
             f"| ListRoles {floor['pages']:,} | |"
         )
+        listing = r.get("default_page_listing")
+        if listing:
+            lines.append(
+                f"| {r['roles']:,} | reference: ListRoles in IAM's default page of 100 | {listing['seconds']:.2f} s "
+                f"| {listing['seconds'] / floor['seconds']:.1f}x | ListRoles {listing['pages']:,} "
+                f"| scan / this: {listing['scan_ratio']:.2f}x |"
+            )
         lines.append(
             f"| {r['roles']:,} | deputy-guard dry-run scan ({dg['scan_concurrency']} reads in flight) "
             f"| {dg['seconds']:.2f} s | **{dg['floor_ratio']:.2f}x** | {_calls(dg['calls'])} | |"

@@ -104,6 +104,17 @@ def run_floor(client: Any) -> tuple[float, int, int]:
     return time.perf_counter() - start, roles, pages
 
 
+def run_default_page_listing(client: Any) -> tuple[float, int, int]:
+    """ListRoles in IAM's default page (100 roles, as boto3's paginator lists without a page size, and as
+    general-purpose scanners do); (seconds, roles, pages). A reference, not the floor."""
+    start = time.perf_counter()
+    roles = pages = 0
+    for page in client.get_paginator("list_roles").paginate():
+        roles += len(page["Roles"])
+        pages += 1
+    return time.perf_counter() - start, roles, pages
+
+
 def run_deputy_guard(deps: Any, profile: bool = False) -> tuple[float, Any, int]:
     """deputy-guard's own dry-run scan: (seconds, report, log lines written)."""
     from chalicelib.service.scan import scan
@@ -230,8 +241,16 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     scan_cpu: list[float] = []
     peak = 0.0
     last: dict[str, Any] = {}
+    default_pages: list[float] = []
+    default_page_count = 0
     for index in range(spec["rounds"]):
-        for step in ("floor", "scan") if index % 2 == 0 else ("scan", "floor"):
+        steps = ("floor", "scan") if index % 2 == 0 else ("scan", "floor")
+        for step in (*steps, "default_page") if spec.get("default_page") else steps:
+            if step == "default_page":
+                seconds, roles, default_page_count = run_default_page_listing(client)
+                assert roles == spec["size"], (roles, spec["size"])
+                default_pages.append(seconds)
+                continue
             if step == "floor":
                 cpu = time.process_time()
                 seconds, roles, pages = run_floor(client)
@@ -283,6 +302,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         "floor_cpu": round(statistics.median(floor_cpu), 3),
         "scan_cpu": round(statistics.median(scan_cpu), 3),
         "floor_pages": pages,
+        "default_page_rounds": [round(s, 3) for s in default_pages],
+        "default_page_pages": default_page_count,
         "scan_concurrency": concurrency,
         "rss_baseline_mb": round(baseline, 1),
         "rss_peak_mb": round(peak, 1),
