@@ -32,8 +32,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# bench/ is a namespace package (its scripts import bench.harness): module names come from the project root.
 typecheck: $(STAMP)
-	$(BIN)/mypy chalicelib app.py deputy_guard
+	$(BIN)/mypy --explicit-package-bases chalicelib app.py deputy_guard bench
 
 # In parallel, one worker per core (each with its own moto server); a file's tests share a worker, so each
 # session fixture (the package build, the demo run) is built once. PYTEST_WORKERS=0 runs serially.

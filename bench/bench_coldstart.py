@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import io
 import json
 import os
@@ -285,7 +286,7 @@ def runtime_python() -> str | None:
     """The runtime's interpreter as `make package` finds it (deploy/bundle.py), or None."""
     sys.path.insert(0, str(ROOT / "deploy"))
     try:
-        import bundle  # type: ignore[import-not-found]
+        bundle = importlib.import_module("bundle")  # deploy/bundle.py, not a package
 
         return str(bundle.find_python(RUNTIME))
     except bundle.BundleError:
@@ -373,7 +374,7 @@ def fallback_sizes() -> dict[str, Any]:
                 archive.write(path, path.relative_to(ROOT).as_posix())
     sys.path.insert(0, str(ROOT / "deploy"))
     try:
-        import bundle  # type: ignore[import-not-found]
+        bundle = importlib.import_module("bundle")  # deploy/bundle.py, not a package
 
         closure = bundle.runtime_closure(bundle.read_requirements(ROOT / "requirements.txt"))
     finally:

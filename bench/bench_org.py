@@ -101,7 +101,7 @@ def _latency_server() -> LatencyAws:
     import inspect
 
     if "keep_alive" in inspect.signature(LatencyAws).parameters and not os.environ.get("BENCH_NO_KEEP_ALIVE"):
-        return LatencyAws(0.0, keep_alive=True).start()  # type: ignore[call-arg]
+        return LatencyAws(0.0, keep_alive=True).start()
     return LatencyAws(0.0).start()
 
 
