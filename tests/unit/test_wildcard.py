@@ -131,12 +131,16 @@ def test_ignoring_case_means_what_re_ignorecase_meant_for_ascii_text() -> None:
 )
 def test_hostile_patterns_are_matched_at_once(pattern: str, text: str) -> None:
     # Given patterns on which a backtracking matcher takes seconds to ages
-    # When matched, both case-sensitively and not
-    start = time.perf_counter()
-    iam_glob_match(pattern, text, ignore_case=True)
-    iam_glob_match(pattern, text, ignore_case=False)
+    # When matched, both case-sensitively and not (the best of three runs: a busy machine pauses
+    # sometimes, a slow algorithm every time)
+    elapsed = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        iam_glob_match(pattern, text, ignore_case=True)
+        iam_glob_match(pattern, text, ignore_case=False)
+        elapsed = min(elapsed, time.perf_counter() - start)
     # Then it takes a few milliseconds at most
-    assert time.perf_counter() - start < 0.05
+    assert elapsed < 0.05
 
 
 def test_matching_time_grows_linearly_with_the_pattern() -> None:
