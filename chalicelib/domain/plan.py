@@ -81,10 +81,12 @@ class Run:
     # One add per metric instead of one per role: the same CloudWatch sums, a fraction of the work.
     tally: dict[str, int] | None = None
 
-    def count(self, name: str) -> None:
-        """Add one to ``name`` in the run's tally (only when the run keeps one)."""
-        if self.tally is not None:
-            self.tally[name] = self.tally.get(name, 0) + 1
+    def count(self, name: str) -> bool:
+        """Add one to ``name`` in the run's tally; False when the run keeps none (the caller counts at once)."""
+        if self.tally is None:
+            return False
+        self.tally[name] = self.tally.get(name, 0) + 1
+        return True
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline

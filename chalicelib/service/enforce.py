@@ -70,9 +70,8 @@ class Evaluations:
 
     def __init__(self) -> None:
         self._by_role: dict[tuple[Any, ...], Evaluation] = {}
-        # By the id of an evaluation held in _by_role (so the id cannot be reused): the diff of its fix.
-        self._diffs: dict[int, str] = {}
-        self._held: set[int] = set()
+        # By the id of each evaluation held in _by_role (so the id cannot be reused): its fix's diff, once rendered.
+        self._diffs: dict[int, str | None] = {}
 
     def of(self, role: RoleRecord, deps: Deps) -> Evaluation:
         """The role's evaluation, shared with earlier roles of the same document and context."""
@@ -84,14 +83,14 @@ class Evaluations:
             evaluation = evaluate_role(role, deps)
             if len(self._by_role) < EVALUATIONS_KEPT:
                 self._by_role[key] = evaluation
-                self._held.add(id(evaluation))
+                self._diffs[id(evaluation)] = None
         return evaluation
 
     def diff(self, evaluation: Evaluation) -> str:
         """The diff of the evaluation's fix, rendered once per shared evaluation."""
-        if id(evaluation) not in self._held:
+        if id(evaluation) not in self._diffs:
             return fix_diff(evaluation)
-        text = self._diffs.get(id(evaluation))
+        text = self._diffs[id(evaluation)]
         if text is None:
             text = self._diffs[id(evaluation)] = fix_diff(evaluation)
         return text
@@ -332,11 +331,9 @@ _NO_FINDING = (Verdict.COMPLIANT, Verdict.NOT_APPLICABLE)
 
 
 def _count(deps: Deps, run: Run, name: str) -> None:
-    """Count a metric now, or in the run's tally when it keeps one (a scan emits it once at its end)."""
-    if run.tally is None:
+    """Count a metric in the run's tally when it keeps one (a scan emits it once at its end), else now."""
+    if not run.count(name):
         deps.metrics.add_metric(name)
-    else:
-        run.count(name)
 
 
 def _notice(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: RoleRef | None) -> Notice:

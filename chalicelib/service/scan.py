@@ -417,8 +417,8 @@ def _evaluate_page(
     run: Run,
     *,
     started: bool,
+    evaluations: Evaluations,
     reads: ThreadPoolExecutor | None = None,
-    evaluations: Evaluations | None = None,
 ) -> list[_Listed]:
     """Evaluate a page's roles from the listing, checking the time budget before each one.
 
@@ -427,11 +427,10 @@ def _evaluate_page(
     With ``reads`` (a dry run), the read of each role that needs one starts as soon as it is evaluated.
     """
     listed: list[_Listed] = []
-    shared = evaluations or Evaluations()
     for role in roles:
         if run.out_of_time() and (started or listed):
             break
-        evaluation = shared.of(role, deps)
+        evaluation = evaluations.of(role, deps)
         read = _queue_read(reads, role, deps) if reads and needs_read(role, evaluation, deps) else None
         listed.append(_Listed(role, evaluation, read))
     return listed
