@@ -10,6 +10,8 @@ import boto3
 import botocore.session
 import pytest
 
+from chalicelib.adapters import aws
+
 TEST_ACCOUNT = "111122223333"
 _LOADER: list[Any] = []  # one botocore loader per worker: service models parsed once
 
@@ -18,20 +20,17 @@ def _default_session(**kwargs: Any) -> None:
     """boto3's default session (``boto3.client``), on the worker's one loader.
 
     moto resets boto3's default session at every mock start, and a new session parses every service model
-    it uses again (about 60 ms a test). boto3 appends its data folder to the loader for every session: the
-    duplicate is dropped.
+    it uses again (about 60 ms a test). The session is made as the bot makes its own, so the data folder
+    boto3 adds to the shared loader for every session is not repeated.
     """
-    if "botocore_session" not in kwargs:
+    core = kwargs.pop("botocore_session", None)
+    if core is None:
         core = botocore.session.get_session()
         if _LOADER:
             core.register_component("data_loader", _LOADER[0])
         else:
             _LOADER.append(core.get_component("data_loader"))
-        kwargs["botocore_session"] = core
-    boto3.DEFAULT_SESSION = boto3.session.Session(**kwargs)
-    paths = _LOADER[0].search_paths if _LOADER else []
-    while paths and paths.count(paths[-1]) > 1:
-        paths.pop()
+    boto3.DEFAULT_SESSION = aws._boto3_session(core, **kwargs)
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +54,6 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     yield
-    from chalicelib.adapters import aws
     from chalicelib.runtime import container
 
     container.reset()

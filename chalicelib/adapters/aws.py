@@ -117,14 +117,14 @@ def _session() -> boto3.session.Session:
     return session
 
 
-def _boto3_session(core: botocore.session.Session) -> boto3.session.Session:
-    """A boto3 session on ``core``; call with ``_client_lock`` held.
+def _boto3_session(core: botocore.session.Session, **kwargs: Any) -> boto3.session.Session:
+    """A boto3 session on ``core`` (``kwargs`` as boto3's Session takes them); call with ``_client_lock`` held.
 
     boto3 appends its own data folder to the loader's search path for every session it makes. The loader
     is shared by every session of the process (one per member account), so without this the path would
     grow by one entry per account for as long as the process lives.
     """
-    session = boto3.session.Session(botocore_session=core)
+    session = boto3.session.Session(botocore_session=core, **kwargs)
     paths = core.get_component("data_loader").search_paths
     if paths and paths.count(paths[-1]) > 1:
         paths.pop()  # the entry just added is already there; dropping the last one keeps the order
