@@ -68,25 +68,26 @@ def reset_peak_rss() -> bool:
     return True
 
 
-def peak_rss_mb() -> float:
-    """This process's RSS high-water mark in MB (10^6 bytes): VmHWM since the last reset, else ru_maxrss."""
+def _status_mb(field: str) -> float | None:
+    """A ``kB`` field of /proc/self/status (Linux) in MB (10^6 bytes); None where there is none."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024 / 1e6
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+    return None
+
+
+def peak_rss_mb() -> float:
+    """This process's RSS high-water mark in MB: VmHWM since the last reset, else ru_maxrss."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
 def current_rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    return peak_rss_mb()
+    current = _status_mb("VmRSS")
+    return current if current is not None else peak_rss_mb()
 
 
 def run_floor(client: Any) -> tuple[float, int, int]:
