@@ -11,6 +11,7 @@ from chalicelib.domain.models import Mode
 from chalicelib.domain.plan import Run
 from chalicelib.service.enforce import process_role
 from chalicelib.service.scan import scan, sweep
+from tests.reliability.support import RecordingLogger
 from tests.world import COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World
 
 MakeWorld = Callable[..., World]
@@ -127,31 +128,19 @@ def test_the_budget_is_checked_before_every_role_not_every_page(make_world: Make
     assert sorted(seen) == [f"compliant-{i:04d}" for i in range(6)]
 
 
-class _Calls:
-    """Records each metric call (name, value) and each log call (level, message, role)."""
+class _Calls(RecordingLogger):
+    """Records each log call (RecordingLogger) and each metric call (name, value)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.metrics: list[tuple[str, float]] = []
-        self.lines: list[tuple[str, str, str | None]] = []
 
     def add_metric(self, name: str, value: float = 1) -> None:
         self.metrics.append((name, value))
 
-    def _line(self, level: str, msg: str, extra: dict[str, object] | None) -> None:
-        role = (extra or {}).get("role")
-        self.lines.append((level, msg, role if isinstance(role, str) else None))
-
-    def debug(self, msg: str, *args: object, extra: dict[str, object] | None = None, **_: object) -> None:
-        self._line("debug", msg, extra)
-
-    def info(self, msg: str, *args: object, extra: dict[str, object] | None = None, **_: object) -> None:
-        self._line("info", msg, extra)
-
-    def warning(self, msg: str, *args: object, extra: dict[str, object] | None = None, **_: object) -> None:
-        self._line("warning", msg, extra)
-
-    def error(self, msg: str, *args: object, extra: dict[str, object] | None = None, **_: object) -> None:
-        self._line("error", msg, extra)
+    def records(self) -> list[tuple[str, str, str | None]]:
+        """Each log call as (level, message, role)."""
+        return [(line.level, line.message, line.extra.get("role")) for line in self.lines]
 
 
 def test_a_scan_logs_findings_at_info_the_rest_at_debug_and_sums_its_metrics_once(make_world: MakeWorld) -> None:
@@ -163,7 +152,7 @@ def test_a_scan_logs_findings_at_info_the_rest_at_debug_and_sums_its_metrics_onc
     # When the account is scanned as a dry run
     scan(deps, dry_run=True)
     # Then every role has a decision line; only the five findings are at INFO
-    decisions = [(level, role) for level, msg, role in calls.lines if msg == "decision"]
+    decisions = [(level, role) for level, msg, role in calls.records() if msg == "decision"]
     assert len(decisions) == 40
     assert sorted(role or "" for level, role in decisions if level == "info") == [
         "foreign-0000",
@@ -189,5 +178,5 @@ def test_an_event_still_logs_a_compliant_role_at_info(make_world: MakeWorld) -> 
     role = deps.iam.get_role("ok-sfn")
     assert role is not None
     process_role(role, deps, Run(mode=Mode.NOTIFY, trigger="event", max_fixes=5), _ref("ok-sfn"))
-    assert ("info", "decision", "ok-sfn") in calls.lines
+    assert ("info", "decision", "ok-sfn") in calls.records()
     assert calls.metrics == [("RolesEvaluated", 1)]
