@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from chalicelib.domain.models import EngineOptions, Mode, Require
-from deputy_guard import api_client, completion
+from deputy_guard import actions, api_client, completion
 from deputy_guard.aws_cli import apply_aws_options, aws_options, guard
 from deputy_guard.check_output import FORMATS, failure_line, render
 from deputy_guard.checking import CheckOptions, check_paths
@@ -38,6 +38,8 @@ __all__ = [
     "run_check",
     "run_completion",
     "run_demo",
+    "run_exempt",
+    "run_remediate",
     "run_revert",
     "run_scan",
     "run_setup",
@@ -223,14 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"accounts scanned at once with --accounts (default: {DEFAULT_ACCOUNT_CONCURRENCY})",
     )
 
-    revert = commands.add_parser(
-        "revert",
-        parents=[aws_flags],
-        help="restore the trust policy the bot replaced",
-        description="Restore the original trust policy the bot recorded before fixing ROLE, and exempt the role.",
-    )
-    revert.add_argument("role", metavar="ROLE", help="role name")
-    revert.add_argument("--force", action="store_true", help="revert even if the policy changed since the bot wrote it")
+    # revert, remediate and exempt: one role, in any account (deputy_guard.actions).
+    actions.add_parsers(commands, aws_flags, _account_id)
 
     commands.add_parser(
         "setup",
@@ -305,9 +301,17 @@ def run_scan(args: argparse.Namespace) -> int:
 
 def run_revert(args: argparse.Namespace) -> int:
     """``deputy-guard revert ROLE``: restore the original the bot recorded."""
-    from deputy_guard import commands
+    return actions.run_revert(args)
 
-    return commands.run_revert(args)
+
+def run_remediate(args: argparse.Namespace) -> int:
+    """``deputy-guard remediate ROLE``: fix one role now, whatever the mode."""
+    return actions.run_remediate(args)
+
+
+def run_exempt(args: argparse.Namespace) -> int:
+    """``deputy-guard exempt ROLE``: tag one role exempt until a date, or remove its exemption."""
+    return actions.run_exempt(args)
 
 
 def run_setup(args: argparse.Namespace) -> int:
@@ -347,13 +351,15 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": run_check,
     "scan": run_scan,
     "revert": run_revert,
+    "remediate": run_remediate,
+    "exempt": run_exempt,
     "setup": run_setup,
     "demo": run_demo,
     "api": run_api,
     "completion": run_completion,
 }
 # The subcommands that use the caller's AWS credentials: an AWS failure is one line and exit 2.
-AWS_COMMANDS = frozenset({"scan", "revert", "setup", "api"})
+AWS_COMMANDS = frozenset({"scan", "revert", "remediate", "exempt", "setup", "api"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The AWS-facing CLI commands: scan, revert, setup (and demo, in deputy_guard.demo).
+"""The AWS-facing CLI commands: scan and setup (revert, remediate, exempt: deputy_guard.actions; demo).
 
 Settings come from the environment like the Lambda's; credentials from the standard boto3 chain
 (``AWS_PROFILE``, ``AWS_ENDPOINT_URL`` honoured). Results go to stdout, logs and progress to stderr.
@@ -29,11 +29,12 @@ class Unready(Exception):
     """The account is not ready for the command (no audit table): one line, exit 2."""
 
 
-def check_audit_table(settings: Settings) -> None:
-    """Pre-flight for the commands that write the audit trail (scan --fix, revert): the table must exist.
+def check_audit_table(settings: Settings, *, acting_in: str | None = None) -> None:
+    """Pre-flight for the commands that write the audit trail (scan --fix, revert...): the table must exist.
 
     Without it every fix would be refused (the audit write comes first), one error per role; one line
-    that names ``deputy-guard setup`` says the same at once.
+    that names ``deputy-guard setup`` says the same at once. Acting in another account (``acting_in``), the
+    table is the caller's own, central one: setting up a table anywhere else would only hide the records.
     """
     from chalicelib.adapters import aws
 
@@ -41,6 +42,13 @@ def check_audit_table(settings: Settings) -> None:
     try:
         table.query(PREFLIGHT_KEY, limit=1)
     except aws.NotFound:
+        if acting_in is not None:
+            raise Unready(
+                f"the central audit table {settings.table!r} does not exist in {aws.current_region()} of the "
+                f"account whose credentials act in account {acting_in}: deputy-guard records every account's "
+                "changes in the table of the account it runs in; use that account's credentials "
+                "(DEPUTY_GUARD_TABLE names the table)"
+            ) from None
         raise Unready(
             f"the audit table {settings.table!r} does not exist in {aws.current_region()}: "
             "run `deputy-guard setup` first (DEPUTY_GUARD_TABLE names the table)"
@@ -132,31 +140,6 @@ def _merge(reports: list[Any]) -> Any:
     results = tuple(r for report in reports for r in report.results)
     missing = tuple(m for report in reports for m in report.missing)
     return ScanReport(account=reports[-1].account, complete=True, next_token=None, results=results, missing=missing)
-
-
-def run_revert(args: argparse.Namespace) -> int:
-    """`deputy-guard revert ROLE [--force]`: 0 restored (or already), 1 refused, 2 not found or an error."""
-    from chalicelib.adapters import aws
-    from chalicelib.service.revert import revert
-
-    try:
-        settings = _cli_settings()
-        deps = _cli_deps(settings)
-        _account, actor = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
-        check_audit_table(settings)
-        result = revert(args.role, deps, force=args.force, actor=actor, caller_credentials=True)
-    except (SettingsError, Unready) as exc:
-        return _fail(str(exc))
-    except aws.AwsError as exc:
-        return _fail(describe_aws_failure(exc) or str(exc))
-    if result.status in ("reverted", "already_reverted"):
-        print(result.message)
-        return EXIT_OK
-    if result.status == "refused":
-        print(f"deputy-guard: refused: {result.message}", file=sys.stderr)
-        return EXIT_FINDINGS
-    # not_found (the same status as `scan --role` for an unknown role), nothing_to_revert, failed
-    return _fail(result.message)
 
 
 def run_setup(args: argparse.Namespace) -> int:

@@ -50,7 +50,8 @@ class Table(Protocol):
 class ChangeKind(StrEnum):
     FIX = "fix"
     REVERT = "revert"
-    EXEMPT = "exempt"  # tagged exempt from Slack: the document is unchanged (before == after)
+    EXEMPT = "exempt"  # tagged exempt (Slack, the CLI): the document is unchanged (before == after)
+    UNEXEMPT = "unexempt"  # the exempt tags removed (the CLI): the document is unchanged
 
 
 class ChangeStatus(StrEnum):

@@ -131,9 +131,21 @@ def decide(
         if role.path.startswith("/aws-service-role/"):
             return Action.NONE, "service-linked role: IAM allows no changes"
         return Action.NONE, "no statement lets Step Functions assume the role"
-    exemption = settings.exemption_for(role.name, role.path, today.date())
+    exemption = settings.exemption_for(role.name, role.path, today.date(), role.account_id)
     if exemption is not None:
         return Action.EXEMPT, exemption.describe()
+    action, reason = _decide_unexempted(evaluation, role, settings=settings, run=run, today=today)
+    lapsed = settings.lapsed_exemption_for(role.name, role.path, today.date(), role.account_id)
+    if lapsed is not None:
+        # A stale entry is worth a word wherever the reason goes (reports, messages): it no longer protects.
+        reason = f"{reason}; {lapsed.describe_lapsed()}"
+    return action, reason
+
+
+def _decide_unexempted(
+    evaluation: Evaluation, role: RoleRecord, *, settings: Settings, run: Run, today: datetime
+) -> tuple[Action, str]:
+    """The action for a finding no central exemption covers: the role's tags, the mode, CloudFormation, the cap."""
     tag = (tag_value(role.tags, MODE_TAG) or "").strip().lower()
     if tag == "exempt":
         until = exempt_until(role.tags)

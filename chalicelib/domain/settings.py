@@ -6,14 +6,19 @@ reads the environment at import time: ``load_settings()`` is called lazily and c
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
+from chalicelib.domain.exemptions import (
+    Exemption,
+    ExemptionError,
+    ExemptionSource,
+    parse_inline,
+    source_of,
+)
 from chalicelib.domain.models import DEFAULT_SOURCE_ARN, EngineOptions, Mode, Require
 from chalicelib.domain.names import ROLE_ARN
 from chalicelib.domain.scope import DEFAULT_MEMBER_ROLE, AccountScope, ScopeError, parse_member_role, parse_scope
@@ -44,30 +49,6 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
-class Exemption:
-    """A central exemption: a role-name glob or a path prefix, with an optional expiry and reason."""
-
-    name_glob: str | None = None
-    path_prefix: str | None = None
-    expires: date | None = None
-    reason: str = ""
-
-    def matches(self, role_name: str, role_path: str, today: date) -> bool:
-        """True when this exemption covers the role and has not expired (it expires at the end of the day)."""
-        if self.expires is not None and today > self.expires:
-            return False
-        if self.name_glob is not None and not fnmatch.fnmatchcase(role_name, self.name_glob):
-            return False
-        return self.path_prefix is None or role_path.startswith(self.path_prefix)
-
-    def describe(self) -> str:
-        what = f"name {self.name_glob!r}" if self.name_glob is not None else f"path {self.path_prefix!r}"
-        until = f" until {self.expires.isoformat()}" if self.expires else ""
-        because = f": {self.reason}" if self.reason else ""
-        return f"central exemption ({what}{until}){because}"
-
-
-@dataclass(frozen=True)
 class Settings:
     """Everything deputy-guard can be told through its environment (DESIGN section 7)."""
 
@@ -85,6 +66,8 @@ class Settings:
     table: str = DEFAULT_TABLE
     owner_tags: tuple[str, ...] = DEFAULT_OWNER_TAGS
     exemptions: tuple[Exemption, ...] = ()
+    # The file or SSM parameter DEPUTY_GUARD_EXEMPTIONS names (None: the entries are inline).
+    exemptions_source: ExemptionSource | None = None
     max_fixes_per_run: int = DEFAULT_MAX_FIXES
     size_quota: int | None = None  # None: read the account's quota with GetAccountSummary
     source_arns: tuple[str, ...] = (DEFAULT_SOURCE_ARN,)
@@ -116,10 +99,21 @@ class Settings:
     def engine_options(self, size_quota: int) -> EngineOptions:
         return EngineOptions(require=self.require, size_quota=size_quota, source_arns=self.source_arns)
 
-    def exemption_for(self, role_name: str, role_path: str, today: date) -> Exemption | None:
+    def exemption_for(
+        self, role_name: str, role_path: str, today: date, account: str | None = None
+    ) -> Exemption | None:
         """The first unexpired central exemption covering the role, if any."""
         for exemption in self.exemptions:
-            if exemption.matches(role_name, role_path, today):
+            if exemption.matches(role_name, role_path, today, account):
+                return exemption
+        return None
+
+    def lapsed_exemption_for(
+        self, role_name: str, role_path: str, today: date, account: str | None = None
+    ) -> Exemption | None:
+        """The first expired central exemption covering the role (reported, so a stale entry is noticed)."""
+        for exemption in self.exemptions:
+            if exemption.expired(today) and exemption.covers(role_name, role_path, account):
                 return exemption
         return None
 
@@ -145,7 +139,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         slack_webhook_parameter=_opt(env, "DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER"),
         table=_table_name(env),
         owner_tags=_owner_tags(env),
-        exemptions=parse_exemptions(env.get("DEPUTY_GUARD_EXEMPTIONS", "")),
+        **_exemptions(env),
         max_fixes_per_run=_int(env, "DEPUTY_GUARD_MAX_FIXES_PER_RUN", DEFAULT_MAX_FIXES, minimum=0),
         **engine_settings(env),
         fix_cloudformation=_bool(env, "DEPUTY_GUARD_FIX_CLOUDFORMATION", default=False),
@@ -179,48 +173,26 @@ def engine_settings(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def parse_exemptions(raw: str) -> tuple[Exemption, ...]:
-    """Parse DEPUTY_GUARD_EXEMPTIONS.
-
-    Two forms: a JSON array of objects ``{"name": glob | "path": prefix, "expires": "YYYY-MM-DD",
-    "reason": str}``, or a comma-separated list in which an entry starting with ``/`` is a path prefix
-    and anything else a role-name glob.
-    """
-    var = "DEPUTY_GUARD_EXEMPTIONS"
-    text = raw.strip()
-    if not text:
-        return ()
-    if not text.startswith("["):
-        entries = [part.strip() for part in text.split(",") if part.strip()]
-        return tuple(Exemption(path_prefix=e) if e.startswith("/") else Exemption(name_glob=e) for e in entries)
+    """Parse the entries DEPUTY_GUARD_EXEMPTIONS holds itself (chalicelib.domain.exemptions.parse_inline)."""
     try:
-        items = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"{var} is not valid JSON: {exc.msg} at position {exc.pos}") from exc
-    if not isinstance(items, list):
-        raise SettingsError(f"{var} must be a JSON array")
-    result = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise SettingsError(f"{var}[{index}] must be an object")
-        unknown = set(item) - {"name", "path", "expires", "reason"}
-        if unknown:
-            raise SettingsError(f"{var}[{index}] has unknown field(s): {', '.join(sorted(unknown))}")
-        name, path = item.get("name"), item.get("path")
-        if name is None and path is None:
-            raise SettingsError(f"{var}[{index}] needs a 'name' glob or a 'path' prefix")
-        for key, value in (("name", name), ("path", path), ("reason", item.get("reason"))):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise SettingsError(f"{var}[{index}].{key} must be a non-empty string")
-        if path is not None and not path.startswith("/"):
-            raise SettingsError(f"{var}[{index}].path must start with '/'")
-        expires = None
-        if item.get("expires") is not None:
-            try:
-                expires = date.fromisoformat(str(item["expires"]))
-            except ValueError as exc:
-                raise SettingsError(f"{var}[{index}].expires must be a date YYYY-MM-DD") from exc
-        result.append(Exemption(name_glob=name, path_prefix=path, expires=expires, reason=item.get("reason") or ""))
-    return tuple(result)
+        return parse_inline(raw)
+    except ExemptionError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _exemptions(env: Mapping[str, str]) -> dict[str, Any]:
+    """DEPUTY_GUARD_EXEMPTIONS: the entries themselves, or the file or SSM parameter that holds them.
+
+    A named document is read at the edge (chalicelib.runtime.exemptions); until then there are no entries.
+    """
+    raw = env.get("DEPUTY_GUARD_EXEMPTIONS", "")
+    try:
+        source = source_of(raw)
+    except ExemptionError as exc:
+        raise SettingsError(str(exc)) from None
+    if source is not None:
+        return {"exemptions": (), "exemptions_source": source}
+    return {"exemptions": parse_exemptions(raw), "exemptions_source": None}
 
 
 def _opt(env: Mapping[str, str], name: str) -> str | None:

@@ -18,12 +18,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.adapters.errors import AwsError
-from chalicelib.adapters.store import ChangeKind, ChangeStatus
 from chalicelib.domain.events import RoleRef
 from chalicelib.domain.models import Action, Mode, Notice, PolicyDoc, RoleRecord, Verdict
-from chalicelib.domain.plan import EXEMPT_UNTIL_TAG, MODE_TAG, REASON_TAG, Run, decide
-from chalicelib.domain.policy import render_diff
-from chalicelib.domain.render import resolve_owner, worst_first
+from chalicelib.domain.plan import Run, decide
+from chalicelib.domain.render import worst_first
 from chalicelib.domain.render_slack import SLACK_DIGEST_BUTTON_ROWS_MAX, render_slack
 from chalicelib.domain.slack_actions import (
     APPLY_FIX,
@@ -45,8 +43,8 @@ from chalicelib.domain.slack_actions import (
     wanted_actions,
 )
 from chalicelib.service.deps import Deps, Logger, Metrics
-from chalicelib.service.enforce import current_document, evaluate_role, process_role, save_outcome, send_notices
-from chalicelib.service.revert import _tag_text
+from chalicelib.service.enforce import current_document, evaluate_role, process_role, send_notices
+from chalicelib.service.exempt import exempt_role, outcome_notice
 from chalicelib.service.revert import revert as run_revert
 
 TRIGGER = "slack"
@@ -338,37 +336,29 @@ def _exempt(
     run = Run(mode=deps.settings.mode, trigger=TRIGGER, max_fixes=deps.settings.max_fixes_per_run)
     evaluation, _action, _reason = _checked_decision(role, deps, run)
     today = deps.clock().date()
-    until = (today + timedelta(days=EXEMPT_DAYS)).isoformat()
-    reason = f"exempt until {until} by {actor} from Slack on {today.isoformat()}"
+    until = today + timedelta(days=EXEMPT_DAYS)
+    reason = f"exempt until {until.isoformat()} by {actor} from Slack on {today.isoformat()}"
     _consume(token, deps, actor, approvals.tokens)
-    record = deps.audit.record_intent(
-        role_arn=role.arn,
-        role_name=role.name,
-        before=current,
-        after=current,
-        kind=ChangeKind.EXEMPT,
+    # The same service as `deputy-guard exempt`: audit record, tags, outcome, the owners told.
+    result = exempt_role(
+        role,
+        deps,
         actor=actor,
-        event_id=None,
-        mode=TRIGGER,
-        trigger=TRIGGER,
+        until=until,
         reason=reason,
+        trigger=TRIGGER,
+        verdict=evaluation.verdict,
+        problems=evaluation.problems,
     )
-    try:
-        deps.iam.tag_role(role.name, {MODE_TAG: "exempt", REASON_TAG: _tag_text(reason), EXEMPT_UNTIL_TAG: until})
-    except AwsError as exc:
-        save_outcome(deps, record, ChangeStatus.FAILED, str(exc))
+    if result.notice is None:
         return ClickOutcome(
-            "failed", "tag_failed", ephemeral(f"IAM refused to tag {role.name} ({exc.code}). This button is used up.")
+            "failed",
+            "tag_failed",
+            ephemeral(f"IAM refused to tag {role.name} ({result.error_code}). This button is used up."),
         )
-    save_outcome(deps, record, ChangeStatus.APPLIED, None)
-    deps.metrics.add_metric("RolesExemptedFromSlack")
-    notice = _outcome_notice(role, deps, actor, Action.EXEMPT, evaluation.verdict, reason, current, None)
-    notice = replace(notice, problems=evaluation.problems)
-    if deps.notifier is not None:
-        deps.notifier.notify(notice)
-    note = f":no_entry_sign: Exempt until {until} by <@{click.user_id}>"
+    note = f":no_entry_sign: Exempt until {until.isoformat()} by <@{click.user_id}>"
     if token.message is MessageKind.ROLE:
-        return ClickOutcome("exempt", "exempted", replacement(render_slack(notice)), role.name)
+        return ClickOutcome("exempt", "exempted", replacement(render_slack(result.notice)), role.name)
     return ClickOutcome("exempt", "exempted", _row_answer(click, note), role.name)
 
 
@@ -391,7 +381,9 @@ def _revert(
             "failed", result.status, ephemeral(f"{role.name} was not reverted: {result.message}"), role.name
         )
     reason = f"reverted by {actor} from Slack: the original trust policy is restored and the role exempt"
-    notice = _outcome_notice(role, deps, actor, Action.REVERTED, Verdict.NON_COMPLIANT, reason, current, change.before)
+    notice = outcome_notice(
+        role, deps, actor, Action.REVERTED, Verdict.NON_COMPLIANT, reason, current, change.before, trigger=TRIGGER
+    )
     notice = replace(notice, change_id=change.change_id)
     note = f":leftwards_arrow_with_hook: Reverted by <@{click.user_id}>{_now(deps)}; the role is now exempt"
     if token.message is MessageKind.ROLE:
@@ -417,34 +409,3 @@ def _row_answer(click: Click, note: str, elements: Sequence[dict[str, Any]] = ()
     if marked is not None:
         return replacement(marked)
     return {"response_type": "in_channel", "replace_original": False, "text": note}
-
-
-def _outcome_notice(
-    role: RoleRecord,
-    deps: Deps,
-    actor: str,
-    action: Action,
-    verdict: Verdict,
-    reason: str,
-    before: PolicyDoc | None,
-    after: PolicyDoc | None,
-) -> Notice:
-    settings = deps.settings
-    return Notice(
-        account=role.account_id,
-        region=deps.region,
-        role_name=role.name,
-        role_arn=role.arn,
-        verdict=verdict,
-        problems=(),
-        action=action,
-        reason=reason,
-        before=before,
-        after=after,
-        diff=render_diff(before, after) if before is not None and after is not None else "",
-        owner=resolve_owner(role.tags, settings.owner_tags, actor, settings.default_owner),
-        actor=actor,
-        event_id=None,
-        time=deps.clock().isoformat(timespec="seconds"),
-        trigger=TRIGGER,
-    )

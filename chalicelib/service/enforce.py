@@ -113,7 +113,7 @@ def needs_read(role: RoleRecord, evaluation: Evaluation, deps: Deps) -> bool:
     # decide on that fresh read rather than on the listing. Centrally exempt roles need no read.
     if role.tags_loaded or evaluation.verdict not in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW):
         return False
-    return deps.settings.exemption_for(role.name, role.path, deps.clock().date()) is None
+    return deps.settings.exemption_for(role.name, role.path, deps.clock().date(), role.account_id) is None
 
 
 def process_role(

@@ -307,24 +307,41 @@ def test_the_parser_knows_every_subcommand_and_its_flags() -> None:
     demo = parser.parse_args(["demo", "--mode", "notify", "--keep-running", "--json"])
     assert (demo.mode, demo.keep_running, demo.json) == ("notify", True, True)
     assert parser.parse_args(["setup"]).command == "setup"
-    assert set(cli.HANDLERS) == {"check", "scan", "revert", "setup", "demo", "api", "completion"}
+    remediate = parser.parse_args(["remediate", "Orders", "--dry-run", "--account", "111122223333"])
+    assert (remediate.command, remediate.dry_run, remediate.account) == ("remediate", True, "111122223333")
+    exempt = parser.parse_args(["exempt", "Orders", "--days", "7", "--reason", "migrating", "--member-role", "m"])
+    assert (exempt.command, exempt.days, exempt.reason, exempt.member_role) == ("exempt", 7, "migrating", "m")
+    assert set(cli.HANDLERS) == {
+        "check",
+        "scan",
+        "revert",
+        "remediate",
+        "exempt",
+        "setup",
+        "demo",
+        "api",
+        "completion",
+    }
 
 
 @pytest.mark.parametrize(
-    ("argv", "handler"),
+    ("argv", "module", "handler"),
     [
-        (["scan", "--role", "A"], "run_scan"),
-        (["revert", "A"], "run_revert"),
-        (["setup"], "run_setup"),
-        (["demo"], "run_demo"),
+        (["scan", "--role", "A"], "commands", "run_scan"),
+        (["revert", "A"], "actions", "run_revert"),
+        (["remediate", "A"], "actions", "run_remediate"),
+        (["exempt", "A", "--reason", "r"], "actions", "run_exempt"),
+        (["setup"], "commands", "run_setup"),
+        (["demo"], "commands", "run_demo"),
     ],
 )
 def test_aws_subcommands_are_dispatched_to_chalicelib_commands(
-    monkeypatch: pytest.MonkeyPatch, argv: list[str], handler: str
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], module: str, handler: str
 ) -> None:
     # Given a stand-in for the command module's handler
-    from deputy_guard import commands
+    import importlib
 
+    commands = importlib.import_module(f"deputy_guard.{module}")
     seen: list[argparse.Namespace] = []
 
     def fake(args: argparse.Namespace) -> int:
