@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -97,6 +98,12 @@ def _days(text: str) -> int:
     return value
 
 
+# Records nobody reads: the command reports a refused member role itself, on one line.
+_QUIET = logging.getLogger("deputy_guard.actions.member_role")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
 class _Stop(Exception):
     """A one-line error for the command (exit 2)."""
 
@@ -134,11 +141,14 @@ def target(args: argparse.Namespace, *, writes: bool) -> Target:
             check_audit_table(settings, acting_in=account if account != caller_account else None)
         if account == caller_account:
             return Target(central, actor, caller_account, account)
+        # A refused member role is this command's one line of error: the service's log record of it stays quiet.
+        quiet = replace(central, logger=_QUIET)
         directory = build_accounts(
-            settings, central, scope=AccountScope(ScopeKind.LIST, (account,)), member_role=member_role
+            settings, quiet, scope=AccountScope(ScopeKind.LIST, (account,)), member_role=member_role
         )
         try:
-            return Target(directory.deps_for(account), actor, caller_account, account)
+            member = replace(directory.deps_for(account), logger=central.logger)
+            return Target(member, actor, caller_account, account)
         except AccountUnavailable as exc:
             raise _Stop(
                 f"cannot act in account {account}: assuming {directory.role_arn(account)} was refused "
@@ -172,13 +182,13 @@ def _revert(args: argparse.Namespace) -> int:
     where = target(args, writes=True)
     result = revert(args.role, where.deps, force=args.force, actor=where.actor, caller_credentials=True)
     if result.status in ("reverted", "already_reverted"):
-        print(result.message + _in(where))
+        print(_prefix(where) + result.message)
         return EXIT_OK
     if result.status == "refused":
         print(f"deputy-guard: refused: {result.message}", file=sys.stderr)
         return EXIT_FINDINGS
     # not_found (the same status as `scan --role` for an unknown role), nothing_to_revert, failed
-    return fail(result.message + _in(where))
+    return fail(_prefix(where) + result.message)
 
 
 def run_remediate(args: argparse.Namespace) -> int:
@@ -244,13 +254,17 @@ def _exempt(args: argparse.Namespace) -> int:
             verdict=evaluate_role(role, deps).verdict,
         )
     if result.status == "failed":
-        return fail(result.message + _in(where))
-    print(result.message + _in(where))
+        return fail(_prefix(where) + result.message)
+    print(_prefix(where) + result.message)
     return EXIT_OK
 
 
 def _in(where: Target) -> str:
     return f" in account {where.account}" if where.account != where.caller_account else ""
+
+
+def _prefix(where: Target) -> str:
+    return f"account {where.account}: " if where.account != where.caller_account else ""
 
 
 def _flag(where: Target) -> str:

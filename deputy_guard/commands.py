@@ -58,7 +58,10 @@ def check_audit_table(settings: Settings, *, acting_in: str | None = None) -> No
 
 
 def _cli_settings() -> Settings:
-    return load_settings(os.environ)
+    """The settings from the environment, with the exemptions of the file or SSM parameter they name."""
+    from chalicelib.runtime.exemptions import read_ssm_parameter, with_exemptions
+
+    return with_exemptions(load_settings(os.environ), read_ssm_parameter)
 
 
 def _cli_deps(settings: Settings) -> Any:

@@ -169,7 +169,7 @@ def exemptions_from_document(data: Any, origin: str, line_of: Callable[[Any], in
     found = []
     for item in data:
         where = _at(origin, line_of(item))
-        found.append(_entry(item, _located(where), where))
+        found.append(_entry(item, _located(f"{VARIABLE}: {where}"), where))
     return tuple(found)
 
 

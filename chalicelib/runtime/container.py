@@ -49,7 +49,21 @@ def deps() -> Any:
             in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
             metrics = PowertoolsMetrics(_metrics_unlocked(), emit_dimensioned=in_lambda)
             _state["deps"] = build_deps(current, logger=_logger_unlocked(), metrics=metrics)
-        return _state["deps"]
+        built = _state["deps"]
+        if current.exemptions_source is not None:
+            _refresh_exemptions_unlocked(current, built)
+        return built
+
+
+def _refresh_exemptions_unlocked(current: Settings, built: Any) -> None:
+    """Put the entries of the exemption document (read again when it changed) into the Deps' settings."""
+    from chalicelib.runtime.exemptions import LiveExemptions
+
+    live = _state.setdefault("exemptions", LiveExemptions())
+    fresh = live.current(current, _logger_unlocked())
+    if built.settings is not fresh:
+        built.settings = fresh
+        _state.pop("accounts", None)  # each account's Deps are copies of these: made again with the new entries
 
 
 def _logger_unlocked() -> Any:
