@@ -130,6 +130,10 @@ def run_scan(args: argparse.Namespace) -> int:
     merged = _merge(reports)
     sys.stdout.write(render_scan(merged, args.format, region=aws.current_region(), cap=settings.max_fixes_per_run))
     sys.stdout.flush()
+    for lapsed in settings.exemptions:
+        # A stale entry protects nothing any more: say so once per run, whichever roles it named.
+        if lapsed.expired(deps.clock().date()):
+            sys.stderr.write(f"deputy-guard: note: {lapsed.describe_lapsed()}\n")
     if merged.missing:
         # As `revert` answers for an unknown role: exit 2, after the report of the roles that exist.
         names = ", ".join(repr(name) for name in merged.missing)

@@ -83,19 +83,20 @@ class Exemption:
             parts.append(f"path {self.path_prefix!r}")
         if self.accounts:
             parts.append(f"account {', '.join(self.accounts)}")
-        if self.origin:
-            parts.append(self.origin)
         return ", ".join(parts)
+
+    def _where(self) -> str:
+        return f"; {self.origin}" if self.origin else ""
 
     def describe(self) -> str:
         until = f" until {self.expires.isoformat()}" if self.expires else ""
         because = f": {self.reason}" if self.reason else ""
-        return f"central exemption ({self._what()}{until}){because}"
+        return f"central exemption ({self._what()}{until}{self._where()}){because}"
 
     def describe_lapsed(self) -> str:
         assert self.expires is not None
         because = f" (it said: {self.reason})" if self.reason else ""
-        return f"central exemption ({self._what()}) expired on {self.expires.isoformat()}{because}"
+        return f"central exemption ({self._what()}{self._where()}) expired on {self.expires.isoformat()}{because}"
 
 
 def source_of(raw: str) -> ExemptionSource | None:
