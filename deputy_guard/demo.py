@@ -25,6 +25,7 @@ from typing import Any
 
 from deputy_guard.demo_approval import approval_environment, run_approval
 from deputy_guard.demo_data import BOT_ROLE, REGION, cloudtrail_event, scheduled_event, seed_roles
+from deputy_guard.demo_org import EVENT_ROLE as MEMBER_EVENT_ROLE
 from deputy_guard.demo_org import run_organization
 from deputy_guard.demo_shell import Arrivals, export_line
 from deputy_guard.embedded import EmbeddedAws, LocalApi, SlackStandIn
@@ -88,7 +89,7 @@ def run_demo(args: argparse.Namespace) -> int:
         out("")
         outcome.approval = run_approval(api.url, slack, outcome.account, args.mode, out)
         out("")
-        outcome.organization = run_organization(api.url, args.mode, out)
+        outcome.organization = run_organization(api.url, args.mode, out, keep_scope=args.keep_running)
         outcome.seconds = time.monotonic() - started
         if args.json:
             print(json.dumps(outcome.to_dict(), indent=2))
@@ -304,6 +305,12 @@ def _keep_running(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str]
     out(f"  {cli} scan                # then `scan --fix`: its Slack and SNS messages are shown here")
     out(f"  {cli} api scans           # the REST API, SigV4-signed")
     out(f"  curl -s -X POST {outcome.api_url}/scans -H 'Content-Type: application/json' -d '{{\"dry_run\": true}}'")
+    member = outcome.organization.get("member_event", {})
+    if member.get("action") == "fixed":
+        # The API serves the demo's organization: a member account's fix is undone through its member role.
+        role, account = MEMBER_EVENT_ROLE, member["account"]
+        out(f"  {cli} api revert {role} --account {account}   # the bot reverts in member account {account}")
+        out(f"  {cli} revert {role} --account {account}       # or you, with the central account's credentials")
     sys.stdout.flush()
     arrivals = Arrivals(slack.received, outcome.drain_sns, out)
     stop = threading.Event()

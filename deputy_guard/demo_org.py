@@ -47,8 +47,14 @@ def _states(condition: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [statement]}
 
 
-def run_organization(api_url: str, mode: str, out: Callable[[str], None]) -> dict[str, Any]:
-    """Seed an organization, then drive events, the fanned-out sweep and the REST account parameter."""
+def run_organization(
+    api_url: str, mode: str, out: Callable[[str], None], *, keep_scope: bool = False
+) -> dict[str, Any]:
+    """Seed an organization, then drive events, the fanned-out sweep and the REST account parameter.
+
+    ``keep_scope`` leaves the bot guarding the organization afterwards (``demo --keep-running``), so the REST
+    API it leaves up acts in the member accounts too (``?account=ID``).
+    """
     from chalice.test import Client
 
     import app as app_module
@@ -120,8 +126,9 @@ def run_organization(api_url: str, mode: str, out: Callable[[str], None]) -> dic
         )
     finally:
         container.logger().setLevel(level)
-        for name in ("DEPUTY_GUARD_ACCOUNTS", "DEPUTY_GUARD_WORK_QUEUE_URL"):
-            os.environ.pop(name, None)
+        if not keep_scope:
+            for name in ("DEPUTY_GUARD_ACCOUNTS", "DEPUTY_GUARD_WORK_QUEUE_URL"):
+                os.environ.pop(name, None)
         container.reset()
     summary["seconds"] = round(time.monotonic() - started, 2)
     return summary
