@@ -10,6 +10,8 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import boto3
 import pytest
@@ -31,7 +33,9 @@ def exported(line: str) -> dict[str, str]:
     return dict(word.split("=", 1) for word in words)
 
 
-def test_a_second_shell_fixes_and_the_demo_shows_the_messages() -> None:
+@contextmanager
+def running_demo() -> Iterator[Callable[[str, float], str]]:
+    """``deputy-guard demo --keep-running`` as a process; yields ``wait_for(text, seconds)`` over its output lines."""
     demo = subprocess.Popen(
         [CLI, "demo", "--keep-running"],
         stdout=subprocess.PIPE,
@@ -54,6 +58,14 @@ def test_a_second_shell_fixes_and_the_demo_shows_the_messages() -> None:
         raise AssertionError(f"the demo never printed {predicate!r}")
 
     try:
+        yield wait_for
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=60)
+
+
+def test_a_second_shell_fixes_and_the_demo_shows_the_messages() -> None:
+    with running_demo() as wait_for:
         # Given the running demo's export line, as a user pastes it into a second shell
         env = user_environment() | exported(wait_for("export AWS_ENDPOINT_URL=", 150).strip())
         assert env["DEPUTY_GUARD_SNS_TOPIC_ARN"].startswith("arn:aws:sns:")
@@ -89,6 +101,3 @@ def test_a_second_shell_fixes_and_the_demo_shows_the_messages() -> None:
             [CLI, "api", "role", "second-shell-sfn"], capture_output=True, text=True, env=env, timeout=60, check=False
         )
         assert api.returncode == 0 and json.loads(api.stdout)["verdict"] == "compliant", api.stderr
-    finally:
-        demo.send_signal(signal.SIGTERM)
-        demo.wait(timeout=60)
