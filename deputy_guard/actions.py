@@ -116,6 +116,7 @@ class Target:
     actor: str
     caller_account: str
     account: str
+    iam_client: Any  # the IAM client acting in ``account`` (the CLI's own calls: removing an exemption)
 
 
 def target(args: argparse.Namespace, *, writes: bool) -> Target:
@@ -140,7 +141,7 @@ def target(args: argparse.Namespace, *, writes: bool) -> Target:
         if writes:
             check_audit_table(settings, acting_in=account if account != caller_account else None)
         if account == caller_account:
-            return Target(central, actor, caller_account, account)
+            return Target(central, actor, caller_account, account, aws.make_client("iam"))
         # A refused member role is this command's one line of error: the service's log record of it stays quiet.
         quiet = replace(central, logger=_QUIET)
         directory = build_accounts(
@@ -148,7 +149,8 @@ def target(args: argparse.Namespace, *, writes: bool) -> Target:
         )
         try:
             member = replace(directory.deps_for(account), logger=central.logger)
-            return Target(member, actor, caller_account, account)
+            iam_client = aws.member_client(directory.role_arn(account), "iam")
+            return Target(member, actor, caller_account, account, iam_client)
         except AccountUnavailable as exc:
             raise _Stop(
                 f"cannot act in account {account}: assuming {directory.role_arn(account)} was refused "
@@ -228,7 +230,7 @@ def run_exempt(args: argparse.Namespace) -> int:
 
 def _exempt(args: argparse.Namespace) -> int:
     from chalicelib.service.enforce import evaluate_role
-    from chalicelib.service.exempt import exempt_role, remove_exemption
+    from chalicelib.service.exempt import exempt_role
 
     where = target(args, writes=True)
     deps = where.deps
@@ -236,26 +238,58 @@ def _exempt(args: argparse.Namespace) -> int:
     if role is None:
         return fail(f"role {args.role!r} does not exist{_in(where)}")
     if args.remove:
-        result = remove_exemption(role, deps, actor=where.actor, trigger="cli")
-        central = deps.settings.exemption_for(role.name, role.path, deps.clock().date(), account=role.account_id)
-        if result.status != "failed" and central is not None:
-            print(f"deputy-guard: note: {role.name} stays exempt by a {central.describe()}", file=sys.stderr)
-    else:
-        today = deps.clock().date()
-        until = today + timedelta(days=args.days)
-        reason = f"exempt until {until.isoformat()} by {where.actor} on {today.isoformat()}: {args.reason.strip()}"
-        result = exempt_role(
-            role,
-            deps,
-            actor=where.actor,
-            until=until,
-            reason=reason,
-            trigger="cli",
-            verdict=evaluate_role(role, deps).verdict,
-        )
+        return _remove_exemption(where, role)
+    today = deps.clock().date()
+    until = today + timedelta(days=args.days)
+    reason = f"exempt until {until.isoformat()} by {where.actor} on {today.isoformat()}: {args.reason.strip()}"
+    result = exempt_role(
+        role,
+        deps,
+        actor=where.actor,
+        until=until,
+        reason=reason,
+        trigger="cli",
+        verdict=evaluate_role(role, deps).verdict,
+    )
     if result.status == "failed":
         return fail(_prefix(where) + result.message)
     print(_prefix(where) + result.message)
+    return EXIT_OK
+
+
+def _remove_exemption(where: Target, role: Any) -> int:
+    """Untag an exempt role, recorded first as every change. The bot never untags: this is the CLI's alone."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from chalicelib.adapters import aws
+    from chalicelib.adapters.store import ChangeKind, ChangeStatus
+    from chalicelib.domain.plan import MODE_TAG, tag_value
+    from chalicelib.service.enforce import current_document, save_outcome
+    from chalicelib.service.exempt import EXEMPTION_TAGS, record_tag_change
+
+    deps = where.deps
+    if (tag_value(role.tags, MODE_TAG) or "").strip().lower() != "exempt":
+        print(f"{_prefix(where)}{role.name} is not tagged {MODE_TAG}=exempt; nothing to remove")
+        return EXIT_OK
+    reason = f"exemption removed by {where.actor}"
+    current = current_document(role) or {}
+    record = record_tag_change(
+        role, deps, current, ChangeKind.UNEXEMPT, actor=where.actor, trigger="cli", reason=reason
+    )
+    keys = [key for key in role.tags if key.lower() in {tag.lower() for tag in EXEMPTION_TAGS}]
+    try:
+        where.iam_client.untag_role(RoleName=role.name, TagKeys=keys)
+    except (ClientError, BotoCoreError) as exc:
+        error = aws.translate("UntagRole", exc)
+        save_outcome(deps, record, ChangeStatus.FAILED, str(error))
+        # The member role may tag a role exempt, never untag it: that takes the account's own credentials.
+        hint = " (the member role may not untag: run it with that account's credentials)" if _in(where) else ""
+        return fail(f"{_prefix(where)}IAM refused to untag {role.name} ({error.code}): {error.message}{hint}")
+    save_outcome(deps, record, ChangeStatus.APPLIED, None)
+    print(f"{_prefix(where)}{role.name} is no longer exempt; change {record.change_id}")
+    central = deps.settings.exemption_for(role.name, role.path, deps.clock().date(), role.account_id)
+    if central is not None:
+        print(f"deputy-guard: note: {role.name} stays exempt by the {central.describe()}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -6,7 +6,7 @@ translated there into the ``AwsError`` family.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -118,9 +118,6 @@ class IamGateway:
             RoleName=name,
             Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
         )
-
-    def untag_role(self, name: str, keys: Sequence[str]) -> None:
-        _call("UntagRole", self._client.untag_role, RoleName=name, TagKeys=list(keys))
 
     def get_assume_role_policy_size_quota(self) -> int | None:
         """The account's trust-policy size quota, or None when the summary does not carry it."""

@@ -51,7 +51,7 @@ class ChangeKind(StrEnum):
     FIX = "fix"
     REVERT = "revert"
     EXEMPT = "exempt"  # tagged exempt (Slack, the CLI): the document is unchanged (before == after)
-    UNEXEMPT = "unexempt"  # the exempt tags removed (the CLI): the document is unchanged
+    UNEXEMPT = "unexempt"  # the exempt tags removed (the CLI only): the document is unchanged
 
 
 class ChangeStatus(StrEnum):

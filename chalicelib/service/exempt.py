@@ -1,8 +1,8 @@
 """Exempting a role by its tags: the one way Slack's `Exempt 30 days` button and `deputy-guard exempt` take.
 
 Write-ahead as every change: the audit record (the document unchanged, before == after) comes first, then
-the tags, then the record's outcome, then the owners are told. Removing an exemption unties the same tags;
-the bot's own roles may only tag, never untag, so removal runs with a person's own credentials (the CLI).
+the tags, then the record's outcome, then the owners are told. The bot never untags: removing an exemption
+is the CLI's alone (deputy_guard.actions), with a person's own credentials, recorded the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import date
 from chalicelib.adapters.errors import AwsError
 from chalicelib.adapters.store import ChangeKind, ChangeRecord, ChangeStatus
 from chalicelib.domain.models import Action, Notice, PolicyDoc, Problem, RoleRecord, Verdict
-from chalicelib.domain.plan import EXEMPT_UNTIL_TAG, MODE_TAG, NO_EXPIRY, REASON_TAG, tag_value
+from chalicelib.domain.plan import EXEMPT_UNTIL_TAG, MODE_TAG, NO_EXPIRY, REASON_TAG
 from chalicelib.domain.policy import render_diff
 from chalicelib.domain.render import resolve_owner
 from chalicelib.service.deps import Deps
@@ -28,7 +28,7 @@ _METRICS = {"slack": "RolesExemptedFromSlack"}
 
 @dataclass(frozen=True)
 class ExemptResult:
-    """What an exemption request did: ``status`` exempt | removed | not_exempt | failed."""
+    """What an exemption request did: ``status`` exempt | failed."""
 
     status: str
     message: str
@@ -53,7 +53,7 @@ def exempt_role(
     """Tag ``role`` exempt (until the end of ``until``, or for good), under a write-ahead audit record."""
     current = current_document(role) or {}
     expiry = until.isoformat() if until is not None else NO_EXPIRY
-    record = _record_intent(role, deps, current, ChangeKind.EXEMPT, actor=actor, trigger=trigger, reason=reason)
+    record = record_tag_change(role, deps, current, ChangeKind.EXEMPT, actor=actor, trigger=trigger, reason=reason)
     try:
         deps.iam.tag_role(role.name, {MODE_TAG: "exempt", REASON_TAG: _tag_text(reason), EXEMPT_UNTIL_TAG: expiry})
     except AwsError as exc:
@@ -80,35 +80,7 @@ def exempt_role(
     )
 
 
-def remove_exemption(role: RoleRecord, deps: Deps, *, actor: str, trigger: str) -> ExemptResult:
-    """Untag an exempt role (audited), so deputy-guard acts on it again; a role not tagged exempt is left alone."""
-    if (tag_value(role.tags, MODE_TAG) or "").strip().lower() != "exempt":
-        return ExemptResult("not_exempt", f"{role.name} is not tagged {MODE_TAG}=exempt; nothing to remove", role.name)
-    current = current_document(role) or {}
-    reason = f"exemption removed by {actor}"
-    record = _record_intent(role, deps, current, ChangeKind.UNEXEMPT, actor=actor, trigger=trigger, reason=reason)
-    present = [key for key in role.tags if key.lower() in {tag.lower() for tag in EXEMPTION_TAGS}]
-    try:
-        deps.iam.untag_role(role.name, present)
-    except AwsError as exc:
-        save_outcome(deps, record, ChangeStatus.FAILED, str(exc))
-        return ExemptResult(
-            "failed",
-            f"IAM refused to untag {role.name} ({exc.code}): {exc.message}. deputy-guard's roles (the member "
-            "role included) may only tag a role exempt, never untag it: remove the exemption with credentials "
-            "of the role's own account",
-            role.name,
-            error_code=exc.code,
-        )
-    save_outcome(deps, record, ChangeStatus.APPLIED, None)
-    deps.metrics.add_metric("ExemptionsRemoved")
-    deps.logger.info("exemption removed", extra={"role": role.name, "actor": actor, "change_id": record.change_id})
-    return ExemptResult(
-        "removed", f"{role.name} is no longer exempt; change {record.change_id}", role.name, change_id=record.change_id
-    )
-
-
-def _record_intent(
+def record_tag_change(
     role: RoleRecord, deps: Deps, current: PolicyDoc, kind: ChangeKind, *, actor: str, trigger: str, reason: str
 ) -> ChangeRecord:
     """The write-ahead record of a tag change: the document stays as it is (before == after)."""
