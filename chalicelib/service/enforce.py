@@ -29,6 +29,7 @@ from chalicelib.domain.models import (
 from chalicelib.domain.plan import RoleResult, Run, decide
 from chalicelib.domain.policy import PolicyError, parse_policy, render_diff
 from chalicelib.domain.render import resolve_owner
+from chalicelib.domain.settings import Settings
 from chalicelib.service.deps import Deps
 from chalicelib.service.findings import record_findings
 from chalicelib.service.skips import report_skip
@@ -355,10 +356,16 @@ def _notice(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: Rol
         actor=actor,
         event_id=ref.event_id if ref else None,
         time=deps.clock().isoformat(timespec="seconds"),
-        revert_command=f"deputy-guard revert {role.name}" if result.action is Action.FIXED else None,
+        revert_command=_revert_command(role, settings) if result.action is Action.FIXED else None,
         change_id=result.change_id,
         trigger=run.trigger,
     )
+
+
+def _revert_command(role: RoleRecord, settings: Settings) -> str:
+    """How to undo a fix: in an organization, from the central account, naming the role's account."""
+    account = f" --account {role.account_id}" if settings.accounts.multi_account else ""
+    return f"deputy-guard revert {role.name}{account}"
 
 
 def send_notices(deps: Deps, run: Run, *, digest: bool) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from deputy_guard.demo_data import cloudtrail_event
+from deputy_guard.embedded import SlackStandIn
 from tests.e2e.conftest import CLI, cli_env, client, create_role
 from tests.world import VULNERABLE
 
@@ -95,7 +96,9 @@ def test_the_cli_reads_an_ssm_parameter(endpoint: str) -> None:
     assert "/deputy-guard/exemptions line 3" in results(result.stdout)["legacy-etl"]["reason"]
 
 
-def test_the_bot_reads_the_parameter_holding_json(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_bot_reads_the_parameter_holding_json_and_tells_owners_of_an_expired_entry(
+    endpoint: str, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from chalice.test import Client
 
     import app as app_module
@@ -103,11 +106,15 @@ def test_the_bot_reads_the_parameter_holding_json(endpoint: str, monkeypatch: py
 
     # Given the deployed form: the parameter holds JSON (the Lambda package leaves YAML out)
     account = own_account()
-    entries = [{"account": account, "role": "legacy-*", "reason": "retired", "expires": "2099-01-31"}]
+    entries = [
+        {"account": account, "role": "legacy-*", "reason": "retired", "expires": "2099-01-31"},
+        {"role": "payments-*", "reason": "audit pending", "expires": "2026-01-31"},
+    ]
     client("ssm").put_parameter(Name="/deputy-guard/exemptions", Type="String", Value=json.dumps(entries, indent=2))
     monkeypatch.setenv("DEPUTY_GUARD_EXEMPTIONS", "ssm:/deputy-guard/exemptions")
     monkeypatch.setenv("DEPUTY_GUARD_MODE", "enforce")
     monkeypatch.setenv("DEPUTY_GUARD_TABLE", "deputy-guard-e2e")
+    monkeypatch.setenv("DEPUTY_GUARD_SLACK_WEBHOOK_URL", slack.url)
     container.reset()
     assert run(endpoint, "setup").returncode == 0
     create_role("legacy-etl", VULNERABLE)
@@ -120,6 +127,9 @@ def test_the_bot_reads_the_parameter_holding_json(endpoint: str, monkeypatch: py
         fixed = lambdas.lambda_.invoke(
             "on_iam_event", cloudtrail_event(account, "CreateRole", "payments-sfn", "bob", VULNERABLE)
         ).payload
-    # Then the parameter's entry exempts its role, naming the entry's line, and the other role is fixed
+    # Then the parameter's entry exempts its role, naming the entry's line
     assert exempt["action"] == "exempt" and "/deputy-guard/exemptions line 2" in exempt["reason"], exempt
-    assert fixed["action"] == "fixed", fixed
+    # And the role whose entry expired is fixed, the owners' message saying the exemption expired
+    assert fixed["action"] == "fixed" and "expired on 2026-01-31" in fixed["reason"], fixed
+    (message,) = [m for m in slack.received if "payments-sfn" in json.dumps(m)]
+    assert "expired on 2026-01-31" in json.dumps(message)

@@ -86,6 +86,8 @@ def test_the_audit_record_and_the_notices_carry_the_member_account(
     message = json.loads(sqs().receive_message(QueueUrl=inbox, WaitTimeSeconds=1)["Messages"][0]["Body"])
     assert message["MessageAttributes"]["account"]["Value"] == member
     assert json.loads(message["Message"])["account"] == member
+    # And its revert command acts in that account from the central one
+    assert json.loads(message["Message"])["revert_command"] == f"deputy-guard revert orders-sfn --account {member}"
 
 
 def test_an_event_from_an_account_out_of_scope_makes_no_aws_call(
