@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import date
 from typing import Any
 
 from chalicelib.domain.settings import Settings, SettingsError, load_settings
@@ -130,15 +131,19 @@ def run_scan(args: argparse.Namespace) -> int:
     merged = _merge(reports)
     sys.stdout.write(render_scan(merged, args.format, region=aws.current_region(), cap=settings.max_fixes_per_run))
     sys.stdout.flush()
-    for lapsed in settings.exemptions:
-        # A stale entry protects nothing any more: say so once per run, whichever roles it named.
-        if lapsed.expired(deps.clock().date()):
-            sys.stderr.write(f"deputy-guard: note: {lapsed.describe_lapsed()}\n")
+    note_lapsed_exemptions(settings, deps.clock().date())
     if merged.missing:
         # As `revert` answers for an unknown role: exit 2, after the report of the roles that exist.
         names = ", ".join(repr(name) for name in merged.missing)
         return _fail(f"{'role' if len(merged.missing) == 1 else 'roles'} {names} not found")
     return EXIT_FINDINGS if merged.needs_action else EXIT_OK
+
+
+def note_lapsed_exemptions(settings: Settings, today: date) -> None:
+    """One stderr line per expired central exemption: a stale entry protects nothing, whichever roles it named."""
+    for lapsed in settings.exemptions:
+        if lapsed.expired(today):
+            sys.stderr.write(f"deputy-guard: note: {lapsed.describe_lapsed()}\n")
 
 
 def _merge(reports: list[Any]) -> Any:

@@ -158,7 +158,7 @@ def run_org_scan(args: argparse.Namespace) -> int:
     """The CLI entry point for ``scan --accounts`` (``run_scan`` has checked the filters and the format)."""
     from chalicelib.adapters import aws
     from chalicelib.runtime.organization import build_accounts
-    from deputy_guard.commands import _cli_deps, _cli_settings, _fail
+    from deputy_guard.commands import _cli_deps, _cli_settings, _fail, note_lapsed_exemptions
 
     path_prefix = args.path_prefix or "/"
     try:
@@ -192,6 +192,7 @@ def run_org_scan(args: argparse.Namespace) -> int:
         if outcome.status != "ok":
             print(f"deputy-guard: account {outcome.account}: {outcome.error}", file=sys.stderr)
     report = org_report(outcomes)
+    note_lapsed_exemptions(settings, directory.central.clock().date())
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:

@@ -76,6 +76,11 @@ def test_scan_reads_a_yaml_file_reports_the_expired_entry_and_ignores_other_acco
     # And the scan says on stderr which entries expired
     assert f"{path} line 7" in result.stderr and "expired on 2026-01-31" in result.stderr
     assert result.returncode == 1
+    # And a scan across accounts reads the same file and says the same
+    many = run(endpoint, "scan", "--accounts", own_account(), "--format", "json", DEPUTY_GUARD_EXEMPTIONS=str(path))
+    (entry,) = json.loads(many.stdout)["accounts"]
+    assert {r["role_name"]: r["action"] for r in entry["results"]}["legacy-etl"] == "exempt"
+    assert f"{path} line 7" in many.stderr and "expired on 2026-01-31" in many.stderr
 
 
 def test_a_bad_file_stops_the_scan_with_one_line_naming_the_file_and_line(endpoint: str, tmp_path: Path) -> None:
