@@ -81,11 +81,11 @@ def _json(report: Report) -> str:
     if report.single:
         if not report.results:
             return ""
-        body: object = report.results[0].evaluation().to_dict()
+        body: object = report.results[0].evaluation().to_dict(with_services=report.with_services)
     else:
         body = {
             "schema_version": CHECK_SCHEMA_VERSION,
-            "results": [result.to_dict() for result in report.results],
+            "results": [result.to_dict(with_services=report.with_services) for result in report.results],
             "summary": report.summary(),
             "errors": [
                 {"path": failure.path, "resource": failure.resource, "message": failure.message}
