@@ -49,8 +49,11 @@ def check_audit_table(settings: Settings) -> None:
         raise Unready(f"the audit table {settings.table!r} cannot be read ({exc.code}): {exc.message}") from None
 
 
-def _cli_settings() -> Settings:
-    return load_settings(os.environ)
+def _cli_settings(args: argparse.Namespace | None = None) -> Settings:
+    """The settings from the environment, as the Lambda reads them; ``--services`` wins over its variable."""
+    from deputy_guard.services_cli import with_services
+
+    return with_services(load_settings(os.environ), args) if args is not None else load_settings(os.environ)
 
 
 def _cli_deps(settings: Settings) -> Any:
@@ -88,7 +91,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
     progress = Progress(sys.stderr)
     try:
-        settings = _cli_settings()
+        settings = _cli_settings(args)
         deps = _cli_deps(settings)
         account, _arn = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
         if args.fix:

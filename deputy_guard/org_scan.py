@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
@@ -22,7 +21,7 @@ from typing import Any
 from chalicelib.adapters.errors import AwsError
 from chalicelib.domain.models import Verdict
 from chalicelib.domain.scope import ScopeError, ScopeKind, parse_member_role, parse_scope
-from chalicelib.domain.settings import SettingsError, load_settings
+from chalicelib.domain.settings import SettingsError
 from deputy_guard.exits import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from deputy_guard.report import render_table
 
@@ -159,7 +158,7 @@ def run_org_scan(args: argparse.Namespace) -> int:
     """The CLI entry point for ``scan --accounts`` (``run_scan`` has checked the filters and the format)."""
     from chalicelib.adapters import aws
     from chalicelib.runtime.organization import build_accounts
-    from deputy_guard.commands import _cli_deps, _fail
+    from deputy_guard.commands import _cli_deps, _cli_settings, _fail
 
     path_prefix = args.path_prefix or "/"
     try:
@@ -168,7 +167,7 @@ def run_org_scan(args: argparse.Namespace) -> int:
     except ScopeError as exc:
         return _fail(f"--accounts/--member-role: {exc}")
     try:
-        settings = load_settings(os.environ)
+        settings = _cli_settings(args)
         directory = build_accounts(settings, _cli_deps(settings), scope=scope, member_role=member_role)
         # A list scans exactly the accounts named; org scans every ACTIVE account of the organization.
         accounts = scope.accounts if scope.kind is ScopeKind.LIST else directory.accounts()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Final
 
-from chalicelib.domain.catalogue import Entry
+from chalicelib.domain.catalogue import DEFAULT_SERVICES, Entry
 from chalicelib.domain.fix import SOURCE_ACCOUNT, SOURCE_ARN, FixPlan, to_fixed_document
 from chalicelib.domain.grammar import document_flaws
 from chalicelib.domain.models import (
@@ -311,6 +311,8 @@ def evaluate(
         # caller itself is already deep in its stack; it is still an answer, not a crash. The answer is
         # built in advance: with the stack this low, even constructing it could run out of frames.
         return _TOO_DEEP_EVALUATION
+    if options.services != DEFAULT_SERVICES:
+        evaluation = replace(evaluation, wide=True)
     if all(problem.message.isprintable() for problem in evaluation.problems):
         return evaluation
     # A message quotes names from the document, which may hold line breaks: each problem stays one line.

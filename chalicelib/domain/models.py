@@ -131,6 +131,11 @@ class EngineOptions:
                 )
 
 
+def auto_fixable(services: tuple[str, ...]) -> bool:
+    """Whether the bot may write a fix for roles trusting ``services``: none of them is advise-level."""
+    return all(entry.level is Level.ENFORCE for name in services if (entry := entry_named(name)) is not None)
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """The engine's answer for one trust policy: a verdict, its problems and, when fixable, the fix."""
@@ -141,6 +146,8 @@ class Evaluation:
     fixed_policy: PolicyDoc | None = None
     # The selected principals some in-scope statement trusts, in catalogue order.
     services: tuple[str, ...] = ()
+    # More than Step Functions is selected: the JSON adds each problem's service, ``services`` and ``auto_fix``.
+    wide: bool = False
 
     @property
     def entries(self) -> tuple[Entry, ...]:
@@ -149,15 +156,16 @@ class Evaluation:
     @property
     def auto_fix(self) -> bool:
         """Whether the bot may write the fix: false when any in-scope service is an advise-level entry."""
-        return all(entry.level is Level.ENFORCE for entry in self.entries)
+        return auto_fixable(self.services)
 
     @property
     def advised(self) -> tuple[Entry, ...]:
         """The in-scope advise-level entries: why a fix is offered, not applied."""
         return tuple(entry for entry in self.entries if entry.level is Level.ADVISE)
 
-    def to_dict(self, *, with_services: bool = False) -> dict[str, Any]:
+    def to_dict(self, *, with_services: bool | None = None) -> dict[str, Any]:
         """The contract's object; ``services`` and ``auto_fix`` join it when more than Step Functions is selected."""
+        with_services = self.wide if with_services is None else with_services
         body: dict[str, Any] = {
             "verdict": self.verdict.value,
             "problems": [p.to_dict(with_service=with_services) for p in self.problems],
@@ -259,3 +267,9 @@ class Notice:
     trigger: str = "event"  # event | sweep | scan | api | slack
     # Approval buttons (Slack only; DESIGN section 13): minted by the service, rendered by render_slack.
     buttons: tuple[ActionButton, ...] = ()
+    # The guarded principals the role trusts: each one's evidence is linked in the message.
+    services: tuple[str, ...] = ()
+
+    @property
+    def auto_fix(self) -> bool:
+        return auto_fixable(self.services)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from chalicelib.adapters.errors import AwsError
 from chalicelib.domain.events import Skip, to_role_ref
 from chalicelib.domain.models import Action
 from chalicelib.domain.names import valid_account_id, valid_path_prefix, valid_role_name
+from chalicelib.domain.settings import SettingsError, services_setting
 from chalicelib.runtime import container
 from chalicelib.runtime.container import Misconfigured, logger, metrics
 from chalicelib.runtime.logs import PowertoolsMetrics
@@ -28,7 +30,7 @@ from chalicelib.service.skips import report_skip
 
 __all__ = ["BadInput", "Misconfigured", "Unavailable", "UnknownRole", "logger", "valid_path_prefix", "valid_role_name"]
 
-_SCAN_FIELDS = frozenset({"dry_run", "role_names", "path_prefix", "next_token", "account"})
+_SCAN_FIELDS = frozenset({"dry_run", "role_names", "path_prefix", "next_token", "account", "services"})
 _MAX_ROLE_NAMES = 1000
 SWEEP_MARGIN_SECONDS = 60.0
 
@@ -140,7 +142,7 @@ def post_scans(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     account = body.get("account")
     if account is not None and not isinstance(account, str):
         raise BadInput("account must be a 12-digit account id")
-    current = _deps_for(account)
+    current = _with_services(_deps_for(account), body.get("services"))
     try:
         report = scan(
             current,
@@ -180,7 +182,8 @@ def remediate(
         raise Unavailable(str(exc)) from exc
     if result is None:
         raise UnknownRole(f"role {role_name!r} not found")
-    status = {Action.EXEMPT: 409, Action.REVIEW: 409, Action.FAILED: 502}.get(result.action, 200)
+    # A forced run notifies only for an advise-level service, whose fix deputy-guard never writes: refused.
+    status = {Action.EXEMPT: 409, Action.REVIEW: 409, Action.NOTIFIED: 409, Action.FAILED: 502}.get(result.action, 200)
     return status, {**result.to_report(), "change_id": result.change_id}
 
 
@@ -219,6 +222,21 @@ def _deps_for(account: str | None) -> Any:
         raise Unavailable(f"cannot act in account {account}: {exc.cause}") from exc
     except AwsError as exc:
         raise Unavailable(str(exc)) from exc
+
+
+def _with_services(deps: Any, services: Any) -> Any:
+    """``deps`` guarding the services a request names (a list, or a comma-separated string), else as configured."""
+    if services is None:
+        return deps
+    if isinstance(services, list) and services and all(isinstance(name, str) for name in services):
+        services = ",".join(services)
+    if not isinstance(services, str) or not services.strip():
+        raise BadInput('services must be "all", or a list of service names such as ["states", "scheduler"]')
+    try:
+        chosen = services_setting(services, "services")
+    except SettingsError as exc:
+        raise BadInput(str(exc)) from None
+    return replace(deps, settings=replace(deps.settings, services=chosen))
 
 
 def _bool_field(body: Mapping[str, Any], name: str, *, default: bool) -> bool:

@@ -358,6 +358,7 @@ def _notice(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: Rol
         revert_command=f"deputy-guard revert {role.name}" if result.action is Action.FIXED else None,
         change_id=result.change_id,
         trigger=run.trigger,
+        services=result.evaluation.services,
     )
 
 

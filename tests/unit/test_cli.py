@@ -307,7 +307,7 @@ def test_the_parser_knows_every_subcommand_and_its_flags() -> None:
     demo = parser.parse_args(["demo", "--mode", "notify", "--keep-running", "--json"])
     assert (demo.mode, demo.keep_running, demo.json) == ("notify", True, True)
     assert parser.parse_args(["setup"]).command == "setup"
-    assert set(cli.HANDLERS) == {"check", "scan", "revert", "setup", "demo", "api", "completion"}
+    assert set(cli.HANDLERS) == {"check", "scan", "revert", "setup", "demo", "api", "completion", "services"}
 
 
 @pytest.mark.parametrize(
