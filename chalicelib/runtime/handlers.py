@@ -19,8 +19,8 @@ from chalicelib.domain.settings import SettingsError, services_setting
 from chalicelib.runtime import container
 from chalicelib.runtime.container import Misconfigured, logger, metrics
 from chalicelib.runtime.logs import PowertoolsMetrics
-from chalicelib.service.accounts import AccountOutOfScope, AccountUnavailable, handle_account_event
-from chalicelib.service.enforce import check_role, handle_event
+from chalicelib.service.accounts import AccountOutOfScope, AccountUnavailable, handle_account_ref
+from chalicelib.service.enforce import check_role, handle_ref
 from chalicelib.service.enforce import remediate as run_remediate
 from chalicelib.service.fanout import fan_out, sweep_account
 from chalicelib.service.revert import revert as run_revert
@@ -67,25 +67,26 @@ def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
 
 
 def on_iam_event(event: Any, context: Any) -> dict[str, Any]:
-    if not container.built() and isinstance(event, Mapping):
-        # Most IAM events need no AWS call (another service's role, a failed call): answer those before the
-        # first dependencies are built, so they never import boto3 nor create clients. Same test, log line
-        # and metric as service.handle_event.
-        early = to_role_ref(event)
-        if isinstance(early, Skip):
-            container.settings_or_raise()
-            return report_skip(early, logger(), PowertoolsMetrics(metrics()))
-
+    if not isinstance(event, Mapping):
+        current = container.deps_or_raise()
+        current.logger.warning("malformed event dropped", extra={"type": type(event).__name__})
+        return {"status": "skipped", "reason": "not_an_object"}
+    # The event is read once, into its role reference, and that is handed down. Most IAM events need no AWS
+    # call (another service's role, a failed call): they are answered from the settings alone, before any
+    # dependency exists, so they never import boto3 nor create clients.
+    parsed = to_role_ref(event, services=container.settings_or_raise().services)
+    if isinstance(parsed, Skip):
+        if not container.built():
+            return report_skip(parsed, logger(), PowertoolsMetrics(metrics()))
+        current = container.deps_or_raise()
+        return report_skip(parsed, current.logger, current.metrics)
     current = container.deps_or_raise()
     once = getattr(current, "once", None)
     if once is not None and hasattr(once, "lambda_context"):
         once.lambda_context = context if hasattr(context, "get_remaining_time_in_millis") else None
-    if not isinstance(event, Mapping):
-        current.logger.warning("malformed event dropped", extra={"type": type(event).__name__})
-        return {"status": "skipped", "reason": "not_an_object"}
     if current.settings.accounts.multi_account:
-        return handle_account_event(event, container.accounts_or_raise())
-    return handle_event(event, current)
+        return handle_account_ref(parsed, container.accounts_or_raise())
+    return handle_ref(parsed, current)
 
 
 def sweep(context: Any) -> dict[str, Any]:
