@@ -7,7 +7,7 @@ label: *vulnerable* when it trusts a service whose AWS page documents the aws:So
 pin and no statement pins that service to the role's own account; *safe* otherwise (pinned, or a service
 that sends no keys or breaks when pinned). deputy-guard is run as a user runs it (`deputy-guard scan
 --format json`, by default and with `--services all`); Prowler's check is modelled from its source
-(bench/README.md, "Services: Prowler's check") over the same ListRoles answer. Exit 2 when a tool's
+(bench/README.md, "Services: precision and recall beside Prowler") over the same ListRoles answer. Exit 2 when a tool's
 answers are not the ones below, since the figures would then mean nothing.
 """
 
