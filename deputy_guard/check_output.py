@@ -7,7 +7,8 @@ from typing import Final
 
 from chalicelib.domain.models import Evaluation, Verdict
 from chalicelib.domain.policy import render_diff, to_pretty_json
-from deputy_guard.checking import CHECK_SCHEMA_VERSION, Failure, Report, Result
+from chalicelib.domain.render import evidence_lines
+from deputy_guard.checking import CHECK_SCHEMA_VERSION, PASSING, Failure, Report, Result
 from deputy_guard.iac.detect import STDIN
 
 __all__ = ["FORMATS", "display_path", "failure_line", "render", "render_evaluation_text"]
@@ -33,6 +34,8 @@ def render_evaluation_text(evaluation: Evaluation) -> str:
     for problem in evaluation.problems:
         where = "policy" if problem.statement is None else f"statement {problem.statement}"
         lines.append(f"  [{where}] {problem.code.value}: {problem.message}")
+    if evaluation.verdict not in PASSING:
+        lines.extend(f"  {line}" for line in evidence_lines(evaluation.services))
     text = "\n".join(lines) + "\n"
     if evaluation.fixed_policy is not None and evaluation.original is not None:
         text += "\nproposed fix:\n" + render_diff(evaluation.original, evaluation.fixed_policy, "current", "fixed")
@@ -47,6 +50,8 @@ def _result_text(result: Result) -> str:
         lines.append(f"  [{scope}] {problem.code.value}: {problem.message}")
     if result.note and not result.passing:
         lines.append(f"  note: {result.note}")
+    if not result.passing:
+        lines.extend(f"  {line}" for line in evidence_lines(result.services))
     if result.fixed_policy is not None and result.original is not None:
         lines.append("  proposed fix:")
         diff = render_diff(result.original, result.fixed_policy, "current", "fixed")
@@ -81,11 +86,11 @@ def _json(report: Report) -> str:
     if report.single:
         if not report.results:
             return ""
-        body: object = report.results[0].evaluation().to_dict()
+        body: object = report.results[0].evaluation().to_dict(with_services=report.with_services)
     else:
         body = {
             "schema_version": CHECK_SCHEMA_VERSION,
-            "results": [result.to_dict() for result in report.results],
+            "results": [result.to_dict(with_services=report.with_services) for result in report.results],
             "summary": report.summary(),
             "errors": [
                 {"path": failure.path, "resource": failure.resource, "message": failure.message}

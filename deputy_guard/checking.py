@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from chalicelib.domain.catalogue import DEFAULT_SERVICES
 from chalicelib.domain.engine import evaluate
 from chalicelib.domain.models import EngineOptions, Evaluation, Problem, ProblemCode, RoleContext, Verdict
 from chalicelib.domain.policy import clone_json, service_kind
@@ -73,24 +74,29 @@ class Result:
     original: Any = None
     fixed_policy: Any = None
     note: str | None = None
+    services: tuple[str, ...] = ()  # the selected principals its in-scope statements trust
 
     @property
     def passing(self) -> bool:
         return self.verdict in PASSING
 
-    def to_dict(self) -> dict[str, Any]:
-        """The contract's result object (DESIGN section 12)."""
-        return {
+    def to_dict(self, *, with_services: bool = False) -> dict[str, Any]:
+        """The contract's result object (DESIGN section 12); ``services``/``auto_fix`` beyond the default selection."""
+        row = {
             "path": self.path,
             "resource": self.resource,
             "line": self.line,
             "verdict": self.verdict.value,
-            "problems": [problem.to_dict() for problem in self.problems],
+            "problems": [problem.to_dict(with_service=with_services) for problem in self.problems],
             "fixed_policy": self.fixed_policy,
         }
+        if with_services:
+            evaluation = self.evaluation()
+            row |= {"services": list(self.services), "auto_fix": evaluation.auto_fix}
+        return row
 
     def evaluation(self) -> Evaluation:
-        return Evaluation(self.verdict, self.problems, self.original, self.fixed_policy)
+        return Evaluation(self.verdict, self.problems, self.original, self.fixed_policy, self.services)
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ class Report:
     skipped: int = 0
     # One named input that was one plain policy or one role: printed as before PATH... existed.
     single: bool = False
+    # Services beyond Step Functions are selected: results say which ones they trust, and whether auto-fixable.
+    with_services: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -298,9 +306,25 @@ class _Judge:
     def judge(self, path: str, site: Site) -> Result:
         known, partition = _role_facts(site, self.options)
 
-        def result(verdict: Verdict, problems: tuple[Problem, ...], original: Any = None, fixed: Any = None) -> Result:
+        def result(
+            verdict: Verdict,
+            problems: tuple[Problem, ...],
+            original: Any = None,
+            fixed: Any = None,
+            services: tuple[str, ...] = (),
+        ) -> Result:
             return Result(
-                path, site.kind, site.resource, site.label, site.line, verdict, problems, original, fixed, site.note
+                path,
+                site.kind,
+                site.resource,
+                site.label,
+                site.line,
+                verdict,
+                problems,
+                original,
+                fixed,
+                site.note,
+                services,
             )
 
         if site.unknown is not None:
@@ -348,14 +372,14 @@ class _Judge:
                 problems = [p for p in problems if p.code != ProblemCode.FOREIGN_ACCOUNT]
             review[:0] = restated
         if review:
-            return result(Verdict.NEEDS_REVIEW, (*review, *problems))
+            return result(Verdict.NEEDS_REVIEW, (*review, *problems), services=evaluation.services)
         original, fixed = evaluation.original, evaluation.fixed_policy
         if resolution is not None:
             mapping = _cfn_display(resolution, context, self.options.engine)
             original, fixed = _display(original, mapping), _display(fixed, mapping)
         elif known is None and fixed is not None:
             fixed = _replace_text(fixed, ACCOUNT_PLACEHOLDER, _TERRAFORM_ACCOUNT)
-        return result(verdict, tuple(problems), original, fixed)
+        return result(verdict, tuple(problems), original, fixed, evaluation.services)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -381,7 +405,7 @@ def _check_one(report: Report, judge: _Judge, name: str, strict: bool) -> None:
 
 def check_paths(paths: list[str], options: CheckOptions) -> Report:
     """Check every input; unreadable inputs become failures and never stop the others."""
-    report = Report()
+    report = Report(with_services=options.engine.services != DEFAULT_SERVICES)
     judge = _Judge(options)
     seen: set[str] = set()
     for path in paths or [STDIN]:

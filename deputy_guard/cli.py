@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from chalicelib.domain.models import EngineOptions, Mode, Require
-from deputy_guard import actions, api_client, completion
+from deputy_guard import actions, api_client, completion, services_cli
 from deputy_guard.aws_cli import apply_aws_options, aws_options, guard
 from deputy_guard.check_output import FORMATS, failure_line, render
 from deputy_guard.checking import CheckOptions, check_paths
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pins each Step Functions statement needs: both keys or either "
         f"(default: DEPUTY_GUARD_REQUIRE, else {Require.BOTH.value})",
     )
+    services_cli.add_services_flag(check)
     check.add_argument(
         "--format",
         choices=FORMATS,
@@ -207,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="table for people, json for the /scans report (docs/scan-report.md), csv for spreadsheets, "
         "sarif for code scanning, asff for `aws securityhub batch-import-findings` (default: %(default)s)",
     )
+    services_cli.add_services_flag(scan)
     scan.add_argument(
         "--accounts",
         metavar="org|ID[,ID...]",
@@ -251,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
     api_client.add_parser(commands, aws_flags)
+    services_cli.add_parser(commands)
     completion.add_parser(commands)
     return parser
 
@@ -261,17 +264,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_check(args: argparse.Namespace) -> int:
     """``deputy-guard check PATH...``: evaluate every trust policy in the inputs offline."""
-    from chalicelib.domain.settings import SettingsError, engine_settings
+    from chalicelib.domain.settings import SettingsError, engine_settings, services_setting
+    from deputy_guard.services_cli import SERVICES_FLAG
 
     # The engine settings the bot reads, read the same way; a flag wins over its variable.
     try:
         shared = engine_settings(os.environ)
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
+    try:
+        services = services_setting(args.services, SERVICES_FLAG) if args.services else shared["services"]
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
     engine = EngineOptions(
         require=Require(args.require) if args.require else shared["require"],
         size_quota=args.size_quota or shared["size_quota"] or EngineOptions().size_quota,
         source_arns=shared["source_arns"],
+        services=services,
     )
     options = CheckOptions(
         account=args.account,
@@ -357,6 +366,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": run_demo,
     "api": run_api,
     "completion": run_completion,
+    "services": services_cli.run_services,
 }
 # The subcommands that use the caller's AWS credentials: an AWS failure is one line and exit 2.
 AWS_COMMANDS = frozenset({"scan", "revert", "remediate", "exempt", "setup", "api"})

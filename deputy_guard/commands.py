@@ -58,11 +58,14 @@ def check_audit_table(settings: Settings, *, acting_in: str | None = None) -> No
         raise Unready(f"the audit table {settings.table!r} cannot be read ({exc.code}): {exc.message}") from None
 
 
-def _cli_settings() -> Settings:
-    """The settings from the environment, with the exemptions of the file or SSM parameter they name."""
+def _cli_settings(args: argparse.Namespace | None = None) -> Settings:
+    """The settings from the environment with the exemptions of the file or SSM parameter they name;
+    ``--services`` wins over its variable."""
     from chalicelib.runtime.exemptions import read_ssm_parameter, with_exemptions
+    from deputy_guard.services_cli import with_services
 
-    return with_exemptions(load_settings(os.environ), read_ssm_parameter)
+    settings = with_exemptions(load_settings(os.environ), read_ssm_parameter)
+    return with_services(settings, args) if args is not None else settings
 
 
 def _cli_deps(settings: Settings) -> Any:
@@ -100,7 +103,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
     progress = Progress(sys.stderr)
     try:
-        settings = _cli_settings()
+        settings = _cli_settings(args)
         deps = _cli_deps(settings)
         account, _arn = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
         if args.fix:

@@ -27,6 +27,7 @@ from deputy_guard.demo_approval import approval_environment, run_approval
 from deputy_guard.demo_data import BOT_ROLE, REGION, cloudtrail_event, scheduled_event, seed_roles
 from deputy_guard.demo_org import EVENT_ROLE as MEMBER_EVENT_ROLE
 from deputy_guard.demo_org import run_organization
+from deputy_guard.demo_services import run_services
 from deputy_guard.demo_shell import Arrivals, export_line
 from deputy_guard.embedded import EmbeddedAws, LocalApi, SlackStandIn
 
@@ -48,6 +49,7 @@ class DemoOutcome:
     final: dict[str, str] = field(default_factory=dict)
     approval: dict[str, Any] = field(default_factory=dict)
     organization: dict[str, Any] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     drain_sns: Callable[[], list[dict[str, Any]]] = field(default=list, repr=False)  # SNS messages since last
 
@@ -68,6 +70,7 @@ class DemoOutcome:
             "final_verdicts": self.final,
             "approval": self.approval,
             "organization": self.organization,
+            "services": self.services,
             "seconds": round(self.seconds, 2),
         }
 
@@ -90,6 +93,8 @@ def run_demo(args: argparse.Namespace) -> int:
         outcome.approval = run_approval(api.url, slack, outcome.account, args.mode, out)
         out("")
         outcome.organization = run_organization(api.url, args.mode, out, keep_scope=args.keep_running)
+        out("")
+        outcome.services = run_services(outcome.account, args.mode, out)
         outcome.seconds = time.monotonic() - started
         if args.json:
             print(json.dumps(outcome.to_dict(), indent=2))

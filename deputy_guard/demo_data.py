@@ -174,6 +174,42 @@ def _identity(account: str, who: str) -> dict[str, Any]:
     }
 
 
+def seed_service_roles() -> list[SeedRole]:
+    """Roles of services beyond Step Functions: enforce and advise level, out of scope, and mixed in one statement."""
+    services = [
+        ("nightly-schedule-role", "EventBridge Scheduler, no pins (enforce level)", "scheduler.amazonaws.com"),
+        (
+            "vpc-flow-logs-role",
+            "VPC Flow Logs, no pins (enforce level; its source ARN is ec2's)",
+            "vpc-flow-logs.amazonaws.com",
+        ),
+        (
+            "trail-to-logs-role",
+            "CloudTrail to CloudWatch Logs (advise level: pinning breaks delivery)",
+            "cloudtrail.amazonaws.com",
+        ),
+        ("ci-runner-ec2", "EC2 (out of scope: AWS documents no pin)", "ec2.amazonaws.com"),
+        (
+            "secrets-rotation-role",
+            "Secrets Manager (out of scope: AWS keeps it in the account)",
+            "secretsmanager.amazonaws.com",
+        ),
+        (
+            "transcoder-role",
+            "Elastic Transcoder (out of scope: pinning it broke the role)",
+            "elastictranscoder.amazonaws.com",
+        ),
+        (
+            "ops-mixed-role",
+            "Step Functions, Scheduler and EC2 in one statement",
+            ["states.amazonaws.com", "scheduler.amazonaws.com", "ec2.amazonaws.com"],
+        ),
+    ]
+    return [
+        SeedRole(name, what, _trust([_states(service=service)]), event="CreateRole") for name, what, service in services
+    ]
+
+
 def cloudtrail_event(
     account: str,
     event_name: str,

@@ -167,7 +167,7 @@ def run_org_scan(args: argparse.Namespace) -> int:
     except ScopeError as exc:
         return _fail(f"--accounts/--member-role: {exc}")
     try:
-        settings = _cli_settings()
+        settings = _cli_settings(args)
         directory = build_accounts(settings, _cli_deps(settings), scope=scope, member_role=member_role)
         # A list scans exactly the accounts named; org scans every ACTIVE account of the organization.
         accounts = scope.accounts if scope.kind is ScopeKind.LIST else directory.accounts()

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
+from chalicelib.domain.catalogue import entry_named
 from chalicelib.domain.models import ProblemCode, Verdict
+from chalicelib.domain.render import evidence_line
 from deputy_guard.checking import Failure, Report, Result
 from deputy_guard.iac.detect import STDIN
 
@@ -106,6 +108,12 @@ RULES: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+_EVIDENCE_HINT: Final = (
+    "Each result names the AWS page that documents its service's pin; `deputy-guard services` lists every "
+    "guarded service with its evidence."
+)
+
+
 def rule(code: ProblemCode) -> dict[str, Any]:
     """The SARIF reportingDescriptor for one problem code (shared with `scan --format sarif`)."""
     short, full = RULES.get(code, (code.value.replace("_", " "), f"deputy-guard problem {code.value}."))
@@ -115,7 +123,10 @@ def rule(code: ProblemCode) -> dict[str, Any]:
         "shortDescription": {"text": short},
         "fullDescription": {"text": full},
         "helpUri": f"{DOCS}#{code.value}",
-        "help": {"text": f"{full} {_FIX_HINT}", "markdown": f"{full}\n\n{_FIX_HINT}"},
+        "help": {
+            "text": f"{full} {_FIX_HINT} {_EVIDENCE_HINT}",
+            "markdown": f"{full}\n\n{_FIX_HINT}\n\n{_EVIDENCE_HINT}",
+        },
         "defaultConfiguration": {"level": "warning"},
         "properties": {"tags": ["security", "iam", "confused-deputy"], "precision": "high"},
     }
@@ -163,6 +174,9 @@ def _results(result: Result, uri: str, rule_index: dict[str, int], seen: dict[st
         key = _fingerprint(uri, result.resource or "", code, str(problem.statement))
         seen[key] = seen.get(key, 0) + 1
         note = f" {result.note}." if result.note else ""
+        entry = entry_named(problem.service) if problem.service else None
+        if entry is not None:
+            note += f" E{evidence_line(entry)[1:]}."
         out.append(
             {
                 "ruleId": code,

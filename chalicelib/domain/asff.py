@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
+from chalicelib.domain.catalogue import STATES
 from chalicelib.domain.models import Action, ProblemCode, RoleContext, Verdict
 from chalicelib.domain.plan import RoleResult
 from chalicelib.domain.policy import to_compact_json
+from chalicelib.domain.render import evidence_entries
 
 SCHEMA_VERSION: Final = "2018-10-08"
 GENERATOR_ID: Final = "deputy-guard/step-functions-trust-policy"
@@ -179,12 +181,20 @@ def _recommendation(result: RoleResult, context: RoleContext) -> str:
             "A human must decide: deputy-guard never rewrites such a policy. Remove what the problems name, "
             "then pin aws:SourceAccount and aws:SourceArn to this account. The policy is in Resources[0].Details."
         )
-    return (
-        f"Add StringEquals aws:SourceAccount={account} and ArnLike "
-        f"aws:SourceArn=arn:{context.partition}:states:*:{account}:* to each statement trusting "
-        "states.amazonaws.com (the patch is in ProductFields deputy-guard/Diff). "
-        f"`deputy-guard scan --fix --role {result.role_name}` applies it."
+    entries = evidence_entries(result.evaluation.services) or [STATES]
+    pins = "; ".join(
+        (f"StringEquals aws:SourceAccount={account} and " if entry.sends_source_account else "")
+        + f"ArnLike aws:SourceArn=arn:{context.partition}:{entry.arn_prefix}:*:{account}:* to each statement "
+        f"trusting {entry.principal}"
+        for entry in entries
     )
+    applies = (
+        f"`deputy-guard scan --fix --role {result.role_name}` applies it."
+        if result.evaluation.auto_fix
+        else "deputy-guard never applies it (advise level): verify it against the evidence first."
+    )
+    evidence = " ".join(f"AWS evidence: {entry.evidence}" for entry in entries)
+    return f"Add {pins} (the patch is in ProductFields deputy-guard/Diff). {applies} {evidence}"
 
 
 def _product_fields(result: RoleResult, codes: Sequence[str]) -> dict[str, str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Final
 
+from chalicelib.domain.catalogue import DEFAULT_SERVICES, Entry
 from chalicelib.domain.fix import SOURCE_ACCOUNT, SOURCE_ARN, FixPlan, to_fixed_document
 from chalicelib.domain.grammar import document_flaws
 from chalicelib.domain.models import (
@@ -34,7 +35,7 @@ from chalicelib.domain.policy import (
     normalise_policy,
     read_policy,
     scalar_text,
-    service_kind,
+    service_match,
     to_compact_json,
 )
 
@@ -104,11 +105,15 @@ def _account_value_flaw(text: str, ctx: RoleContext) -> str | None:
     return "is a wildcard" if _has_wildcard(text) else "is not this role's account"
 
 
-def _account_value_flaw_under(text: str, ctx: RoleContext, operator_base: str) -> str | None:
+def _account_value_flaw_under(text: str, ctx: RoleContext, operator_base: str, entry: Entry) -> str | None:
     return _account_value_flaw(text, ctx)
 
 
-def _arn_value_flaw(text: str, ctx: RoleContext, operator_base: str = "arnlike") -> str | None:
+def _a(label: str) -> str:
+    return f"an {label}" if label[:1] in "AEIOU" else f"a {label}"
+
+
+def _arn_value_flaw(text: str, ctx: RoleContext, operator_base: str, entry: Entry) -> str | None:
     parts = text.split(":", 5)
     if len(parts) != 6 or parts[0] != "arn":
         return "is not an ARN"
@@ -118,9 +123,10 @@ def _arn_value_flaw(text: str, ctx: RoleContext, operator_base: str = "arnlike")
         return "has a wildcard before the account field, which StringLike lets match ':' (use ArnLike)"
     if parts[1] != ctx.partition:
         return f"is not in partition {ctx.partition}"
-    service = parts[2]
-    if service != "states" and not (_has_wildcard(service) and iam_glob_match(service, "states", ignore_case=False)):
-        return "is not a Step Functions ARN"
+    service, prefix = parts[2], entry.arn_prefix
+    if service != prefix and not (_has_wildcard(service) and iam_glob_match(service, prefix, ignore_case=False)):
+        # Each service sends its own ARN: a Scheduler role pinned to Step Functions ARNs is not pinned.
+        return f"is not {_a(entry.label)} ARN"
     if parts[4] != ctx.account_id:
         return "has a wildcard account" if _has_wildcard(parts[4]) else "is not in this role's account"
     return None
@@ -132,7 +138,7 @@ def _unresolved(entry: ConditionEntry) -> str:
     return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
-def _check_key(statement: NormalStatement, key: str, ctx: RoleContext) -> _KeyCheck:
+def _check_key(statement: NormalStatement, key: str, ctx: RoleContext, entry: Entry) -> _KeyCheck:
     """Whether an in-scope statement pins one key, why not, and what a human must look at."""
     folded = key.lower()
     is_account = key == SOURCE_ACCOUNT
@@ -142,11 +148,11 @@ def _check_key(statement: NormalStatement, key: str, ctx: RoleContext) -> _KeyCh
     reasons: list[str] = []
     problems: list[Problem] = []
     warnings: list[Problem] = []
-    for entry in statement.conditions:
-        if entry.key_folded != folded:
+    for condition in statement.conditions:
+        if condition.key_folded != folded:
             continue
-        operator = _operator(entry.operator_folded)
-        texts = [scalar_text(value) for value in entry.values]
+        operator = _operator(condition.operator_folded)
+        texts = [scalar_text(value) for value in condition.values]
         if operator.positive:
             foreign = sorted(
                 {account for text in texts if text is not None and (account := _foreign_account(text, ctx.account_id))}
@@ -156,8 +162,9 @@ def _check_key(statement: NormalStatement, key: str, ctx: RoleContext) -> _KeyCh
                     Problem(
                         ProblemCode.FOREIGN_ACCOUNT,
                         statement.index,
-                        f"{entry.key} under {entry.operator} names account {', '.join(foreign)}, not this "
+                        f"{condition.key} under {condition.operator} names account {', '.join(foreign)}, not this "
                         f"role's {ctx.account_id}: a confused deputy waiting to happen, or a backdoor",
+                        entry.principal,
                     )
                 )
         if any(text is None for text in texts):
@@ -165,31 +172,32 @@ def _check_key(statement: NormalStatement, key: str, ctx: RoleContext) -> _KeyCh
                 Problem(
                     ProblemCode.UNRESOLVED_VALUE,
                     statement.index,
-                    f"{entry.key} under {entry.operator} holds the template value {_unresolved(entry)}: "
+                    f"{condition.key} under {condition.operator} holds the template value {_unresolved(condition)}: "
                     "resolve the template first",
+                    entry.principal,
                 )
             )
         reason: str | None
         if not operator.can_pin:
-            reason = f"under {entry.operator}, which pins nothing"
+            reason = f"under {condition.operator}, which pins nothing"
         elif operator.base not in allowed:
-            reason = f"under {entry.operator}, which cannot pin {key}"
+            reason = f"under {condition.operator}, which cannot pin {key}"
         elif not texts:
-            reason = f"under {entry.operator} with no values"
+            reason = f"under {condition.operator} with no values"
         else:
             reason = None
             for text in texts:
                 if text is None:
-                    reason = f"under {entry.operator} with an unresolved template value"
+                    reason = f"under {condition.operator} with an unresolved template value"
                     break
-                flaw = value_flaw(text, ctx, operator.base)
+                flaw = value_flaw(text, ctx, operator.base, entry)
                 if flaw is not None:
-                    reason = f"under {entry.operator} with value {text!r}, which {flaw}"
+                    reason = f"under {condition.operator} with value {text!r}, which {flaw}"
                     break
         if reason is None:
             pinned = True
             if not is_account and operator.base == "stringequals" and all(_has_wildcard(t or "") for t in texts):
-                warnings.append(_unusable_pin(statement, entry, texts))
+                warnings.append(_unusable_pin(statement, condition, texts, entry))
         else:
             reasons.append(reason)
     return _KeyCheck(pinned, tuple(reasons), tuple(problems), tuple(warnings))
@@ -200,27 +208,30 @@ def _shown(value: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _unusable_pin(statement: NormalStatement, entry: ConditionEntry, texts: list[str | None]) -> Problem:
+def _unusable_pin(
+    statement: NormalStatement, condition: ConditionEntry, texts: list[str | None], entry: Entry
+) -> Problem:
     shown = _shown(texts[0] or "") if len(texts) == 1 else f"{len(texts)} values, each"
     return Problem(
         ProblemCode.UNUSABLE_PIN,
         statement.index,
-        f"{entry.key} under {entry.operator} holds {shown} with * or ?, which StringEquals compares literally: "
-        "no Step Functions ARN equals it, so Step Functions can never use this statement (safe, but probably "
-        "meant as ArnLike)",
+        f"{condition.key} under {condition.operator} holds {shown} with * or ?, which StringEquals compares "
+        f"literally: no {entry.label} ARN equals it, so {entry.label} can never use this statement (safe, but "
+        "probably meant as ArnLike)",
+        entry.principal,
     )
 
 
-def _missing(statement: NormalStatement, key: str, check: _KeyCheck, ctx: RoleContext) -> Problem:
+def _missing(statement: NormalStatement, key: str, check: _KeyCheck, ctx: RoleContext, entry: Entry) -> Problem:
     if key == SOURCE_ACCOUNT:
         code = ProblemCode.MISSING_SOURCE_ACCOUNT
         absent = f"no {SOURCE_ACCOUNT} condition pins account {ctx.account_id}"
     else:
         code = ProblemCode.MISSING_SOURCE_ARN
-        absent = f"no {SOURCE_ARN} condition pins Step Functions ARNs to account {ctx.account_id}"
+        absent = f"no {SOURCE_ARN} condition pins {entry.label} ARNs to account {ctx.account_id}"
     if not check.reasons:
-        return Problem(code, statement.index, f"Step Functions can assume this role: {absent}")
-    return Problem(code, statement.index, f"{key} appears only {', and '.join(check.reasons)}")
+        return Problem(code, statement.index, f"{entry.label} can assume this role: {absent}", entry.principal)
+    return Problem(code, statement.index, f"{key} appears only {', and '.join(check.reasons)}", entry.principal)
 
 
 def _allows_assume_role(statement: NormalStatement) -> bool:
@@ -235,30 +246,35 @@ def _public(statement: NormalStatement) -> bool:
     return statement.principal_star or any("*" in values for _, values in statement.principals)
 
 
-def _states_values(statement: NormalStatement) -> tuple[bool, bool]:
-    """(names Step Functions, holds a template that may render to Step Functions)."""
-    named = template = False
+def _selected_values(statement: NormalStatement, selection: tuple[Entry, ...]) -> tuple[tuple[Entry, ...], bool]:
+    """(the selected services the statement names, in order of appearance; whether a template may name one)."""
+    named: list[Entry] = []
+    template = False
     for kind, values in statement.principals:
         if kind != "service":
             continue
         for value in values:
-            found = service_kind(value)
-            if found == "states":
-                named = True
-            elif found == "template":
-                named = template = True
-    return named, template
+            found = service_match(value, selection)
+            if isinstance(found, Entry):
+                if found not in named:
+                    named.append(found)
+            elif found is not None:
+                template = True
+    return tuple(named), template
 
 
-def _review_problems(statement: NormalStatement, names_states: bool) -> list[Problem]:
+def _who(selection: tuple[Entry, ...]) -> str:
+    """Who a statement-wide problem endangers: the one selected service, or all of them."""
+    return selection[0].label if len(selection) == 1 else "every guarded service"
+
+
+def _review_problems(statement: NormalStatement, names_selected: bool, who: str) -> list[Problem]:
     problems: list[Problem] = []
     if _public(statement) and _allows_assume_role(statement):
         shown = 'Principal "*"' if statement.principal_star else 'A "*" principal'
         problems.append(
             Problem(
-                ProblemCode.PUBLIC_PRINCIPAL,
-                statement.index,
-                f"{shown} lets anyone assume the role, Step Functions included",
+                ProblemCode.PUBLIC_PRINCIPAL, statement.index, f"{shown} lets anyone assume the role, {who} included"
             )
         )
     if statement.not_principal:
@@ -266,15 +282,15 @@ def _review_problems(statement: NormalStatement, names_states: bool) -> list[Pro
             Problem(
                 ProblemCode.NOT_PRINCIPAL,
                 statement.index,
-                "NotPrincipal in an Allow statement trusts everyone not listed, Step Functions included",
+                f"NotPrincipal in an Allow statement trusts everyone not listed, {who} included",
             )
         )
-    if statement.not_actions is not None and (names_states or _public(statement) or statement.not_principal):
+    if statement.not_actions is not None and (names_selected or _public(statement) or statement.not_principal):
         problems.append(
             Problem(
                 ProblemCode.NOT_ACTION,
                 statement.index,
-                "NotAction in an Allow statement grants Step Functions every action it does not list",
+                f"NotAction in an Allow statement grants {who} every action it does not list",
             )
         )
     return problems
@@ -295,6 +311,8 @@ def evaluate(
         # caller itself is already deep in its stack; it is still an answer, not a crash. The answer is
         # built in advance: with the stack this low, even constructing it could run out of frames.
         return _TOO_DEEP_EVALUATION
+    if options.services != DEFAULT_SERVICES:
+        evaluation = replace(evaluation, wide=True)
     if all(problem.message.isprintable() for problem in evaluation.problems):
         return evaluation
     # A message quotes names from the document, which may hold line breaks: each problem stays one line.
@@ -355,15 +373,18 @@ def _judge(read: ParsedPolicy, ctx: RoleContext, options: EngineOptions) -> Eval
     problems: list[Problem] = []
     review = False
     in_scope = False
+    named: set[Entry] = set()
     plans: list[FixPlan] = []
     either = options.require == Require.EITHER
+    selection = options.services
+    who = _who(selection)
     for statement in normalise_policy(parsed):
         if not statement.allow:
             continue
-        names_states, template = _states_values(statement)
-        found = _review_problems(statement, names_states)
+        entries, template = _selected_values(statement, selection)
+        found = _review_problems(statement, bool(entries) or template, who)
         if not (
-            names_states
+            (entries or template)
             and statement.actions is not None
             and any(iam_glob_match(action, _ASSUME_ROLE, ignore_case=True) for action in statement.actions)
         ):
@@ -371,44 +392,39 @@ def _judge(read: ParsedPolicy, ctx: RoleContext, options: EngineOptions) -> Eval
             review = review or bool(found)
             continue
         in_scope = True
+        named.update(entries)
         if template:
             found.append(
                 Problem(
                     ProblemCode.UNRESOLVED_VALUE,
                     statement.index,
-                    "Principal.Service holds a template value that may render to Step Functions: "
-                    "resolve the template first",
+                    f"Principal.Service holds a template value that may render to {who}: resolve the template first",
                 )
             )
-        account = _check_key(statement, SOURCE_ACCOUNT, ctx)
-        arn = _check_key(statement, SOURCE_ARN, ctx)
-        found.extend(account.problems)
-        found.extend(arn.problems)
+        # A template alone names no service for certain: its pins are read as the first selected service's.
+        checks = [
+            (entry, _check_key(statement, SOURCE_ACCOUNT, ctx, entry), _check_key(statement, SOURCE_ARN, ctx, entry))
+            for entry in entries or selection[:1]
+        ]
+        # Foreign accounts and template values belong to the statement, whichever service reads them: listed once.
+        found.extend(checks[0][1].problems)
+        found.extend(checks[0][2].problems)
         review = review or bool(found)
         problems.extend(found)
-        missing: tuple[str, ...]
-        if either:
-            missing = () if account.pinned or arn.pinned else (SOURCE_ACCOUNT, SOURCE_ARN)
-        else:
-            missing = tuple(key for key, check in ((SOURCE_ACCOUNT, account), (SOURCE_ARN, arn)) if not check.pinned)
-        for key in missing:
-            problems.append(_missing(statement, key, account if key == SOURCE_ACCOUNT else arn, ctx))
-        if missing:
-            plans.append(FixPlan(statement.index, missing, either))
-        # Warnings (a pin that can never match) are listed beside any verdict and never decide it.
-        problems.extend(account.warnings)
-        problems.extend(arn.warnings)
+        for entry, account, arn in checks:
+            problems.extend(_plan_entry(statement, entry, account, arn, ctx, either, plans))
 
+    services = tuple(entry.principal for entry in selection if entry in named)
     if review:
-        return Evaluation(Verdict.NEEDS_REVIEW, tuple(problems), parsed)
+        return Evaluation(Verdict.NEEDS_REVIEW, tuple(problems), parsed, services=services)
     if not in_scope:
         return Evaluation(Verdict.NOT_APPLICABLE, original=parsed)
     if not plans:
-        return Evaluation(Verdict.COMPLIANT, tuple(problems), parsed)
+        return Evaluation(Verdict.COMPLIANT, tuple(problems), parsed, services=services)
 
     fixed, fix_problems = to_fixed_document(parsed, plans, ctx, options)
     if fix_problems:
-        return Evaluation(Verdict.NEEDS_REVIEW, (*problems, *fix_problems), parsed)
+        return Evaluation(Verdict.NEEDS_REVIEW, (*problems, *fix_problems), parsed, services=services)
     size = compact_size(fixed, number_literals=read.number_literals)
     if size > options.size_quota:
         too_large = Problem(
@@ -416,8 +432,32 @@ def _judge(read: ParsedPolicy, ctx: RoleContext, options: EngineOptions) -> Eval
             None,
             f"the fixed policy would be {size} characters, over the trust-policy size quota of {options.size_quota}",
         )
-        return Evaluation(Verdict.NEEDS_REVIEW, (*problems, too_large), parsed)
-    return Evaluation(Verdict.NON_COMPLIANT, tuple(problems), parsed, fixed)
+        return Evaluation(Verdict.NEEDS_REVIEW, (*problems, too_large), parsed, services=services)
+    return Evaluation(Verdict.NON_COMPLIANT, tuple(problems), parsed, fixed, services=services)
+
+
+def _plan_entry(
+    statement: NormalStatement,
+    entry: Entry,
+    account: _KeyCheck,
+    arn: _KeyCheck,
+    ctx: RoleContext,
+    either: bool,
+    plans: list[FixPlan],
+) -> list[Problem]:
+    """One service's missing pins in one statement (appending its fix plan), then its warnings."""
+    # require=both asks for aws:SourceAccount only from the services that send it.
+    checks = ((SOURCE_ACCOUNT, account), (SOURCE_ARN, arn)) if entry.sends_source_account else ((SOURCE_ARN, arn),)
+    missing: tuple[str, ...]
+    if either:
+        missing = () if any(check.pinned for _, check in checks) else tuple(key for key, _ in checks)
+    else:
+        missing = tuple(key for key, check in checks if not check.pinned)
+    problems = [_missing(statement, key, account if key == SOURCE_ACCOUNT else arn, ctx, entry) for key in missing]
+    if missing:
+        plans.append(FixPlan(statement.index, missing, either, entry))
+    # Warnings (a pin that can never match) are listed beside any verdict and never decide it.
+    return [*problems, *account.warnings, *arn.warnings]
 
 
 def plan_fix(

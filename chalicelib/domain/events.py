@@ -10,15 +10,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.domain.catalogue import DEFAULT_SERVICES, Entry
 from chalicelib.domain.names import ROLE_ARN, ROLE_NAME, role_from_arn
-from chalicelib.domain.policy import has_states_principal
+from chalicelib.domain.policy import has_selected_principal
 
 # The CloudTrail calls that can make a role need (or stop needing) a fix. TagRole and UntagRole are here because
 # the deputy-guard:mode tag decides per role: removing "exempt" or setting "enforce" acts at once.
 EVENT_NAMES = ("CreateRole", "UpdateAssumeRolePolicy", "PutRolePolicy", "AttachRolePolicy", "TagRole", "UntagRole")
-# Events whose request carries the new trust document: a document without Step Functions needs no AWS call.
+# Events whose request carries the new trust document: a document naming no guarded service needs no AWS call.
 _DOCUMENT_FIELDS = {"CreateRole": "assumeRolePolicyDocument", "UpdateAssumeRolePolicy": "policyDocument"}
 MAX_DOCUMENT_CHARS = 131_072  # far above IAM's own limits; anything larger is not a real request
+_NO_PRINCIPAL = "no_step_functions_principal"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class RoleRef:
     region: str
     time: str
     actor: str | None
+    # (account, role name) of the role session that made the call, when a role session made it.
+    issuer: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -43,12 +47,17 @@ class Skip:
     event_name: str | None = None
 
 
-def to_role_ref(event: Any, is_self: Callable[[tuple[str, str]], bool] | None = None) -> RoleRef | Skip:
+def to_role_ref(
+    event: Any,
+    is_self: Callable[[tuple[str, str]], bool] | None = None,
+    services: tuple[Entry, ...] = DEFAULT_SERVICES,
+) -> RoleRef | Skip:
     """Read an EventBridge event into a role pointer, or say why it needs no work.
 
-    ``is_self`` tells whether a session issuer (account, role name) is the bot's own role; it is asked
-    only for events that would otherwise need work, so resolving the bot's identity stays off the
-    path of irrelevant events.
+    ``services`` are the guarded services: a trust document the request carries that names none of them is
+    skipped here, before any AWS call. ``is_self`` tells whether a session issuer (account, role name) is the
+    bot's own role; it is asked only for events that would otherwise need work, so resolving the bot's
+    identity stays off the path of irrelevant events. Without it, ``own_event`` asks later, on the RoleRef.
     """
     if not isinstance(event, Mapping):
         return Skip("not_an_object")
@@ -74,8 +83,12 @@ def to_role_ref(event: Any, is_self: Callable[[tuple[str, str]], bool] | None = 
     request = detail.get("requestParameters")
     if field is not None and isinstance(request, Mapping):
         document = request.get(field)
-        if isinstance(document, str) and len(document) <= MAX_DOCUMENT_CHARS and not has_states_principal(document):
-            return Skip("no_step_functions_principal", event_id, event_name)
+        if (
+            isinstance(document, str)
+            and len(document) <= MAX_DOCUMENT_CHARS
+            and not has_selected_principal(document, services)
+        ):
+            return Skip(_NO_PRINCIPAL if services == DEFAULT_SERVICES else "no_guarded_principal", event_id, event_name)
     issuer = _issuer(identity)
     if issuer is not None and is_self is not None and is_self(issuer):
         return Skip("own_event", event_id, event_name)
@@ -87,7 +100,15 @@ def to_role_ref(event: Any, is_self: Callable[[tuple[str, str]], bool] | None = 
         region=_text(event.get("region")) or _text(detail.get("awsRegion")) or "",
         time=_text(event.get("time")) or _text(detail.get("eventTime")) or "",
         actor=_actor(identity),
+        issuer=issuer,
     )
+
+
+def own_event(ref: RoleRef, is_self: Callable[[tuple[str, str]], bool]) -> Skip | None:
+    """The skip for an event the bot's own session made (an echo of its own write), else None."""
+    if ref.issuer is not None and is_self(ref.issuer):
+        return Skip("own_event", ref.event_id, ref.event_name)
+    return None
 
 
 def _text(value: Any) -> str | None:

@@ -9,6 +9,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from chalicelib.domain.catalogue import DEFAULT_SERVICES, Entry, Level, entry_named
+
 PolicyDoc = dict[str, Any]
 
 DEFAULT_SIZE_QUOTA = 2048
@@ -62,9 +64,14 @@ class Problem:
     code: ProblemCode
     statement: int | None
     message: str
+    # The catalogue principal the problem is about (scheduler.amazonaws.com); None for the whole document.
+    service: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code.value, "statement": self.statement, "message": self.message}
+    def to_dict(self, *, with_service: bool = False) -> dict[str, Any]:
+        row: dict[str, Any] = {"code": self.code.value, "statement": self.statement, "message": self.message}
+        if with_service:
+            row["service"] = self.service
+        return row
 
 
 @dataclass(frozen=True)
@@ -104,8 +111,10 @@ class EngineOptions:
 
     require: Require = Require.BOTH
     size_quota: int = DEFAULT_SIZE_QUOTA
-    # Templates for the aws:SourceArn values the fix adds; {partition} and {account} are filled in.
+    # Templates for the Step Functions aws:SourceArn values the fix adds; {partition} and {account} are filled in.
     source_arns: tuple[str, ...] = (DEFAULT_SOURCE_ARN,)
+    # The catalogue entries in scope (DEPUTY_GUARD_SERVICES); every other service principal is left alone.
+    services: tuple[Entry, ...] = DEFAULT_SERVICES
 
     def __post_init__(self) -> None:
         # A template that does not pin the role's account would make a fix that is itself
@@ -122,6 +131,11 @@ class EngineOptions:
                 )
 
 
+def auto_fixable(services: tuple[str, ...]) -> bool:
+    """Whether the bot may write a fix for roles trusting ``services``: none of them is advise-level."""
+    return all(entry.level is Level.ENFORCE for name in services if (entry := entry_named(name)) is not None)
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """The engine's answer for one trust policy: a verdict, its problems and, when fixable, the fix."""
@@ -130,13 +144,36 @@ class Evaluation:
     problems: tuple[Problem, ...] = ()
     original: PolicyDoc | None = None
     fixed_policy: PolicyDoc | None = None
+    # The selected principals some in-scope statement trusts, in catalogue order.
+    services: tuple[str, ...] = ()
+    # More than Step Functions is selected: the JSON adds each problem's service, ``services`` and ``auto_fix``.
+    wide: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        return tuple(entry for name in self.services if (entry := entry_named(name)) is not None)
+
+    @property
+    def auto_fix(self) -> bool:
+        """Whether the bot may write the fix: false when any in-scope service is an advise-level entry."""
+        return auto_fixable(self.services)
+
+    @property
+    def advised(self) -> tuple[Entry, ...]:
+        """The in-scope advise-level entries: why a fix is offered, not applied."""
+        return tuple(entry for entry in self.entries if entry.level is Level.ADVISE)
+
+    def to_dict(self, *, with_services: bool | None = None) -> dict[str, Any]:
+        """The contract's object; ``services`` and ``auto_fix`` join it when more than Step Functions is selected."""
+        with_services = self.wide if with_services is None else with_services
+        body: dict[str, Any] = {
             "verdict": self.verdict.value,
-            "problems": [p.to_dict() for p in self.problems],
+            "problems": [p.to_dict(with_service=with_services) for p in self.problems],
             "fixed_policy": self.fixed_policy,
         }
+        if with_services:
+            body |= {"services": list(self.services), "auto_fix": self.auto_fix}
+        return body
 
 
 class Mode(StrEnum):
@@ -230,3 +267,9 @@ class Notice:
     trigger: str = "event"  # event | sweep | scan | api | slack
     # Approval buttons (Slack only; DESIGN section 13): minted by the service, rendered by render_slack.
     buttons: tuple[ActionButton, ...] = ()
+    # The guarded principals the role trusts: each one's evidence is linked in the message.
+    services: tuple[str, ...] = ()
+
+    @property
+    def auto_fix(self) -> bool:
+        return auto_fixable(self.services)

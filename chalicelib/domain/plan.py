@@ -57,9 +57,11 @@ class RoleResult:
             "role_name": self.role_name,
             "role_arn": self.role_arn,
             "verdict": self.verdict.value,
-            "problems": [p.to_dict() for p in self.evaluation.problems],
+            "problems": [p.to_dict(with_service=self.evaluation.wide) for p in self.evaluation.problems],
             "action": self.action.value,
         }
+        if self.evaluation.wide:
+            row |= {"services": list(self.evaluation.services), "auto_fix": self.evaluation.auto_fix}
         if self.verdict in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW):
             row["reason"] = self.reason
             row["diff"] = self.diff
@@ -116,6 +118,12 @@ def exempt_until(tags: Mapping[str, str]) -> date | None:
         return None
 
 
+def advise_reason(evaluation: Evaluation) -> str:
+    """Why a ready patch is offered and not applied: each advise-level service's caveat, from its evidence."""
+    notes = "; ".join(f"{entry.label}: {entry.note}" for entry in evaluation.advised)
+    return f"advise level, the patch is attached and never applied by deputy-guard: verify before applying ({notes})"
+
+
 def decide(
     evaluation: Evaluation,
     role: RoleRecord,
@@ -130,7 +138,8 @@ def decide(
     if evaluation.verdict is Verdict.NOT_APPLICABLE:
         if role.path.startswith("/aws-service-role/"):
             return Action.NONE, "service-linked role: IAM allows no changes"
-        return Action.NONE, "no statement lets Step Functions assume the role"
+        guarded = settings.services[0].label if len(settings.services) == 1 else "a guarded service"
+        return Action.NONE, f"no statement lets {guarded} assume the role"
     exemption = settings.exemption_for(role.name, role.path, today.date(), role.account_id)
     if exemption is not None:
         return Action.EXEMPT, exemption.describe()
@@ -156,6 +165,9 @@ def _decide_unexempted(
     if evaluation.verdict is Verdict.NEEDS_REVIEW:
         codes = ", ".join(sorted({p.code.value for p in evaluation.problems}))
         return Action.REVIEW, f"needs a human decision ({codes}); deputy-guard never rewrites such a policy"
+    if not evaluation.auto_fix:
+        # Advise level: in every mode, on every path (a sweep, REST, a Slack click), a patch and never a write.
+        return (Action.WOULD_NOTIFY if run.mode is Mode.DRY_RUN else Action.NOTIFIED), advise_reason(evaluation)
     # A dry run (a scan without --fix, GET /roles/{name}, dry-run mode) previews a run with fixes: the same
     # tags, CloudFormation rule and cap, labelled would_fix / would_notify, so one role carries one label in
     # every preview (docs/scan-report.md, "Actions").

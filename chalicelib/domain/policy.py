@@ -17,6 +17,7 @@ from typing import Any, Final, Literal
 from urllib.parse import unquote
 
 from chalicelib.domain import jsontext
+from chalicelib.domain.catalogue import DEFAULT_SERVICES, Entry, entry_for_principal
 from chalicelib.domain.grammar import PolicyError, document_flaws, validate_document
 from chalicelib.domain.jsontext import DuplicateKeysObject, FloatLiteral, IntLiteral, JsonTextError, number_text
 from chalicelib.domain.models import PolicyDoc
@@ -32,6 +33,7 @@ __all__ = [
     "clone_json",
     "compact_size",
     "decode_document",
+    "has_selected_principal",
     "has_states_principal",
     "iam_glob_match",
     "normalise_policy",
@@ -40,6 +42,7 @@ __all__ = [
     "render_diff",
     "scalar_text",
     "service_kind",
+    "service_match",
     "statement_list",
     "to_compact_json",
     "to_pretty_json",
@@ -327,9 +330,8 @@ def scalar_text(value: Any) -> str | None:
 
 
 ServiceKind = Literal["states", "template", "other"]
+TEMPLATE: Final = "template"
 
-# Global and regional Step Functions principals, in the commercial and China partitions.
-_STATES_SERVICE: Final = re.compile(r"states(?:\.[a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?", re.IGNORECASE)
 _URL_SUFFIX: Final = re.compile(r"\$\{AWS::URLSuffix\}", re.IGNORECASE)
 _FIRST_LABEL: Final = re.compile(r"([^.]*)\.")
 
@@ -366,27 +368,35 @@ def _fill_variables(text: str, value: str) -> str:
     return "".join(parts)
 
 
-def service_kind(value: Any) -> ServiceKind:
-    """Classify a Principal.Service value: Step Functions, a template that may render to it, or other."""
+def service_match(value: Any, selection: tuple[Entry, ...] = DEFAULT_SERVICES) -> Entry | Literal["template"] | None:
+    """The selected catalogue entry a Principal.Service value names, ``"template"`` when it may render to one."""
     if isinstance(value, str) and "${" not in value:
-        return "states" if _STATES_SERVICE.fullmatch(value) else "other"
+        return entry_for_principal(value, selection)
     text = value if isinstance(value, str) else _template_text(value)
     if text is None:
-        # An intrinsic we cannot read (Ref, Fn::If...) could render to anything, Step Functions included.
-        return "template"
+        # An intrinsic we cannot read (Ref, Fn::If...) could render to anything, a selected service included.
+        return TEMPLATE
     rendered = _fill_variables(_URL_SUFFIX.sub("amazonaws.com", text), "region")
-    if _STATES_SERVICE.fullmatch(rendered):
-        return "template"
+    if entry_for_principal(rendered, selection) is not None:
+        return TEMPLATE
     label = _FIRST_LABEL.match(text)
-    if label is None or "${" in label.group(1) or label.group(1).lower() == "states":
-        return "template"
-    return "other"
+    if label is None or "${" in label.group(1) or any(label.group(1).lower() == e.name for e in selection):
+        return TEMPLATE
+    return None
 
 
-def has_states_principal(document: object) -> bool:
-    """Whether any statement could name Step Functions; True for junk, so the caller re-reads the role.
+def service_kind(value: Any) -> ServiceKind:
+    """Classify a Principal.Service value: Step Functions, a template that may render to it, or other."""
+    found = service_match(value)
+    if found is None:
+        return "other"
+    return "template" if found == TEMPLATE else "states"
 
-    ``"*"``, ``{"AWS": "*"}`` and NotPrincipal count, because they include Step Functions. So do documents
+
+def has_selected_principal(document: object, selection: tuple[Entry, ...] = DEFAULT_SERVICES) -> bool:
+    """Whether any statement could name a selected service; True for junk, so the caller re-reads the role.
+
+    ``"*"``, ``{"AWS": "*"}`` and NotPrincipal count, because they include every service. So do documents
     the engine refuses to judge (repeated keys, lone surrogates, anything IAM would refuse): which
     principal they name is not certain.
     """
@@ -403,9 +413,14 @@ def has_states_principal(document: object) -> bool:
             for value in values:
                 if value == "*":
                     return True
-                if kind == "service" and service_kind(value) != "other":
+                if kind == "service" and service_match(value, selection) is not None:
                     return True
     return False
+
+
+def has_states_principal(document: object) -> bool:
+    """Whether any statement could name Step Functions (the default selection); see has_selected_principal."""
+    return has_selected_principal(document)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from chalicelib.domain.catalogue import Entry, Level, entry_named
 from chalicelib.domain.models import NOTICE_SCHEMA_VERSION, Action, Notice, Problem, Verdict
 
 DEFAULT_WINDOW_SECONDS: Final = 24 * 60 * 60
@@ -160,6 +161,30 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def evidence_entries(services: Sequence[str]) -> list[Entry]:
+    """The catalogue entries of the guarded principals a finding is about."""
+    return [entry for name in services if (entry := entry_named(name)) is not None]
+
+
+def evidence_line(entry: Entry) -> str:
+    """Where AWS documents a service's pin; for an advise-level service, why the bot does not apply it."""
+    line = f"evidence: {entry.label} ({entry.level.value}): {entry.evidence}"
+    if entry.level is Level.ADVISE:
+        line += f" (verify before applying: {entry.note})"
+    return line
+
+
+def evidence_lines(services: Sequence[str]) -> list[str]:
+    return [evidence_line(entry) for entry in evidence_entries(services)]
+
+
+def evidence_dicts(services: Sequence[str]) -> list[dict[str, str]]:
+    return [
+        {"service": e.principal, "level": e.level.value, "url": e.evidence, "note": e.note}
+        for e in evidence_entries(services)
+    ]
+
+
 # --------------------------------------------------------------------------------------------------
 # SNS rendering (pure)
 # --------------------------------------------------------------------------------------------------
@@ -210,6 +235,8 @@ def _role_body(notice: Notice) -> dict[str, Any]:
         "before": notice.before,
         "after": notice.after,
         "diff": notice.diff,
+        "services": list(notice.services),
+        "evidence": evidence_dicts(notice.services),
         "truncated": False,
     }
 

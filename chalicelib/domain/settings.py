@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
+from chalicelib.domain.catalogue import DEFAULT_SERVICES, Entry, ServicesError, parse_services
 from chalicelib.domain.exemptions import (
     Exemption,
     ExemptionError,
@@ -71,6 +72,8 @@ class Settings:
     max_fixes_per_run: int = DEFAULT_MAX_FIXES
     size_quota: int | None = None  # None: read the account's quota with GetAccountSummary
     source_arns: tuple[str, ...] = (DEFAULT_SOURCE_ARN,)
+    # The catalogue entries guarded (DEPUTY_GUARD_SERVICES: states, a list, or all).
+    services: tuple[Entry, ...] = DEFAULT_SERVICES
     fix_cloudformation: bool = False
     security_hub: bool = False  # import findings into Security Hub (docs/security-hub.md)
     notify_window_hours: int = DEFAULT_NOTIFY_WINDOW_HOURS
@@ -97,7 +100,9 @@ class Settings:
         return self.slack_enabled and bool(self.slack_approvers)
 
     def engine_options(self, size_quota: int) -> EngineOptions:
-        return EngineOptions(require=self.require, size_quota=size_quota, source_arns=self.source_arns)
+        return EngineOptions(
+            require=self.require, size_quota=size_quota, source_arns=self.source_arns, services=self.services
+        )
 
     def exemption_for(
         self, role_name: str, role_path: str, today: date, account: str | None = None
@@ -160,7 +165,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
 
 def engine_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """The settings the engine reads (``require``, ``size_quota``, ``source_arns``), which `check` shares.
+    """The settings the engine reads (``require``, ``size_quota``, ``source_arns``, ``services``), which `check` shares.
 
     One reading for the bot and the CLI: `deputy-guard check` takes these from the same variables, its flags
     winning, so an offline check judges and fixes a policy as the deployed bot would.
@@ -169,7 +174,16 @@ def engine_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "require": _enum(env, "DEPUTY_GUARD_REQUIRE", Require, Require.BOTH),
         "size_quota": _opt_int(env, "DEPUTY_GUARD_SIZE_QUOTA", minimum=256),
         "source_arns": _source_arns(env),
+        "services": services_setting(env.get("DEPUTY_GUARD_SERVICES")),
     }
+
+
+def services_setting(raw: str | None, name: str = "DEPUTY_GUARD_SERVICES") -> tuple[Entry, ...]:
+    """The selected catalogue entries; a SettingsError naming ``name`` (the variable or flag) and the bad value."""
+    try:
+        return parse_services(raw)
+    except ServicesError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
 
 
 def parse_exemptions(raw: str) -> tuple[Exemption, ...]:

@@ -269,7 +269,8 @@ def wanted_actions(notice: Notice) -> tuple[str, ...]:
     if notice.action is Action.FIXED and notice.change_id:
         return (REVERT,)
     if notice.verdict is Verdict.NON_COMPLIANT and notice.action in (Action.NOTIFIED, Action.CAPPED):
-        return (APPLY_FIX, EXEMPT_30D)
+        # An advise-level service's patch is never applied by the bot, so no button offers to.
+        return (APPLY_FIX, EXEMPT_30D) if notice.auto_fix else (EXEMPT_30D,)
     return ()
 
 

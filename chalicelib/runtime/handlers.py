@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from chalicelib.adapters.errors import AwsError
 from chalicelib.domain.events import Skip, to_role_ref
 from chalicelib.domain.models import Action
 from chalicelib.domain.names import valid_account_id, valid_path_prefix, valid_role_name
+from chalicelib.domain.settings import SettingsError, services_setting
 from chalicelib.runtime import container
 from chalicelib.runtime.container import Misconfigured, logger, metrics
 from chalicelib.runtime.logs import PowertoolsMetrics
-from chalicelib.service.accounts import AccountOutOfScope, AccountUnavailable, handle_account_event
-from chalicelib.service.enforce import check_role, handle_event
+from chalicelib.service.accounts import AccountOutOfScope, AccountUnavailable, handle_account_ref
+from chalicelib.service.enforce import check_role, handle_ref
 from chalicelib.service.enforce import remediate as run_remediate
 from chalicelib.service.fanout import fan_out, sweep_account
 from chalicelib.service.revert import revert as run_revert
@@ -28,7 +30,7 @@ from chalicelib.service.skips import report_skip
 
 __all__ = ["BadInput", "Misconfigured", "Unavailable", "UnknownRole", "logger", "valid_path_prefix", "valid_role_name"]
 
-_SCAN_FIELDS = frozenset({"dry_run", "role_names", "path_prefix", "next_token", "account"})
+_SCAN_FIELDS = frozenset({"dry_run", "role_names", "path_prefix", "next_token", "account", "services"})
 _MAX_ROLE_NAMES = 1000
 SWEEP_MARGIN_SECONDS = 60.0
 
@@ -65,25 +67,26 @@ def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
 
 
 def on_iam_event(event: Any, context: Any) -> dict[str, Any]:
-    if not container.built() and isinstance(event, Mapping):
-        # Most IAM events need no AWS call (another service's role, a failed call): answer those before the
-        # first dependencies are built, so they never import boto3 nor create clients. Same test, log line
-        # and metric as service.handle_event.
-        early = to_role_ref(event)
-        if isinstance(early, Skip):
-            container.settings_or_raise()
-            return report_skip(early, logger(), PowertoolsMetrics(metrics()))
-
+    if not isinstance(event, Mapping):
+        current = container.deps_or_raise()
+        current.logger.warning("malformed event dropped", extra={"type": type(event).__name__})
+        return {"status": "skipped", "reason": "not_an_object"}
+    # The event is read once, into its role reference, and that is handed down. Most IAM events need no AWS
+    # call (another service's role, a failed call): they are answered from the settings alone, before any
+    # dependency exists, so they never import boto3 nor create clients.
+    parsed = to_role_ref(event, services=container.settings_or_raise().services)
+    if isinstance(parsed, Skip):
+        if not container.built():
+            return report_skip(parsed, logger(), PowertoolsMetrics(metrics()))
+        current = container.deps_or_raise()
+        return report_skip(parsed, current.logger, current.metrics)
     current = container.deps_or_raise()
     once = getattr(current, "once", None)
     if once is not None and hasattr(once, "lambda_context"):
         once.lambda_context = context if hasattr(context, "get_remaining_time_in_millis") else None
-    if not isinstance(event, Mapping):
-        current.logger.warning("malformed event dropped", extra={"type": type(event).__name__})
-        return {"status": "skipped", "reason": "not_an_object"}
     if current.settings.accounts.multi_account:
-        return handle_account_event(event, container.accounts_or_raise())
-    return handle_event(event, current)
+        return handle_account_ref(parsed, container.accounts_or_raise())
+    return handle_ref(parsed, current)
 
 
 def sweep(context: Any) -> dict[str, Any]:
@@ -140,7 +143,7 @@ def post_scans(body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     account = body.get("account")
     if account is not None and not isinstance(account, str):
         raise BadInput("account must be a 12-digit account id")
-    current = _deps_for(account)
+    current = _with_services(_deps_for(account), body.get("services"))
     try:
         report = scan(
             current,
@@ -180,7 +183,8 @@ def remediate(
         raise Unavailable(str(exc)) from exc
     if result is None:
         raise UnknownRole(f"role {role_name!r} not found")
-    status = {Action.EXEMPT: 409, Action.REVIEW: 409, Action.FAILED: 502}.get(result.action, 200)
+    # A forced run notifies only for an advise-level service, whose fix deputy-guard never writes: refused.
+    status = {Action.EXEMPT: 409, Action.REVIEW: 409, Action.NOTIFIED: 409, Action.FAILED: 502}.get(result.action, 200)
     return status, {**result.to_report(), "change_id": result.change_id}
 
 
@@ -219,6 +223,21 @@ def _deps_for(account: str | None) -> Any:
         raise Unavailable(f"cannot act in account {account}: {exc.cause}") from exc
     except AwsError as exc:
         raise Unavailable(str(exc)) from exc
+
+
+def _with_services(deps: Any, services: Any) -> Any:
+    """``deps`` guarding the services a request names (a list, or a comma-separated string), else as configured."""
+    if services is None:
+        return deps
+    if isinstance(services, list) and services and all(isinstance(name, str) for name in services):
+        services = ",".join(services)
+    if not isinstance(services, str) or not services.strip():
+        raise BadInput('services must be "all", or a list of service names such as ["states", "scheduler"]')
+    try:
+        chosen = services_setting(services, "services")
+    except SettingsError as exc:
+        raise BadInput(str(exc)) from None
+    return replace(deps, settings=replace(deps.settings, services=chosen))
 
 
 def _bool_field(body: Mapping[str, Any], name: str, *, default: bool) -> bool:

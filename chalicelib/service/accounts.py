@@ -17,11 +17,11 @@ from typing import Any
 
 from chalicelib.adapters.errors import AwsError
 from chalicelib.adapters.store import SweepCursor
-from chalicelib.domain.events import Skip, to_role_ref
+from chalicelib.domain.events import RoleRef, Skip, own_event, to_role_ref
 from chalicelib.domain.names import valid_account_id
 from chalicelib.domain.scope import AccountScope, ScopeKind, member_role_arn
 from chalicelib.service.deps import Deps, Iam, Metrics
-from chalicelib.service.enforce import handle_event
+from chalicelib.service.enforce import handle_ref
 from chalicelib.service.skips import report_skip
 
 # How long the organization's account list is trusted before organizations:ListAccounts is asked again.
@@ -189,11 +189,20 @@ class Accounts:
 
 
 def handle_account_event(event: Mapping[str, Any], accounts: Accounts) -> dict[str, Any]:
-    """An EventBridge event from any account: skip it when out of scope (no AWS call), else the usual pipeline."""
+    """An EventBridge event from any account: parsed once into its role reference, then ``handle_account_ref``."""
     central = accounts.central
-    parsed = to_role_ref(event, accounts.is_self)
+    parsed = to_role_ref(event, services=central.settings.services)
     if isinstance(parsed, Skip):
         return report_skip(parsed, central.logger, central.metrics)
+    return handle_account_ref(parsed, accounts)
+
+
+def handle_account_ref(parsed: RoleRef, accounts: Accounts) -> dict[str, Any]:
+    """A role reference from any account: skip it when out of scope (no AWS call), else the usual pipeline."""
+    central = accounts.central
+    own = own_event(parsed, accounts.is_self)
+    if own is not None:
+        return report_skip(own, central.logger, central.metrics)
     account = parsed.account
     if not accounts.in_scope(account):
         central.metrics.add_metric("EventsSkipped")
@@ -209,8 +218,8 @@ def handle_account_event(event: Mapping[str, Any], accounts: Accounts) -> dict[s
         )
         return {"status": "skipped", "reason": "out_of_scope", "event_id": parsed.event_id, "account": account}
     with account_log_key(central.logger, account):
-        # Re-parsed with the account's Deps, whose own roles include the member role in that account.
-        return handle_event(event, accounts.deps_for(account))
+        # The same reference, with the account's Deps, whose own roles include the member role in that account.
+        return handle_ref(parsed, accounts.deps_for(account))
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from typing import Any
 from chalicelib.adapters.errors import AccessDenied, AwsError, LimitExceeded, MalformedPolicy, NotFound, Unavailable
 from chalicelib.adapters.store import ChangeKind, ChangeRecord, ChangeStatus
 from chalicelib.domain.engine import evaluate
-from chalicelib.domain.events import RoleRef, Skip, to_role_ref
+from chalicelib.domain.events import RoleRef, Skip, own_event, to_role_ref
 from chalicelib.domain.models import (
     DEFAULT_SIZE_QUOTA,
     Action,
@@ -359,6 +359,7 @@ def _notice(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: Rol
         revert_command=_revert_command(role, settings) if result.action is Action.FIXED else None,
         change_id=result.change_id,
         trigger=run.trigger,
+        services=result.evaluation.services,
     )
 
 
@@ -387,15 +388,18 @@ def send_notices(deps: Deps, run: Run, *, digest: bool) -> None:
 
 
 def handle_event(event: Mapping[str, Any], deps: Deps) -> dict[str, Any]:
-    """One EventBridge event: skip it, or re-read the role and act; at most once per event id."""
-
-    def is_self(issuer: tuple[str, str]) -> bool:
-        return issuer in deps.self_roles()
-
-    parsed = to_role_ref(event, is_self)
+    """One EventBridge event: parsed once into its role reference, then ``handle_ref``."""
+    parsed = to_role_ref(event, services=deps.settings.services)
     if isinstance(parsed, Skip):
         return report_skip(parsed, deps.logger, deps.metrics)
-    ref = parsed
+    return handle_ref(parsed, deps)
+
+
+def handle_ref(ref: RoleRef, deps: Deps) -> dict[str, Any]:
+    """An event's role reference: skip the bot's own echo, or re-read the role and act; at most once per event id."""
+    own = own_event(ref, lambda issuer: issuer in deps.self_roles())
+    if own is not None:
+        return report_skip(own, deps.logger, deps.metrics)
     if deps.once is None:
         return _handle_ref(ref, deps)
     return deps.once.run(ref.event_id, lambda: _handle_ref(ref, deps))

@@ -405,7 +405,12 @@ def _kept(result: RoleResult) -> RoleResult:
         verdict=result.verdict,
         action=result.action,
         reason=result.reason,
-        evaluation=Evaluation(verdict=result.evaluation.verdict, problems=result.evaluation.problems),
+        evaluation=Evaluation(
+            verdict=result.evaluation.verdict,
+            problems=result.evaluation.problems,
+            services=result.evaluation.services,
+            wide=result.evaluation.wide,
+        ),
         owner=result.owner,
         change_id=result.change_id,
     )

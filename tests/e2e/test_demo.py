@@ -155,3 +155,30 @@ def test_demo_organization_fixes_a_member_skips_an_outsider_and_reports_the_brok
     assert org["dead_letters"] == [org["broken"]]
     assert org["rest"] == {"member": "compliant", "outsider": 400}
     assert enforce_summary["seconds"] < 60
+
+
+def test_demo_guards_every_service_in_its_last_step(enforce_summary: dict[str, Any]) -> None:
+    # With DEPUTY_GUARD_SERVICES=all in enforce mode, on the embedded AWS:
+    services = enforce_summary["services"]
+    account = enforce_summary["account"]
+    # a Scheduler role and a VPC Flow Logs role are fixed with their own service's ARN
+    assert services["nightly-schedule-role"]["action"] == "fixed"
+    assert services["nightly-schedule-role"]["source_arns"] == [f"arn:aws:scheduler:*:{account}:*"]
+    assert services["vpc-flow-logs-role"]["source_arns"] == [f"arn:aws:ec2:*:{account}:*"]
+    # a CloudTrail role is only notified, its trust policy unchanged
+    trail = services["trail-to-logs-role"]
+    assert (trail["action"], trail["auto_fix"], trail["source_arns"]) == ("notified", False, [])
+    # EC2, Secrets Manager and Elastic Transcoder roles are never touched and their events cost no IAM call
+    for name in ("ci-runner-ec2", "secrets-rotation-role", "transcoder-role"):
+        entry = services[name]
+        assert (entry["status"], entry["reason"], entry["iam_calls"], entry["source_arns"]) == (
+            "skipped",
+            "no_guarded_principal",
+            0,
+            [],
+        ), name
+    # and one statement trusting Step Functions, Scheduler and EC2 gives each pinned service its own pins
+    assert services["ops-mixed-role"]["source_arns"] == [
+        f"arn:aws:states:*:{account}:*",
+        f"arn:aws:scheduler:*:{account}:*",
+    ]

@@ -87,6 +87,7 @@ def make_notice() -> Callable[..., Notice]:
             actor=f"arn:aws:sts::{account}:assumed-role/Admin/alice",
             event_id="5b1c2f0e-7d55-4c2a-9d7e-3f0a1b2c3d4e",
             time="2025-01-15T10:20:30Z",
+            services=("states.amazonaws.com",),
             revert_command=f"deputy-guard revert {role_name}",
             change_id="chg-0001",
             trigger="event",

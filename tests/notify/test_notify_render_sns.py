@@ -7,6 +7,8 @@ from chalicelib.domain.models import NOTICE_SCHEMA_VERSION, Action, Problem, Pro
 from chalicelib.domain.render import SNS_MESSAGE_BUDGET, SNS_SUBJECT_MAX, render_sns, render_sns_digest
 
 ROLE_FIELDS = {
+    "services",
+    "evidence",
     "account",
     "region",
     "role_name",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.domain.catalogue import parse_services
 from chalicelib.domain.models import EngineOptions, Require, RoleContext
 
 FIXTURE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "trust-policies"
@@ -38,6 +39,7 @@ def load_case(path: Path) -> PolicyCase:
         options=EngineOptions(
             require=Require(options.get("require", "both")),
             size_quota=options.get("size_quota", EngineOptions().size_quota),
+            services=parse_services(options.get("services")),
         ),
         policy=raw["policy"],
         verdict=expected["verdict"],

@@ -321,6 +321,7 @@ def test_the_parser_knows_every_subcommand_and_its_flags() -> None:
         "demo",
         "api",
         "completion",
+        "services",
     }
 
 
