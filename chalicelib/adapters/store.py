@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from chalicelib.adapters.signing import RecordSigner
 from chalicelib.domain import jsontext
 from chalicelib.domain.models import PolicyDoc
 from chalicelib.domain.policy import to_compact_json
@@ -79,6 +80,8 @@ class ChangeRecord:
     sk: str
     error: str | None = None
     reverts: str | None = None
+    # The item as stored, signature included: what verification checks (never the parsed fields above).
+    item: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def pk(self) -> str:
@@ -89,12 +92,25 @@ def role_pk(role_arn: str) -> str:
     return f"role#{role_arn}"
 
 
-class AuditTrail:
-    """Records each change before it happens, and its outcome after."""
+UNSIGNED_TRAIL = "deputy-guard has no signing key (DEPUTY_GUARD_SIGNING_KEY), so no record can be verified"
 
-    def __init__(self, table: Table, clock: Clock = utc_now) -> None:
+
+class AuditTrail:
+    """Records each change before it happens, and its outcome after; signs each record with ``signer``."""
+
+    def __init__(self, table: Table, clock: Clock = utc_now, *, signer: RecordSigner | None = None) -> None:
         self._table = table
         self._clock = clock
+        self._signer = signer
+
+    def problem(self, record: ChangeRecord) -> str | None:
+        """Why ``record`` cannot be trusted as the bot's own (unsigned, another key, altered); None if it verifies."""
+        if self._signer is None:
+            return UNSIGNED_TRAIL
+        if record.item.get("pk") != role_pk(str(record.item.get("role_arn"))):
+            # A signed record copied under another role's key would otherwise verify.
+            return "it is filed under another role than the one it names"
+        return self._signer.problem(record.item)
 
     def record_intent(
         self,
@@ -131,29 +147,31 @@ class AuditTrail:
             sk=f"change#{now}#{change_id}",
             reverts=reverts,
         )
-        self._table.put(
-            {
-                "pk": record.pk,
-                "sk": record.sk,
-                "change_id": change_id,
-                "role_arn": role_arn,
-                "role_name": role_name,
-                "account": role_arn.split(":")[4] if role_arn.count(":") >= 5 else None,
-                "kind": kind.value,
-                "status": record.status.value,
-                "before": _dump(before),
-                "after": _dump(after),
-                "actor": actor,
-                "event_id": event_id,
-                "mode": mode,
-                "trigger": trigger,
-                "reason": reason,
-                "created_at": now,
-                "updated_at": now,
-                "reverts": reverts,
-            },
-            condition="attribute_not_exists(pk)",
-        )
+        item: dict[str, Any] = {
+            "pk": record.pk,
+            "sk": record.sk,
+            "change_id": change_id,
+            "role_arn": role_arn,
+            "role_name": role_name,
+            "account": role_arn.split(":")[4] if role_arn.count(":") >= 5 else None,
+            "kind": kind.value,
+            "status": record.status.value,
+            "before": _dump(before),
+            "after": _dump(after),
+            "actor": actor,
+            "event_id": event_id,
+            "mode": mode,
+            "trigger": trigger,
+            "reason": reason,
+            "created_at": now,
+            "updated_at": now,
+            "reverts": reverts,
+        }
+        if self._signer is not None:
+            # Signed before the write: a record the key cannot sign is never written, so the change never happens.
+            item.update(self._signer.sign(item))
+        self._table.put(item, condition="attribute_not_exists(pk)")
+        record = replace(record, item=item)
         return record
 
     def record_outcome(self, record: ChangeRecord, status: ChangeStatus, error: str | None = None) -> None:
@@ -260,4 +278,5 @@ def _record(item: Mapping[str, Any]) -> ChangeRecord:
         sk=str(item["sk"]),
         error=item.get("error"),
         reverts=item.get("reverts"),
+        item=dict(item),
     )

@@ -12,7 +12,9 @@ from typing import Any
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.iam import IamGateway
+from chalicelib.adapters.kms import KmsMacKey
 from chalicelib.adapters.securityhub import SecurityHubGateway
+from chalicelib.adapters.signing import RecordSigner
 from chalicelib.adapters.slack import SlackChannel, make_webhook_url_provider
 from chalicelib.adapters.sns import SnsChannel
 from chalicelib.adapters.store import IDEMPOTENCY_PK, AuditTrail, DynamoLedger, SweepCursor
@@ -160,7 +162,7 @@ def build_deps(
     return Deps(
         settings=settings,
         iam=IamGateway(aws.make_client("iam")),
-        audit=AuditTrail(table),
+        audit=AuditTrail(table, signer=record_signer(settings)),
         notifier=notifier,
         logger=log,
         metrics=counter,
@@ -170,6 +172,13 @@ def build_deps(
         cursor=SweepCursor(table),
         security_hub=_security_hub(settings),
     )
+
+
+def record_signer(settings: Settings) -> RecordSigner | None:
+    """The audit records' signer on the KMS key DEPUTY_GUARD_SIGNING_KEY names (None when unset)."""
+    if settings.signing_key is None:
+        return None
+    return RecordSigner(KmsMacKey(aws.make_client("kms"), settings.signing_key))
 
 
 def _security_hub(settings: Settings) -> FindingsHub | None:

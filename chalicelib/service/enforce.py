@@ -26,7 +26,7 @@ from chalicelib.domain.models import (
     RoleRecord,
     Verdict,
 )
-from chalicelib.domain.plan import RoleResult, Run, decide
+from chalicelib.domain.plan import RoleResult, Run, decide, tag_key_problems
 from chalicelib.domain.policy import PolicyError, parse_policy, render_diff
 from chalicelib.domain.render import resolve_owner
 from chalicelib.service.deps import Deps
@@ -53,6 +53,11 @@ def evaluate_role(role: RoleRecord, deps: Deps) -> Evaluation:
         quota = deps.account_quota()
         if quota != DEFAULT_SIZE_QUOTA:
             evaluation = evaluate(role.document, context, deps.settings.engine_options(quota))
+    if evaluation.verdict in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW):
+        # A finding's owner hears that a control tag in another case was ignored (it decided nothing).
+        ignored = tag_key_problems(role.tags)
+        if ignored:
+            evaluation = replace(evaluation, problems=evaluation.problems + ignored)
     return evaluation
 
 

@@ -20,6 +20,7 @@ from chalice.test import Client
 
 import app as app_module
 from chalicelib.adapters import aws
+from chalicelib.adapters.kms import DEFAULT_SIGNING_KEY_ALIAS, ensure_mac_key
 from chalicelib.domain.models import Verdict
 from chalicelib.domain.plan import EXEMPT_UNTIL_TAG, MODE_TAG, REASON_TAG
 from chalicelib.runtime import container
@@ -121,11 +122,13 @@ def start_bot(endpoint: str, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatc
             "DEPUTY_GUARD_SLACK_SIGNING_SECRET": SECRET,
             "DEPUTY_GUARD_SLACK_RESPONSE_URL_BASE": slack.response_base,
             "DEPUTY_GUARD_SELF_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/deputy-guard-e2e",
+            "DEPUTY_GUARD_SIGNING_KEY": DEFAULT_SIGNING_KEY_ALIAS,
         }
         for name, value in settings.items():
             monkeypatch.setenv(name, value)
         container.reset()
         aws.DynamoTable(aws.make_client("dynamodb"), TABLE).ensure_exists()
+        ensure_mac_key(aws.make_client("kms"), DEFAULT_SIGNING_KEY_ALIAS)
         api = LocalApi(app_module.app).start()
         servers.append(api)
         return Bot(api.url, slack)
