@@ -34,6 +34,7 @@ from chalicelib.adapters.errors import (
     Unavailable,
     error_for,
 )
+from chalicelib.domain.events import MEMBER_SESSION_NAME
 from chalicelib.domain.settings import MAX_SCAN_CONCURRENCY
 
 __all__ = [
@@ -145,7 +146,6 @@ def _core_session() -> botocore.session.Session:
 
 # --- member accounts (DESIGN section 11) ------------------------------------------------------------
 
-MEMBER_SESSION_NAME = "deputy-guard"
 MEMBER_SESSION_SECONDS = 3600  # the most role chaining allows (the bot's own credentials are a role session)
 _member_clients: dict[tuple[str, str, str | None], Any] = {}
 _member_sessions: dict[str, boto3.session.Session] = {}

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.domain.names import ROLE_ARN, ROLE_NAME, role_from_arn
+from chalicelib.domain.names import ASSUMED_ROLE_ARN, ROLE_ARN, ROLE_NAME, role_from_arn
 from chalicelib.domain.policy import has_states_principal
 
 # The CloudTrail calls that can make a role need (or stop needing) a fix. TagRole and UntagRole are here because
@@ -19,6 +19,22 @@ EVENT_NAMES = ("CreateRole", "UpdateAssumeRolePolicy", "PutRolePolicy", "AttachR
 # Events whose request carries the new trust document: a document without Step Functions needs no AWS call.
 _DOCUMENT_FIELDS = {"CreateRole": "assumeRolePolicyDocument", "UpdateAssumeRolePolicy": "policyDocument"}
 MAX_DOCUMENT_CHARS = 131_072  # far above IAM's own limits; anything larger is not a real request
+# The session name of every member-role session the bot starts: an echo from a member account carries it.
+MEMBER_SESSION_NAME = "deputy-guard"
+
+
+@dataclass(frozen=True)
+class Session:
+    """The role session that made a call: its role (CloudTrail's ``sessionIssuer``) and its session name."""
+
+    account: str
+    role: str
+    name: str | None  # from the assumed-role ARN; None when CloudTrail gives none
+
+    @property
+    def issuer(self) -> tuple[str, str]:
+        """(account, role name) of the role the session was started from."""
+        return self.account, self.role
 
 
 @dataclass(frozen=True)
@@ -43,10 +59,10 @@ class Skip:
     event_name: str | None = None
 
 
-def to_role_ref(event: Any, is_self: Callable[[tuple[str, str]], bool] | None = None) -> RoleRef | Skip:
+def to_role_ref(event: Any, is_self: Callable[[Session], bool] | None = None) -> RoleRef | Skip:
     """Read an EventBridge event into a role pointer, or say why it needs no work.
 
-    ``is_self`` tells whether a session issuer (account, role name) is the bot's own role; it is asked
+    ``is_self`` tells whether the role session that made the call is one the bot started; it is asked
     only for events that would otherwise need work, so resolving the bot's identity stays off the
     path of irrelevant events.
     """
@@ -76,8 +92,8 @@ def to_role_ref(event: Any, is_self: Callable[[tuple[str, str]], bool] | None = 
         document = request.get(field)
         if isinstance(document, str) and len(document) <= MAX_DOCUMENT_CHARS and not has_states_principal(document):
             return Skip("no_step_functions_principal", event_id, event_name)
-    issuer = _issuer(identity)
-    if issuer is not None and is_self is not None and is_self(issuer):
+    session = _session(identity)
+    if session is not None and is_self is not None and is_self(session):
         return Skip("own_event", event_id, event_name)
     return RoleRef(
         role_name=role_name,
@@ -115,15 +131,22 @@ def _role_name(detail: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _issuer(identity: Any) -> tuple[str, str] | None:
-    """(account, role name) of the role whose session made the call, if the caller was a role session."""
+def _session(identity: Any) -> Session | None:
+    """The role session that made the call, if the caller was one (its issuer and its session name)."""
     if not isinstance(identity, Mapping):
         return None
     context = identity.get("sessionContext")
     issuer = context.get("sessionIssuer") if isinstance(context, Mapping) else None
     arn = issuer.get("arn") if isinstance(issuer, Mapping) else None
     match = ROLE_ARN.match(arn) if isinstance(arn, str) else None
-    return (match["account"], match["name"]) if match else None
+    if match is None:
+        return None
+    caller = identity.get("arn")
+    session = ASSUMED_ROLE_ARN.match(caller) if isinstance(caller, str) else None
+    # The session ARN must be of the same role in the same account, or its name says nothing.
+    same = session is not None and (session["account"], session["name"]) == (match["account"], match["name"])
+    name = caller.rsplit("/", 1)[1] if same and isinstance(caller, str) else None
+    return Session(match["account"], match["name"], name or None)
 
 
 def _actor(identity: Any) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 from chalicelib.adapters.errors import AccessDenied, AwsError, LimitExceeded, MalformedPolicy, NotFound, Unavailable
 from chalicelib.adapters.store import ChangeKind, ChangeRecord, ChangeStatus
 from chalicelib.domain.engine import evaluate
-from chalicelib.domain.events import RoleRef, Skip, to_role_ref
+from chalicelib.domain.events import RoleRef, Session, Skip, to_role_ref
 from chalicelib.domain.models import (
     DEFAULT_SIZE_QUOTA,
     Action,
@@ -387,8 +387,9 @@ def send_notices(deps: Deps, run: Run, *, digest: bool) -> None:
 def handle_event(event: Mapping[str, Any], deps: Deps) -> dict[str, Any]:
     """One EventBridge event: skip it, or re-read the role and act; at most once per event id."""
 
-    def is_self(issuer: tuple[str, str]) -> bool:
-        return issuer in deps.self_roles()
+    def is_self(session: Session) -> bool:
+        # The bot's own function roles, in its own account (their ARNs name it); never a member role here.
+        return session.issuer in deps.self_roles()
 
     parsed = to_role_ref(event, is_self)
     if isinstance(parsed, Skip):
