@@ -60,7 +60,7 @@ def _cli_deps(settings: Settings) -> Any:
     # People read the CLI's results, not its decision log: warnings only unless LOG_LEVEL asks for more.
     level = settings.log_level if os.environ.get("LOG_LEVEL") else "WARNING"
     logger = make_logger(settings.service_name, level=level, to_stderr=True)
-    return build_deps(settings, logger=logger, idempotent=False)
+    return build_deps(settings, logger=logger, idempotent=False, verify_table=True)
 
 
 def run_scan(args: argparse.Namespace) -> int:

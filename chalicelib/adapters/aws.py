@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
@@ -409,6 +410,11 @@ class DynamoTable:
             ConsistentRead=True,
         )
         return [_from_item(item) for item in response.get("Items", [])]
+
+    def created_at(self) -> datetime:
+        """When the table was created (DescribeTable): a table re-created under the same name is younger."""
+        response = _call("DescribeTable", self._client.describe_table, TableName=self.name)
+        return cast(datetime, response["Table"]["CreationDateTime"])
 
     def ensure_exists(self) -> bool:
         """Create the table (pay per request, TTL on ``expiration``) unless it exists; True if created."""

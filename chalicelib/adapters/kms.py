@@ -5,10 +5,14 @@ Its client comes from ``chalicelib.adapters.aws``; errors are translated there i
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, cast
 
 from chalicelib.adapters.aws import _call
 from chalicelib.adapters.errors import AwsError, NotFound
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms.client import KMSClient
 
 MAC_ALGORITHM = "HMAC_SHA_256"
 SIGNING_KEY_DESCRIPTION = "deputy-guard: signs the audit records (GenerateMac for the bot's own roles only)"
@@ -20,7 +24,7 @@ KEY_SPEC = "HMAC_256"
 class KmsMacKey:
     """One HMAC key in KMS, named by key id, key ARN or alias; the key material never leaves KMS."""
 
-    def __init__(self, client: Any, key_id: str) -> None:
+    def __init__(self, client: KMSClient, key_id: str) -> None:
         self._client = client
         self._key_id = key_id
 
@@ -29,23 +33,35 @@ class KmsMacKey:
         return self._key_id
 
     def generate_mac(self, message: bytes) -> bytes:
-        return bytes(self._mac_call("GenerateMac", self._client.generate_mac, message)["Mac"])
+        response = _call(
+            "GenerateMac", self._client.generate_mac, Message=message, KeyId=self._key_id, MacAlgorithm=MAC_ALGORITHM
+        )
+        return bytes(response["Mac"])
 
     def verify_mac(self, message: bytes, mac: bytes) -> bool:
         """True when ``mac`` is this key's MAC of ``message``; False for any other MAC."""
         try:
-            response = self._mac_call("VerifyMac", self._client.verify_mac, message, Mac=mac)
+            response = _call(
+                "VerifyMac",
+                self._client.verify_mac,
+                Message=message,
+                KeyId=self._key_id,
+                MacAlgorithm=MAC_ALGORITHM,
+                Mac=mac,
+            )
         except AwsError as exc:
             if exc.code == "KMSInvalidMacException":
                 return False
             raise
         return bool(response.get("MacValid"))
 
-    def _mac_call(self, operation: str, fn: Any, message: bytes, **extra: Any) -> Any:
-        return _call(operation, fn, Message=message, KeyId=self._key_id, MacAlgorithm=MAC_ALGORITHM, **extra)
+    def created_at(self) -> datetime:
+        """When the key was created (DescribeKey)."""
+        response = _call("DescribeKey", self._client.describe_key, KeyId=self._key_id)
+        return cast(datetime, response["KeyMetadata"]["CreationDate"])
 
 
-def ensure_mac_key(client: Any, alias: str, description: str = SIGNING_KEY_DESCRIPTION) -> bool:
+def ensure_mac_key(client: KMSClient, alias: str, description: str = SIGNING_KEY_DESCRIPTION) -> bool:
     """Create an HMAC key under ``alias`` unless the alias exists; True if created (`deputy-guard setup`)."""
     try:
         _call("DescribeKey", client.describe_key, KeyId=alias)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -23,8 +23,12 @@ from chalicelib.adapters.signing import RecordSigner
 from chalicelib.domain import jsontext
 from chalicelib.domain.models import PolicyDoc
 from chalicelib.domain.policy import to_compact_json
+from chalicelib.domain.settings import SettingsError
 
 IDEMPOTENCY_PK = "idempotency#deputy-guard"
+# The stack creates the table and the signing key together; `deputy-guard setup` creates the key after the table.
+# A table created later than this after the key is a replacement, not the table the stack created.
+TABLE_KEY_WINDOW = timedelta(hours=1)
 Clock = Callable[[], datetime]
 
 
@@ -46,6 +50,25 @@ class Table(Protocol):
     def query(
         self, pk: str, *, sk_prefix: str = "", newest_first: bool = True, limit: int = 100
     ) -> list[dict[str, Any]]: ...
+
+
+class TableNotTrusted(SettingsError):
+    """The audit table is not the one deputy-guard's stack created (deleted and re-created under its name)."""
+
+
+def table_origin_problem(table: str, table_created: datetime, key_created: datetime) -> str | None:
+    """Why ``table`` is not the stack's own, judged by its age against the signing key's (None: it is).
+
+    Its ARN is no proof (a table re-created under the same name has the same ARN); its records are none either
+    (a replacement is as empty as a new install). Its creation time is: nobody can re-create a table in the past.
+    """
+    if table_created <= key_created + TABLE_KEY_WINDOW:
+        return None
+    return (
+        f"the audit table {table!r} was created on {table_created.isoformat(timespec='seconds')}, after the signing "
+        f"key ({key_created.isoformat(timespec='seconds')}): it is not the table deputy-guard's stack created (it was "
+        "deleted and created again), so deputy-guard will not use it (docs/security.md)"
+    )
 
 
 class ChangeKind(StrEnum):
