@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from chalicelib.domain.scope import DEFAULT_MEMBER_ROLE
+
 STACK_PREFIX = "deputy-guard"
-MEMBER_ROLE = "deputy-guard-member"
 DEPLOYER_PLACEHOLDER = "DEPLOYER_PRINCIPAL_ARN"
 SCP_LIMIT = 5120  # characters, the SCP size quota (whitespace counts, so the policy is written compactly)
 CODE_SIGNING_PARAMETER = "CodeSigningConfigArn"
@@ -119,7 +120,7 @@ def roles(template: dict[str, Any]) -> list[str]:
         f"arn:*:iam::*:role/{_name_pattern(logical, p, 'RoleName')}"
         for logical, p in _resources(template, "AWS::IAM::Role")
     ]
-    return [*arns, f"arn:*:iam::*:role/{MEMBER_ROLE}"]
+    return [*arns, f"arn:*:iam::*:role/{DEFAULT_MEMBER_ROLE}"]
 
 
 def rules(template: dict[str, Any]) -> list[str]:
