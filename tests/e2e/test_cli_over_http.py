@@ -27,6 +27,11 @@ def test_setup_creates_the_table_once(endpoint: str) -> None:
     second = run(endpoint, "setup")
     assert (first.returncode, second.returncode) == (0, 0)
     assert "created" in first.stdout and "already exists" in second.stdout
+    # and the HMAC key its audit records are signed with, under the alias DEPUTY_GUARD_SIGNING_KEY names
+    assert "signing key alias/deputy-guard-signing: created" in first.stdout
+    assert "signing key alias/deputy-guard-signing: already exists" in second.stdout
+    key = client("kms").describe_key(KeyId="alias/deputy-guard-signing")["KeyMetadata"]
+    assert (key["KeySpec"], key["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
 
 
 def test_scan_json_is_the_scans_report_and_exits_1_on_findings(endpoint: str) -> None:
