@@ -330,6 +330,27 @@ def test_revert_is_refused_when_the_role_changed_after_the_fix(start_bot: Callab
     assert [r.kind.value for r in bot.history("orders-sfn")] == ["fix"]
 
 
+def test_revert_is_refused_when_the_record_does_not_verify(start_bot: Callable[..., Bot]) -> None:
+    # Given the bot's fix, whose record someone with dynamodb:UpdateItem stripped of its signature
+    bot = start_bot("enforce")
+    message = bot.alert("orders-sfn")
+    fixed = trust("orders-sfn")
+    [record] = bot.history("orders-sfn")
+    client("dynamodb").update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": record.pk}, "sk": {"S": record.sk}},
+        UpdateExpression="REMOVE signature",
+    )
+    # When an approver clicks Revert
+    status, answer = bot.click(message, "revert")
+    # Then nothing is written, and the answer names the record
+    assert status == 200 and answer["response_type"] == "ephemeral"
+    assert record.change_id in answer["text"] and "unsigned" in answer["text"]
+    assert trust("orders-sfn") == fixed
+    assert MODE_TAG not in bot.tags("orders-sfn")
+    assert [r.kind.value for r in bot.history("orders-sfn")] == ["fix"]
+
+
 def test_no_approvers_means_no_buttons(start_bot: Callable[..., Bot], monkeypatch: pytest.MonkeyPatch) -> None:
     bot = start_bot()
     monkeypatch.delenv("DEPUTY_GUARD_SLACK_APPROVERS")
