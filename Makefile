@@ -59,6 +59,8 @@ requirements: $(STAMP)
 STAGE ?= prod
 DIST  ?= dist
 BUILD ?= build/package
+# The guardrail SCP's deployer principal (docs/security.md); empty leaves the DEPLOYER_PRINCIPAL_ARN placeholder.
+DEPLOYER ?=
 LAMBDA_RUNTIME ?= python3.13
 PYTHON_RUNTIME ?= $(LAMBDA_RUNTIME)
 PRECOMPILE ?= yes
@@ -74,6 +76,7 @@ package: $(STAMP)
 		$(abspath $(BIN))/chalice package --stage $(STAGE) --merge-template .chalice/resources.json $(abspath $(DIST))
 	$(BIN)/python deploy/bundle.py finalize $(DIST) --runtime $(LAMBDA_RUNTIME) --requirements requirements.txt $(BYTECODE)
 	$(BIN)/python deploy/organizations.py central $(DIST)/sam.json
+	$(BIN)/python deploy/guardrails.py $(DIST)/sam.json --out $(DIST)/guardrails-scp.json $(if $(DEPLOYER),--deployer '$(DEPLOYER)')
 	$(BIN)/python deploy/organizations.py member --out $(DIST)/member-account.json
 	$(BIN)/python deploy/bundle.py report $(DIST) --wheelhouse $(BUILD)/wheelhouse
 

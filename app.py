@@ -75,6 +75,24 @@ def observe(event: Any, get_response: Any) -> Any:
     return runtime.observe(event, get_response)
 
 
+@app.middleware("http")
+def api_gateway_only(event: Any, get_response: Any) -> Any:
+    """Refuse a request API Gateway did not authenticate (a direct invoke of the function): 403, nothing run."""
+    route = app.routes.get(event.context.get("resourcePath", ""), {}).get(event.method)
+    refusal = runtime.unauthenticated_request(
+        event.context, iam_route=getattr(route, "authorizer", None) is not None, in_lambda=_in_lambda()
+    )
+    if refusal is not None:
+        runtime.logger().warning("request refused: not from API Gateway", extra={"reason": refusal})
+        return Response(body={"Code": "Forbidden", "Message": refusal}, status_code=403)
+    return get_response(event)
+
+
+def _in_lambda() -> bool:
+    # Lambda sets it; `chalice local` and the demo's local API (no API Gateway in front) do not.
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
 @app.on_cw_event(IAM_EVENT_PATTERN, name="on_iam_event")
 def on_iam_event(event: CloudWatchEvent) -> dict[str, Any]:
     return runtime.on_iam_event(event.to_dict(), event.context)

@@ -233,8 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "setup",
         parents=[aws_flags],
-        help="create the bot's DynamoDB table if it is missing",
-        description="Create the DynamoDB table the settings name, if it is missing (idempotent).",
+        help="create the bot's DynamoDB table and signing key if they are missing",
+        description="Create the DynamoDB table the settings name and the KMS HMAC key that signs the audit records "
+        "(DEPUTY_GUARD_SIGNING_KEY, default alias/deputy-guard-signing), if they are missing (idempotent).",
     )
 
     demo = commands.add_parser(

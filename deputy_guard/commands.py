@@ -75,7 +75,7 @@ def _cli_deps(settings: Settings) -> Any:
     # People read the CLI's results, not its decision log: warnings only unless LOG_LEVEL asks for more.
     level = settings.log_level if os.environ.get("LOG_LEVEL") else "WARNING"
     logger = make_logger(settings.service_name, level=level, to_stderr=True)
-    return build_deps(settings, logger=logger, idempotent=False)
+    return build_deps(settings, logger=logger, idempotent=False, verify_table=True)
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -158,17 +158,27 @@ def _merge(reports: list[Any]) -> Any:
 
 
 def run_setup(args: argparse.Namespace) -> int:
-    """`deputy-guard setup`: create the DynamoDB table the settings name, if missing (idempotent)."""
+    """`deputy-guard setup`: create the DynamoDB table and the audit records' signing key, if missing (idempotent).
+
+    The key is the alias DEPUTY_GUARD_SIGNING_KEY names (default alias/deputy-guard-signing); a key id or ARN
+    names a key that already exists.
+    """
     from chalicelib.adapters import aws
+    from chalicelib.adapters.kms import DEFAULT_SIGNING_KEY_ALIAS, ensure_mac_key
 
     try:
         settings = _cli_settings()
         created = aws.DynamoTable(aws.make_client("dynamodb"), settings.table).ensure_exists()
+        key = settings.signing_key or DEFAULT_SIGNING_KEY_ALIAS
+        key_created = ensure_mac_key(aws.make_client("kms"), key) if "alias/" in key else False
     except SettingsError as exc:
         return _fail(str(exc))
     except aws.AwsError as exc:
         return _fail(describe_aws_failure(exc) or str(exc))
     print(f"table {settings.table}: {'created' if created else 'already exists'}")
+    print(f"signing key {key}: {'created' if key_created else 'already exists'}")
+    if settings.signing_key is None:
+        print(f"set DEPUTY_GUARD_SIGNING_KEY={key} so that scan --fix signs its audit records and revert verifies them")
     return EXIT_OK
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters.kms import DEFAULT_SIGNING_KEY_ALIAS, ensure_mac_key
 from deputy_guard.demo_approval import approval_environment, run_approval
 from deputy_guard.demo_data import BOT_ROLE, REGION, cloudtrail_event, scheduled_event, seed_roles
 from deputy_guard.demo_org import EVENT_ROLE as MEMBER_EVENT_ROLE
@@ -121,6 +122,7 @@ def _configure_environment(endpoint: str, webhook: str, mode: str) -> None:
             "AWS_REGION": REGION,
             "DEPUTY_GUARD_MODE": mode,
             "DEPUTY_GUARD_TABLE": "deputy-guard-demo",
+            "DEPUTY_GUARD_SIGNING_KEY": DEFAULT_SIGNING_KEY_ALIAS,
             "DEPUTY_GUARD_SLACK_WEBHOOK_URL": webhook,
             "DEPUTY_GUARD_EXEMPTIONS": json.dumps(
                 [{"name": "legacy-*", "reason": "retired at the end of the quarter"}]
@@ -164,6 +166,8 @@ def _drive(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]
     out("")
     settings = container.settings()
     created = aws.DynamoTable(aws.make_client("dynamodb"), settings.table).ensure_exists()
+    assert settings.signing_key is not None  # set by _configure_environment
+    ensure_mac_key(aws.make_client("kms"), settings.signing_key)
     out(f"setup: audit table {settings.table} {'created' if created else 'exists'}; SNS topic {topic}")
 
     roles = seed_roles(account)

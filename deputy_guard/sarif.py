@@ -105,6 +105,11 @@ RULES: Final[dict[str, tuple[str, str]]] = {
         "Pin that cannot hold",
         "A condition meant to pin the caller cannot do so as written.",
     ),
+    ProblemCode.TAG_KEY_CASE: (
+        "Control tag key in another case",
+        "The role carries a deputy-guard control tag spelled in another case; it is read exactly, as IAM's "
+        "conditions compare tag keys, so that tag is ignored.",
+    ),
 }
 
 

@@ -89,6 +89,12 @@ def count_calls(calls: Counter[str]) -> Callable[..., None]:
     return before_call
 
 
+def make_signing_key() -> str:
+    """A KMS HMAC key in the current (mocked) account, as the stack creates for the bot; its key id."""
+    key = boto3.client("kms", region_name="us-east-1").create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
+    return str(key["KeyMetadata"]["KeyId"])
+
+
 @pytest.fixture
 def make_world() -> Iterator[Callable[..., World]]:
     """Build an account with the given DEPUTY_GUARD_* settings (env-style strings)."""
@@ -97,10 +103,13 @@ def make_world() -> Iterator[Callable[..., World]]:
         guards: list[WriteGuard] = []
 
         def build(idempotent: bool = True, **env: str) -> World:
+            if "signing_key" not in env:
+                # The deployed bot always signs its audit records (the stack's HMAC key); so does this account.
+                env["signing_key"] = make_signing_key()
             settings = load_settings({f"DEPUTY_GUARD_{k.upper()}": v for k, v in env.items()})
             aws.DynamoTable(aws.make_client("dynamodb"), settings.table).ensure_exists()
             calls: Counter[str] = Counter()
-            for service in ("iam", "dynamodb", "sts", "sns"):
+            for service in ("iam", "dynamodb", "sts", "sns", "kms"):
                 aws.make_client(service).meta.events.register("before-call.*.*", count_calls(calls))
             guard = WriteGuard(settings.table).install()
             guards.append(guard)

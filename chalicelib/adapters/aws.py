@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
@@ -34,6 +35,7 @@ from chalicelib.adapters.errors import (
     Unavailable,
     error_for,
 )
+from chalicelib.domain.events import MEMBER_SESSION_NAME
 from chalicelib.domain.settings import MAX_SCAN_CONCURRENCY
 
 __all__ = [
@@ -145,7 +147,6 @@ def _core_session() -> botocore.session.Session:
 
 # --- member accounts (DESIGN section 11) ------------------------------------------------------------
 
-MEMBER_SESSION_NAME = "deputy-guard"
 MEMBER_SESSION_SECONDS = 3600  # the most role chaining allows (the bot's own credentials are a role session)
 _member_clients: dict[tuple[str, str, str | None], Any] = {}
 _member_sessions: dict[str, boto3.session.Session] = {}
@@ -409,6 +410,11 @@ class DynamoTable:
             ConsistentRead=True,
         )
         return [_from_item(item) for item in response.get("Items", [])]
+
+    def created_at(self) -> datetime:
+        """When the table was created (DescribeTable): a table re-created under the same name is younger."""
+        response = _call("DescribeTable", self._client.describe_table, TableName=self.name)
+        return cast(datetime, response["Table"]["CreationDateTime"])
 
     def ensure_exists(self) -> bool:
         """Create the table (pay per request, TTL on ``expiration``) unless it exists; True if created."""

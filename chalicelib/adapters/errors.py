@@ -46,6 +46,7 @@ _CODES: dict[str, type[AwsError]] = {
     "NoSuchEntityException": NotFound,
     "ResourceNotFoundException": NotFound,
     "NotFound": NotFound,
+    "NotFoundException": NotFound,
     "ParameterNotFound": NotFound,
     "AccessDenied": AccessDenied,
     "AccessDeniedException": AccessDenied,

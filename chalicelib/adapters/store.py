@@ -14,16 +14,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from chalicelib.adapters.signing import RecordSigner
 from chalicelib.domain import jsontext
 from chalicelib.domain.models import PolicyDoc
 from chalicelib.domain.policy import to_compact_json
+from chalicelib.domain.settings import SettingsError
 
 IDEMPOTENCY_PK = "idempotency#deputy-guard"
+# The stack creates the table and the signing key together; `deputy-guard setup` creates the key after the table.
+# A table created later than this after the key is a replacement, not the table the stack created.
+TABLE_KEY_WINDOW = timedelta(hours=1)
 Clock = Callable[[], datetime]
 
 
@@ -45,6 +50,25 @@ class Table(Protocol):
     def query(
         self, pk: str, *, sk_prefix: str = "", newest_first: bool = True, limit: int = 100
     ) -> list[dict[str, Any]]: ...
+
+
+class TableNotTrusted(SettingsError):
+    """The audit table is not the one deputy-guard's stack created (deleted and re-created under its name)."""
+
+
+def table_origin_problem(table: str, table_created: datetime, key_created: datetime) -> str | None:
+    """Why ``table`` is not the stack's own, judged by its age against the signing key's (None: it is).
+
+    Its ARN is no proof (a table re-created under the same name has the same ARN); its records are none either
+    (a replacement is as empty as a new install). Its creation time is: nobody can re-create a table in the past.
+    """
+    if table_created <= key_created + TABLE_KEY_WINDOW:
+        return None
+    return (
+        f"the audit table {table!r} was created on {table_created.isoformat(timespec='seconds')}, after the signing "
+        f"key ({key_created.isoformat(timespec='seconds')}): it is not the table deputy-guard's stack created (it was "
+        "deleted and created again), so deputy-guard will not use it (docs/security.md)"
+    )
 
 
 class ChangeKind(StrEnum):
@@ -80,6 +104,8 @@ class ChangeRecord:
     sk: str
     error: str | None = None
     reverts: str | None = None
+    # The item as stored, signature included: what verification checks (never the parsed fields above).
+    item: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def pk(self) -> str:
@@ -90,12 +116,25 @@ def role_pk(role_arn: str) -> str:
     return f"role#{role_arn}"
 
 
-class AuditTrail:
-    """Records each change before it happens, and its outcome after."""
+UNSIGNED_TRAIL = "deputy-guard has no signing key (DEPUTY_GUARD_SIGNING_KEY), so no record can be verified"
 
-    def __init__(self, table: Table, clock: Clock = utc_now) -> None:
+
+class AuditTrail:
+    """Records each change before it happens, and its outcome after; signs each record with ``signer``."""
+
+    def __init__(self, table: Table, clock: Clock = utc_now, *, signer: RecordSigner | None = None) -> None:
         self._table = table
         self._clock = clock
+        self._signer = signer
+
+    def problem(self, record: ChangeRecord) -> str | None:
+        """Why ``record`` cannot be trusted as the bot's own (unsigned, another key, altered); None if it verifies."""
+        if self._signer is None:
+            return UNSIGNED_TRAIL
+        if record.item.get("pk") != role_pk(str(record.item.get("role_arn"))):
+            # A signed record copied under another role's key would otherwise verify.
+            return "it is filed under another role than the one it names"
+        return self._signer.problem(record.item)
 
     def record_intent(
         self,
@@ -132,29 +171,31 @@ class AuditTrail:
             sk=f"change#{now}#{change_id}",
             reverts=reverts,
         )
-        self._table.put(
-            {
-                "pk": record.pk,
-                "sk": record.sk,
-                "change_id": change_id,
-                "role_arn": role_arn,
-                "role_name": role_name,
-                "account": role_arn.split(":")[4] if role_arn.count(":") >= 5 else None,
-                "kind": kind.value,
-                "status": record.status.value,
-                "before": _dump(before),
-                "after": _dump(after),
-                "actor": actor,
-                "event_id": event_id,
-                "mode": mode,
-                "trigger": trigger,
-                "reason": reason,
-                "created_at": now,
-                "updated_at": now,
-                "reverts": reverts,
-            },
-            condition="attribute_not_exists(pk)",
-        )
+        item: dict[str, Any] = {
+            "pk": record.pk,
+            "sk": record.sk,
+            "change_id": change_id,
+            "role_arn": role_arn,
+            "role_name": role_name,
+            "account": role_arn.split(":")[4] if role_arn.count(":") >= 5 else None,
+            "kind": kind.value,
+            "status": record.status.value,
+            "before": _dump(before),
+            "after": _dump(after),
+            "actor": actor,
+            "event_id": event_id,
+            "mode": mode,
+            "trigger": trigger,
+            "reason": reason,
+            "created_at": now,
+            "updated_at": now,
+            "reverts": reverts,
+        }
+        if self._signer is not None:
+            # Signed before the write: a record the key cannot sign is never written, so the change never happens.
+            item.update(self._signer.sign(item))
+        self._table.put(item, condition="attribute_not_exists(pk)")
+        record = replace(record, item=item)
         return record
 
     def record_outcome(self, record: ChangeRecord, status: ChangeStatus, error: str | None = None) -> None:
@@ -261,4 +302,5 @@ def _record(item: Mapping[str, Any]) -> ChangeRecord:
         sk=str(item["sk"]),
         error=item.get("error"),
         reverts=item.get("reverts"),
+        item=dict(item),
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.domain.catalogue import DEFAULT_SERVICES, Entry
-from chalicelib.domain.names import ROLE_ARN, ROLE_NAME, role_from_arn
+from chalicelib.domain.names import ASSUMED_ROLE_ARN, ROLE_ARN, ROLE_NAME, role_from_arn
 from chalicelib.domain.policy import has_selected_principal
 
 # The CloudTrail calls that can make a role need (or stop needing) a fix. TagRole and UntagRole are here because
@@ -21,6 +21,21 @@ EVENT_NAMES = ("CreateRole", "UpdateAssumeRolePolicy", "PutRolePolicy", "AttachR
 _DOCUMENT_FIELDS = {"CreateRole": "assumeRolePolicyDocument", "UpdateAssumeRolePolicy": "policyDocument"}
 MAX_DOCUMENT_CHARS = 131_072  # far above IAM's own limits; anything larger is not a real request
 _NO_PRINCIPAL = "no_step_functions_principal"
+MEMBER_SESSION_NAME = "deputy-guard"
+
+
+@dataclass(frozen=True)
+class Session:
+    """The role session that made a call: its role (CloudTrail's ``sessionIssuer``) and its session name."""
+
+    account: str
+    role: str
+    name: str | None  # from the assumed-role ARN; None when CloudTrail gives none
+
+    @property
+    def issuer(self) -> tuple[str, str]:
+        """(account, role name) of the role the session was started from."""
+        return self.account, self.role
 
 
 @dataclass(frozen=True)
@@ -34,8 +49,8 @@ class RoleRef:
     region: str
     time: str
     actor: str | None
-    # (account, role name) of the role session that made the call, when a role session made it.
-    issuer: tuple[str, str] | None = None
+    # The role session that made the call, when a role session made it.
+    session: Session | None = None
 
 
 @dataclass(frozen=True)
@@ -49,15 +64,15 @@ class Skip:
 
 def to_role_ref(
     event: Any,
-    is_self: Callable[[tuple[str, str]], bool] | None = None,
+    is_self: Callable[[Session], bool] | None = None,
     services: tuple[Entry, ...] = DEFAULT_SERVICES,
 ) -> RoleRef | Skip:
     """Read an EventBridge event into a role pointer, or say why it needs no work.
 
     ``services`` are the guarded services: a trust document the request carries that names none of them is
-    skipped here, before any AWS call. ``is_self`` tells whether a session issuer (account, role name) is the
-    bot's own role; it is asked only for events that would otherwise need work, so resolving the bot's
-    identity stays off the path of irrelevant events. Without it, ``own_event`` asks later, on the RoleRef.
+    skipped here, before any AWS call. ``is_self`` tells whether the role session that made the call is one the
+    bot started; it is asked only for events that would otherwise need work, so resolving the bot's identity
+    stays off the path of irrelevant events. Without it, ``own_event`` asks later, on the RoleRef.
     """
     if not isinstance(event, Mapping):
         return Skip("not_an_object")
@@ -89,8 +104,8 @@ def to_role_ref(
             and not has_selected_principal(document, services)
         ):
             return Skip(_NO_PRINCIPAL if services == DEFAULT_SERVICES else "no_guarded_principal", event_id, event_name)
-    issuer = _issuer(identity)
-    if issuer is not None and is_self is not None and is_self(issuer):
+    session = _session(identity)
+    if session is not None and is_self is not None and is_self(session):
         return Skip("own_event", event_id, event_name)
     return RoleRef(
         role_name=role_name,
@@ -100,13 +115,13 @@ def to_role_ref(
         region=_text(event.get("region")) or _text(detail.get("awsRegion")) or "",
         time=_text(event.get("time")) or _text(detail.get("eventTime")) or "",
         actor=_actor(identity),
-        issuer=issuer,
+        session=session,
     )
 
 
-def own_event(ref: RoleRef, is_self: Callable[[tuple[str, str]], bool]) -> Skip | None:
-    """The skip for an event the bot's own session made (an echo of its own write), else None."""
-    if ref.issuer is not None and is_self(ref.issuer):
+def own_event(ref: RoleRef, is_self: Callable[[Session], bool]) -> Skip | None:
+    """The skip for an event a session the bot started made (an echo of its own write), else None."""
+    if ref.session is not None and is_self(ref.session):
         return Skip("own_event", ref.event_id, ref.event_name)
     return None
 
@@ -136,15 +151,22 @@ def _role_name(detail: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _issuer(identity: Any) -> tuple[str, str] | None:
-    """(account, role name) of the role whose session made the call, if the caller was a role session."""
+def _session(identity: Any) -> Session | None:
+    """The role session that made the call, if the caller was one (its issuer and its session name)."""
     if not isinstance(identity, Mapping):
         return None
     context = identity.get("sessionContext")
     issuer = context.get("sessionIssuer") if isinstance(context, Mapping) else None
     arn = issuer.get("arn") if isinstance(issuer, Mapping) else None
     match = ROLE_ARN.match(arn) if isinstance(arn, str) else None
-    return (match["account"], match["name"]) if match else None
+    if match is None:
+        return None
+    caller = identity.get("arn")
+    session = ASSUMED_ROLE_ARN.match(caller) if isinstance(caller, str) else None
+    # The session ARN must be of the same role in the same account, or its name says nothing.
+    same = session is not None and (session["account"], session["name"]) == (match["account"], match["name"])
+    name = caller.rsplit("/", 1)[1] if same and isinstance(caller, str) else None
+    return Session(match["account"], match["name"], name or None)
 
 
 def _actor(identity: Any) -> str | None:

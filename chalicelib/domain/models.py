@@ -55,6 +55,7 @@ class ProblemCode(StrEnum):
     DUPLICATE_KEYS = "duplicate_keys"
     UNUSABLE_PIN = "unusable_pin"
     ACCOUNT_UNKNOWN = "account_unknown"
+    TAG_KEY_CASE = "tag_key_case"  # a control tag's key in another case: ignored, as IAM's conditions ignore it
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from chalicelib.domain.models import (
     Mode,
     Notice,
     PolicyDoc,
+    Problem,
+    ProblemCode,
     RoleRecord,
     Verdict,
 )
@@ -28,6 +30,9 @@ REASON_TAG = "deputy-guard:reason"
 EXEMPT_UNTIL_TAG = "deputy-guard:exempt-until"
 NO_EXPIRY = "never"
 CFN_STACK_TAG = "aws:cloudformation:stack-name"
+# The tag keys that steer the bot. Read by their exact key, as IAM's conditions (aws:TagKeys,
+# aws:RequestTag/...) compare them: a guard on "deputy-guard:*" must cover every key the bot obeys.
+CONTROL_TAGS = (MODE_TAG, EXEMPT_UNTIL_TAG, REASON_TAG)
 
 
 @dataclass(frozen=True)
@@ -98,12 +103,29 @@ class Run:
 
 
 def tag_value(tags: Mapping[str, str], key: str) -> str | None:
-    """A tag's value by case-insensitive key (IAM tag keys are case-insensitive for uniqueness)."""
-    wanted = key.lower()
-    for k, v in tags.items():
-        if k.lower() == wanted:
-            return v
-    return None
+    """A tag's value by its exact key.
+
+    IAM keeps tag keys unique regardless of case, but its conditions compare them case-sensitively: a key read
+    case-insensitively would obey ``Deputy-Guard:Mode``, which a ``deputy-guard:*`` guard never stops.
+    """
+    return tags.get(key)
+
+
+def tag_key_problems(tags: Mapping[str, str]) -> tuple[Problem, ...]:
+    """A warning for each tag whose key is a control key in another case (the bot ignores such a tag)."""
+    problems = []
+    for key in tags:
+        control = next((c for c in CONTROL_TAGS if key != c and key.lower() == c), None)
+        if control is not None:
+            problems.append(
+                Problem(
+                    ProblemCode.TAG_KEY_CASE,
+                    None,
+                    f"tag {key!r} is ignored: deputy-guard reads only {control!r}, spelled exactly (IAM conditions "
+                    "on tag keys are case-sensitive); the role is treated as if it did not carry it",
+                )
+            )
+    return tuple(problems)
 
 
 def exempt_until(tags: Mapping[str, str]) -> date | None:

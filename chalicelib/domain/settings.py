@@ -41,6 +41,12 @@ MAX_SCAN_CONCURRENCY = 32
 MAX_TOKEN_TTL_DAYS = 90
 
 E = TypeVar("E", Mode, Require)
+# A KMS key id, key ARN, alias name or alias ARN.
+_SIGNING_KEY = re.compile(
+    r"(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:)?(?:key/)?[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}"
+    r"|(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:)?alias/[A-Za-z0-9/_-]{1,250}"
+    r"|mrk-[0-9a-f]{32}"
+)
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off", ""}
 
@@ -65,6 +71,9 @@ class Settings:
     slack_token_ttl_days: int = DEFAULT_TOKEN_TTL_DAYS
     slack_response_url_base: str = SLACK_RESPONSE_URL_BASE
     table: str = DEFAULT_TABLE
+    # The KMS HMAC key that signs audit records (key id, key ARN or alias/...); None: records are unsigned and
+    # no revert can verify one (docs/security.md).
+    signing_key: str | None = None
     owner_tags: tuple[str, ...] = DEFAULT_OWNER_TAGS
     exemptions: tuple[Exemption, ...] = ()
     # The file or SSM parameter DEPUTY_GUARD_EXEMPTIONS names (None: the entries are inline).
@@ -143,6 +152,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         slack_webhook_url=webhook_url,
         slack_webhook_parameter=_opt(env, "DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER"),
         table=_table_name(env),
+        signing_key=_signing_key(env),
         owner_tags=_owner_tags(env),
         **_exemptions(env),
         max_fixes_per_run=_int(env, "DEPUTY_GUARD_MAX_FIXES_PER_RUN", DEFAULT_MAX_FIXES, minimum=0),
@@ -280,6 +290,13 @@ def _table_name(env: Mapping[str, str]) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", name):
         raise SettingsError(f"DEPUTY_GUARD_TABLE is not a valid DynamoDB table name: {name!r}")
     return name
+
+
+def _signing_key(env: Mapping[str, str]) -> str | None:
+    key = _opt(env, "DEPUTY_GUARD_SIGNING_KEY")
+    if key is not None and not _SIGNING_KEY.fullmatch(key):
+        raise SettingsError(f"DEPUTY_GUARD_SIGNING_KEY is not a KMS key id, key ARN or alias: {key!r}")
+    return key
 
 
 def _owner_tags(env: Mapping[str, str]) -> tuple[str, ...]:

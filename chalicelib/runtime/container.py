@@ -48,7 +48,7 @@ def deps() -> Any:
 
             in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
             metrics = PowertoolsMetrics(_metrics_unlocked(), emit_dimensioned=in_lambda)
-            _state["deps"] = build_deps(current, logger=_logger_unlocked(), metrics=metrics)
+            _state["deps"] = build_deps(current, logger=_logger_unlocked(), metrics=metrics, verify_table=in_lambda)
         built = _state["deps"]
         if current.exemptions_source is not None:
             _refresh_exemptions_unlocked(current, built)

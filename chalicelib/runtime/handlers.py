@@ -28,7 +28,16 @@ from chalicelib.service.scan import BadToken, scan
 from chalicelib.service.scan import sweep as run_sweep
 from chalicelib.service.skips import report_skip
 
-__all__ = ["BadInput", "Misconfigured", "Unavailable", "UnknownRole", "logger", "valid_path_prefix", "valid_role_name"]
+__all__ = [
+    "BadInput",
+    "Misconfigured",
+    "Unavailable",
+    "UnknownRole",
+    "logger",
+    "unauthenticated_request",
+    "valid_path_prefix",
+    "valid_role_name",
+]
 
 _SCAN_FIELDS = frozenset({"dry_run", "role_names", "path_prefix", "next_token", "account", "services"})
 _MAX_ROLE_NAMES = 1000
@@ -48,6 +57,25 @@ class Unavailable(RuntimeError):
 
 
 # --- middleware and handlers ------------------------------------------------------------------------
+
+
+def unauthenticated_request(request_context: Mapping[str, Any], *, iam_route: bool, in_lambda: bool) -> str | None:
+    """Why a REST request must be refused as not authenticated by API Gateway (None: it may run).
+
+    In Lambda every request comes through API Gateway, which adds its ``apiId`` and, on the IAM-authorised routes,
+    the caller it verified (``identity.userArn``): the only actor the audit trail records. A direct
+    ``lambda:InvokeFunction`` without them is refused. A direct invoke that forges them cannot be told apart
+    here: the guardrail policy denies that action on the bot's functions to all but the deployer.
+    """
+    if not in_lambda:
+        return None  # `chalice local`, the demo and tests: no API Gateway in front
+    if not request_context.get("apiId"):
+        return "the request did not come through API Gateway"
+    identity = request_context.get("identity")
+    caller = identity.get("userArn") if isinstance(identity, Mapping) else None
+    if iam_route and not (isinstance(caller, str) and caller):
+        return "the request carries no caller authenticated by API Gateway (IAM)"
+    return None
 
 
 def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:

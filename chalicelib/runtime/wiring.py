@@ -12,10 +12,19 @@ from typing import Any
 
 from chalicelib.adapters import aws
 from chalicelib.adapters.iam import IamGateway
+from chalicelib.adapters.kms import KmsMacKey
 from chalicelib.adapters.securityhub import SecurityHubGateway
+from chalicelib.adapters.signing import RecordSigner
 from chalicelib.adapters.slack import SlackChannel, make_webhook_url_provider
 from chalicelib.adapters.sns import SnsChannel
-from chalicelib.adapters.store import IDEMPOTENCY_PK, AuditTrail, DynamoLedger, SweepCursor
+from chalicelib.adapters.store import (
+    IDEMPOTENCY_PK,
+    AuditTrail,
+    DynamoLedger,
+    SweepCursor,
+    TableNotTrusted,
+    table_origin_problem,
+)
 from chalicelib.domain.events import self_role_from_arn
 from chalicelib.domain.settings import Settings
 from chalicelib.runtime.logs import make_logger
@@ -135,11 +144,19 @@ def build_deps(
     logger: Any = None,
     metrics: Metrics | None = None,
     idempotent: bool = True,
+    verify_table: bool = False,
 ) -> Deps:
-    """Real dependencies for the current credentials and endpoint."""
+    """Real dependencies for the current credentials and endpoint.
+
+    ``verify_table`` (the Lambda and the CLI) first checks that the audit table is the stack's own: raises
+    TableNotTrusted, a SettingsError, when it is younger than the signing key.
+    """
     log = logger if logger is not None else make_logger(settings.service_name, level=settings.log_level, to_stderr=True)
     counter: Metrics = metrics if metrics is not None else CountingMetrics()
     table = aws.DynamoTable(aws.make_client("dynamodb"), settings.table)
+    signer = record_signer(settings)
+    if verify_table and settings.signing_key is not None:
+        _check_table_origin(table, KmsMacKey(aws.make_client("kms"), settings.signing_key))
     channels: list[Any] = []
     if settings.sns_topic_arn:
         channels.append(SnsChannel(aws.SnsGateway(aws.make_client("sns")), settings.sns_topic_arn))
@@ -160,7 +177,7 @@ def build_deps(
     return Deps(
         settings=settings,
         iam=IamGateway(aws.make_client("iam")),
-        audit=AuditTrail(table),
+        audit=AuditTrail(table, signer=signer),
         notifier=notifier,
         logger=log,
         metrics=counter,
@@ -170,6 +187,23 @@ def build_deps(
         cursor=SweepCursor(table),
         security_hub=_security_hub(settings),
     )
+
+
+def _check_table_origin(table: aws.DynamoTable, key: KmsMacKey) -> None:
+    try:
+        table_created = table.created_at()
+    except aws.NotFound:
+        return  # no table yet: nothing to trust, and every write fails until `deputy-guard setup` creates it
+    problem = table_origin_problem(table.name, table_created, key.created_at())
+    if problem is not None:
+        raise TableNotTrusted(problem)
+
+
+def record_signer(settings: Settings) -> RecordSigner | None:
+    """The audit records' signer on the KMS key DEPUTY_GUARD_SIGNING_KEY names (None when unset)."""
+    if settings.signing_key is None:
+        return None
+    return RecordSigner(KmsMacKey(aws.make_client("kms"), settings.signing_key))
 
 
 def _security_hub(settings: Settings) -> FindingsHub | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from chalicelib.adapters.errors import AwsError
 from chalicelib.adapters.store import SweepCursor
-from chalicelib.domain.events import RoleRef, Skip, own_event, to_role_ref
+from chalicelib.domain.events import MEMBER_SESSION_NAME, RoleRef, Session, Skip, own_event, to_role_ref
 from chalicelib.domain.names import valid_account_id
 from chalicelib.domain.scope import AccountScope, ScopeKind, member_role_arn
 from chalicelib.service.deps import Deps, Iam, Metrics
@@ -147,11 +147,25 @@ class Accounts:
         if not self.in_scope(account):
             raise AccountOutOfScope(f"account {account} is not in deputy-guard's scope ({self.scope.describe()})")
 
-    def is_self(self, issuer: tuple[str, str]) -> bool:
-        """Whether a session issuer (account, role name) is deputy-guard: its own roles or a member role."""
-        if self.scope.multi_account and issuer[1] == self.member_role:
+    def is_self(self, session: Session) -> bool:
+        """Whether deputy-guard started the session that made a call (its echoes are skipped).
+
+        Its own function roles in its own account; or the member role in another account in scope, under the
+        bot's session name, in an account where the bot can assume it (the role trusts the function roles).
+        A role merely named like the member role (in the bot's own account, out of scope, or one the bot
+        cannot assume) is anyone's: its changes are handled like any other.
+        """
+        if session.issuer in self.central.self_roles():
             return True
-        return issuer in self.central.self_roles()
+        if not self.scope.multi_account or session.role != self.member_role or session.name != MEMBER_SESSION_NAME:
+            return False
+        if session.account == self.own_account() or not self.in_scope(session.account):
+            return False
+        try:
+            self.deps_for(session.account)
+        except AccountUnavailable:
+            return False
+        return True
 
     # --- dependencies ---------------------------------------------------------------------------------
 
@@ -174,14 +188,12 @@ class Accounts:
             )
             AccountMetrics(self.central.metrics, account).add_account_metric("AccountUnavailable")
             raise AccountUnavailable(account, exc) from exc
-        central_roles = self.central.self_roles
-        member = (account, self.member_role)
+        # The echo test for another account's events is is_self (above), before these Deps are asked.
         deps = replace(
             self.central,
             iam=iam,
             metrics=AccountMetrics(self.central.metrics, account),
             cursor=self._cursor_for(account),
-            self_roles=central_roles if own else (lambda: central_roles() | {member}),
             _quota=self.central._quota if own else None,
         )
         with self._lock:

@@ -26,7 +26,7 @@ from chalicelib.domain.models import (
     RoleRecord,
     Verdict,
 )
-from chalicelib.domain.plan import RoleResult, Run, decide
+from chalicelib.domain.plan import RoleResult, Run, decide, tag_key_problems
 from chalicelib.domain.policy import PolicyError, parse_policy, render_diff
 from chalicelib.domain.render import resolve_owner
 from chalicelib.domain.settings import Settings
@@ -54,6 +54,11 @@ def evaluate_role(role: RoleRecord, deps: Deps) -> Evaluation:
         quota = deps.account_quota()
         if quota != DEFAULT_SIZE_QUOTA:
             evaluation = evaluate(role.document, context, deps.settings.engine_options(quota))
+    if evaluation.verdict in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW):
+        # A finding's owner hears that a control tag in another case was ignored (it decided nothing).
+        ignored = tag_key_problems(role.tags)
+        if ignored:
+            evaluation = replace(evaluation, problems=evaluation.problems + ignored)
     return evaluation
 
 
@@ -397,7 +402,8 @@ def handle_event(event: Mapping[str, Any], deps: Deps) -> dict[str, Any]:
 
 def handle_ref(ref: RoleRef, deps: Deps) -> dict[str, Any]:
     """An event's role reference: skip the bot's own echo, or re-read the role and act; at most once per event id."""
-    own = own_event(ref, lambda issuer: issuer in deps.self_roles())
+    # The bot's own function roles, in its own account (their ARNs name it); never a member role here.
+    own = own_event(ref, lambda session: session.issuer in deps.self_roles())
     if own is not None:
         return report_skip(own, deps.logger, deps.metrics)
     if deps.once is None:

@@ -91,6 +91,23 @@ def _revert(role_name: str, deps: Deps, *, force: bool, actor: str | None) -> Re
         return RevertResult(
             "nothing_to_revert", f"deputy-guard has no applied fix on record for {role_name!r}", role_name
         )
+    unverified = deps.audit.problem(change)
+    if unverified is not None:
+        # Before anything else, even a forced revert with a person's own credentials: a record the bot did not
+        # sign could name any document as the "original".
+        deps.metrics.add_metric("RevertIntegrityFailed")
+        deps.logger.warning(
+            "revert refused: the audit record does not verify",
+            extra={"role": role.name, "change_id": change.change_id, "problem": unverified},
+        )
+        return RevertResult(
+            "refused",
+            f"the audit record {change.change_id} for {role_name!r} cannot be trusted: {unverified}; nothing was "
+            "written. Check the record against the audit trail and restore by hand if it is genuine "
+            "(docs/security.md).",
+            role_name,
+            change_id=change.change_id,
+        )
     if planned_fix(change.before, role, deps) != change.after:
         # A record the bot did not write (or one for other settings): writing its "original" with the bot's
         # credentials would let anyone who can write the table choose a trust policy. Refuse, loudly.

@@ -44,8 +44,10 @@ def test_the_date_alone_exempts_nothing() -> None:
     assert decision({EXEMPT_UNTIL_TAG: "2030-01-01"})[0] is Action.FIXED
 
 
-def test_tag_keys_match_case_insensitively() -> None:
-    assert exempt_until({"Deputy-Guard:Exempt-Until": "2026-12-01"}) is not None
+def test_tag_keys_match_exactly_as_iams_conditions_do() -> None:
+    assert exempt_until({EXEMPT_UNTIL_TAG: "2026-12-01"}) is not None
+    # another spelling is ignored (and reported as tag_key_case): a guard on "deputy-guard:*" never saw it
+    assert exempt_until({"Deputy-Guard:Exempt-Until": "2026-12-01"}) is None
 
 
 def test_a_revert_after_a_lapsed_exemption_exempts_for_good(make_world: Callable[..., World]) -> None:

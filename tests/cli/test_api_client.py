@@ -20,6 +20,8 @@ from botocore.credentials import Credentials
 
 import app as app_module
 from chalicelib.adapters import aws
+from chalicelib.adapters.kms import DEFAULT_SIGNING_KEY_ALIAS as SIGNING_KEY
+from chalicelib.adapters.kms import ensure_mac_key
 from chalicelib.runtime import container
 from deputy_guard import cli
 from deputy_guard.embedded import LocalApi
@@ -107,11 +109,13 @@ class SigV4Gateway:
 
 @pytest.fixture
 def gateway(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SigV4Gateway]:
-    for name, value in {"DEPUTY_GUARD_MODE": "notify", "DEPUTY_GUARD_TABLE": TABLE}.items():
+    settings = {"DEPUTY_GUARD_MODE": "notify", "DEPUTY_GUARD_TABLE": TABLE, "DEPUTY_GUARD_SIGNING_KEY": SIGNING_KEY}
+    for name, value in settings.items():
         monkeypatch.setenv(name, value)
     container.reset()
     aws.reset_clients()
     aws.DynamoTable(aws.make_client("dynamodb"), TABLE).ensure_exists()
+    ensure_mac_key(aws.make_client("kms"), SIGNING_KEY)
     api = LocalApi(app_module.app).start()
     front = SigV4Gateway(api.url)
     monkeypatch.setenv("DEPUTY_GUARD_API_URL", front.url)

@@ -41,6 +41,8 @@ def names() -> dict[str, str]:
         "Topic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}",
         "AlarmTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-alarms",
         "AlarmKey": "1234abcd-12ab-34cd-56ef-1234567890ab",
+        "SigningKey": "5678abcd-12ab-34cd-56ef-1234567890ab",
+        "SigningKey.Arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/5678abcd-12ab-34cd-56ef-1234567890ab",
         "FailedEvents": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{physical('FailedEvents')}",
         "FailedEvents.QueueName": physical("FailedEvents"),
         "FailedEvents.Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{physical('FailedEvents')}",

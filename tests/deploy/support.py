@@ -61,6 +61,7 @@ class PolicyEvaluator:
             "StringEquals",
             "StringLike",
             "ForAllValues:StringEquals",
+            "ForAnyValue:StringLike",
             "ArnEquals",
             "ArnLike",
             "ArnNotEquals",
@@ -79,6 +80,11 @@ class PolicyEvaluator:
         if any(s["Effect"] == "Deny" for s in matching):
             return False
         return any(s["Effect"] == "Allow" for s in matching)
+
+    def denied(self, action: str, resource: str, context: Context | None = None) -> bool:
+        """True when some Deny statement matches (what a guard, an SCP or a boundary, stops)."""
+        ctx = context or {}
+        return any(s["Effect"] == "Deny" and self._matches(s, action, resource, ctx) for s in self.statements)
 
     def allowed_actions(self) -> set[str]:
         return {a for s in self.statements if s["Effect"] == "Allow" for a in _as_list(s["Action"])}
@@ -106,6 +112,9 @@ class PolicyEvaluator:
         if operator.startswith("ForAllValues:"):
             # Every value in the request must match one listed value; no values at all matches vacuously.
             return all(v in expected for v in _as_list(present or []))
+        if operator == "ForAnyValue:StringLike":
+            # Some value in the request matches some pattern, case-sensitively; no values never matches.
+            return any(_glob(e, case_sensitive=True).match(v) for v in _as_list(present or []) for e in expected)
         if present is None or not isinstance(present, str):
             return False
         if operator in ("StringEquals", "ArnEquals"):

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib.adapters.kms import DEFAULT_SIGNING_KEY_ALIAS
 from deputy_guard.embedded import EmbeddedAws, SlackStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,7 @@ def cli_env(endpoint: str, **extra: str) -> dict[str, str]:
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_DEFAULT_REGION="us-east-1",
         DEPUTY_GUARD_TABLE="deputy-guard-e2e",
+        DEPUTY_GUARD_SIGNING_KEY=DEFAULT_SIGNING_KEY_ALIAS,
     )
     env.update(extra)
     return env

@@ -7,7 +7,10 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import CLI, cli_env, create_role, trust
+from chalicelib.domain.engine import evaluate
+from chalicelib.domain.models import RoleContext
+from tests.documents import BACKDOOR
+from tests.e2e.conftest import CLI, cli_env, client, create_role, trust
 from tests.world import COMPLIANT, FOREIGN, VULNERABLE
 
 pytestmark = pytest.mark.e2e
@@ -24,6 +27,11 @@ def test_setup_creates_the_table_once(endpoint: str) -> None:
     second = run(endpoint, "setup")
     assert (first.returncode, second.returncode) == (0, 0)
     assert "created" in first.stdout and "already exists" in second.stdout
+    # and the HMAC key its audit records are signed with, under the alias DEPUTY_GUARD_SIGNING_KEY names
+    assert "signing key alias/deputy-guard-signing: created" in first.stdout
+    assert "signing key alias/deputy-guard-signing: already exists" in second.stdout
+    key = client("kms").describe_key(KeyId="alias/deputy-guard-signing")["KeyMetadata"]
+    assert (key["KeySpec"], key["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
 
 
 def test_scan_json_is_the_scans_report_and_exits_1_on_findings(endpoint: str) -> None:
@@ -94,3 +102,41 @@ def test_unreachable_endpoint_is_a_clear_error(endpoint: str) -> None:
     result = run("http://127.0.0.1:9", "scan", AWS_MAX_ATTEMPTS="1")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_revert_force_refuses_a_forged_record_and_writes_nothing(endpoint: str) -> None:
+    # Given a role its owner pinned by hand, and a forged, self-consistent record whose "original" lets another
+    # account assume the role (written straight into the table, as anyone with dynamodb:PutItem could)
+    run(endpoint, "setup")
+    arn = create_role("hand-pinned-sfn", VULNERABLE)
+    account = arn.split(":")[4]
+    pinned = evaluate(VULNERABLE, RoleContext(account_id=account)).fixed_policy
+    client("iam").update_assume_role_policy(RoleName="hand-pinned-sfn", PolicyDocument=json.dumps(pinned))
+    forged = evaluate(BACKDOOR, RoleContext(account_id=account)).fixed_policy
+    assert forged is not None
+    now = "2026-12-01T10:00:00.000000+00:00"
+    client("dynamodb").put_item(
+        TableName="deputy-guard-e2e",
+        Item={
+            key: {"S": value}
+            for key, value in {
+                "pk": f"role#{arn}",
+                "sk": f"change#{now}#forged1",
+                "change_id": "forged1",
+                "role_arn": arn,
+                "role_name": "hand-pinned-sfn",
+                "kind": "fix",
+                "status": "applied",
+                "before": json.dumps(BACKDOOR),
+                "after": json.dumps(forged),
+                "created_at": now,
+            }.items()
+        },
+    )
+    # When an operator runs the break-glass revert with their own credentials
+    result = run(endpoint, "revert", "hand-pinned-sfn", "--force")
+    # Then it is refused, naming the record, and the role keeps its pins
+    assert result.returncode == 1, result.stderr
+    assert "forged1" in result.stderr and "unsigned" in result.stderr
+    assert "restored" not in result.stdout
+    assert trust("hand-pinned-sfn") == pinned

@@ -20,6 +20,7 @@ from chalice.test import Client
 
 import app as app_module
 from chalicelib.adapters import aws
+from chalicelib.adapters.kms import DEFAULT_SIGNING_KEY_ALIAS, ensure_mac_key
 from chalicelib.domain.models import Verdict
 from chalicelib.domain.plan import EXEMPT_UNTIL_TAG, MODE_TAG, REASON_TAG
 from chalicelib.runtime import container
@@ -121,11 +122,13 @@ def start_bot(endpoint: str, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatc
             "DEPUTY_GUARD_SLACK_SIGNING_SECRET": SECRET,
             "DEPUTY_GUARD_SLACK_RESPONSE_URL_BASE": slack.response_base,
             "DEPUTY_GUARD_SELF_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/deputy-guard-e2e",
+            "DEPUTY_GUARD_SIGNING_KEY": DEFAULT_SIGNING_KEY_ALIAS,
         }
         for name, value in settings.items():
             monkeypatch.setenv(name, value)
         container.reset()
         aws.DynamoTable(aws.make_client("dynamodb"), TABLE).ensure_exists()
+        ensure_mac_key(aws.make_client("kms"), DEFAULT_SIGNING_KEY_ALIAS)
         api = LocalApi(app_module.app).start()
         servers.append(api)
         return Bot(api.url, slack)
@@ -324,6 +327,27 @@ def test_revert_is_refused_when_the_role_changed_after_the_fix(start_bot: Callab
     # Slack never forces: the later change is kept
     assert status == 200 and answer["response_type"] == "ephemeral"
     assert trust("orders-sfn") == edited
+    assert [r.kind.value for r in bot.history("orders-sfn")] == ["fix"]
+
+
+def test_revert_is_refused_when_the_record_does_not_verify(start_bot: Callable[..., Bot]) -> None:
+    # Given the bot's fix, whose record someone with dynamodb:UpdateItem stripped of its signature
+    bot = start_bot("enforce")
+    message = bot.alert("orders-sfn")
+    fixed = trust("orders-sfn")
+    [record] = bot.history("orders-sfn")
+    client("dynamodb").update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": record.pk}, "sk": {"S": record.sk}},
+        UpdateExpression="REMOVE signature",
+    )
+    # When an approver clicks Revert
+    status, answer = bot.click(message, "revert")
+    # Then nothing is written, and the answer names the record
+    assert status == 200 and answer["response_type"] == "ephemeral"
+    assert record.change_id in answer["text"] and "unsigned" in answer["text"]
+    assert trust("orders-sfn") == fixed
+    assert MODE_TAG not in bot.tags("orders-sfn")
     assert [r.kind.value for r in bot.history("orders-sfn")] == ["fix"]
 
 

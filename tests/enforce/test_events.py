@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from chalicelib.domain.events import RoleRef, Skip, self_role_from_arn, to_role_ref
+from chalicelib.domain.events import RoleRef, Session, Skip, self_role_from_arn, to_role_ref
 from tests.world import ACCOUNT, load_event
 
 BOT = (ACCOUNT, "deputy-guard-prod")
@@ -59,7 +59,7 @@ def test_own_echo_is_skipped() -> None:
     # Given the event CloudTrail records for the bot's own UpdateAssumeRolePolicy
     event = load_event("UpdateAssumeRolePolicy-echo-of-deputy-guard.json")
     # When read with the bot's identity known
-    result = to_role_ref(event, lambda issuer: issuer == BOT)
+    result = to_role_ref(event, lambda session: session.issuer == BOT)
     # Then it is an echo
     assert isinstance(result, Skip) and result.reason == "own_event"
 
@@ -81,7 +81,7 @@ def test_user_agent_claiming_to_be_the_bot_does_not_make_an_event_an_echo() -> N
     event = load_event("UpdateAssumeRolePolicy-states-conditions-removed.json")
     event["detail"]["userAgent"] = "deputy-guard/0.1.0"
     # Then the event is still handled: only the session issuer identifies the bot
-    assert isinstance(to_role_ref(event, lambda issuer: issuer == BOT), RoleRef)
+    assert isinstance(to_role_ref(event, lambda session: session.issuer == BOT), RoleRef)
 
 
 def test_role_name_falls_back_to_the_response_element() -> None:
@@ -138,3 +138,19 @@ def test_non_mapping_event_is_skipped() -> None:
 )
 def test_self_role_from_arn(arn: str, expected: tuple[str, str] | None) -> None:
     assert self_role_from_arn(arn) == expected
+
+
+def test_the_session_asked_about_carries_its_issuer_and_its_session_name() -> None:
+    # Given the bot's echo / When read / Then is_self sees the issuing role and the session name CloudTrail recorded
+    seen: list[Session] = []
+    to_role_ref(load_event("UpdateAssumeRolePolicy-echo-of-deputy-guard.json"), lambda s: seen.append(s) or False)
+    assert seen == [Session(ACCOUNT, "deputy-guard-prod", "deputy-guard-prod")]
+
+
+def test_a_session_arn_of_another_role_gives_no_session_name() -> None:
+    # Given an event whose session ARN names another role than its issuer (a forged or odd record)
+    event = load_event("UpdateAssumeRolePolicy-echo-of-deputy-guard.json")
+    event["detail"]["userIdentity"]["arn"] = f"arn:aws:sts::{ACCOUNT}:assumed-role/someone-else/deputy-guard"
+    seen: list[Session] = []
+    to_role_ref(event, lambda s: seen.append(s) or False)
+    assert seen == [Session(ACCOUNT, "deputy-guard-prod", None)]

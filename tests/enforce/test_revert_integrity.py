@@ -6,34 +6,24 @@ The attacker here holds dynamodb:PutItem on the table and execute-api:Invoke on 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from chalice.test import Client
 
-import app as app_module
 from chalicelib.adapters.store import ChangeKind, ChangeStatus
 from chalicelib.domain.engine import evaluate
 from chalicelib.domain.models import RoleContext
 from chalicelib.runtime import container
 from chalicelib.service.enforce import handle_event
 from chalicelib.service.revert import revert
+from tests.documents import BACKDOOR
 from tests.world import ACCOUNT, COMPLIANT, VULNERABLE, World, load_event
 
 ROLE = "order-pipeline-sfn"
 ATTACKER = "999988887777"
 MakeWorld = Callable[..., World]
 JSON = {"Content-Type": "application/json"}
-
-# What the attacker wants on the role: their own account may assume it.
-BACKDOOR = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"},
-        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ATTACKER}:root"}, "Action": "sts:AssumeRole"},
-    ],
-}
 
 
 def forge(world: World, arn: str, *, before: dict[str, Any], after: dict[str, Any]) -> str:
@@ -58,12 +48,6 @@ def bots_fix(document: dict[str, Any]) -> dict[str, Any]:
     fixed = evaluate(document, RoleContext(account_id=ACCOUNT)).fixed_policy
     assert fixed is not None
     return fixed
-
-
-@pytest.fixture
-def client() -> Iterator[Client]:
-    with Client(app_module.app) as test_client:
-        yield test_client
 
 
 def post_revert(client: Client, body: dict[str, Any] | None = None) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib.adapters.kms import DEFAULT_SIGNING_KEY_ALIAS, ensure_mac_key
 from deputy_guard.embedded import EmbeddedAws
 from deputy_guard.embedded_org import Organization, create_work_queues, member_iam, seed_organization
 
@@ -69,6 +70,7 @@ class OrgWorld:
             AWS_SECRET_ACCESS_KEY="testing",
             AWS_DEFAULT_REGION="us-east-1",
             DEPUTY_GUARD_TABLE=TABLE,
+            DEPUTY_GUARD_SIGNING_KEY=DEFAULT_SIGNING_KEY_ALIAS,
         )
         env.update(extra)
         return env
@@ -96,11 +98,13 @@ def org_world(org_server: EmbeddedAws, monkeypatch: pytest.MonkeyPatch) -> OrgWo
         iam.create_role(RoleName="thumbnails", AssumeRolePolicyDocument=json.dumps(LAMBDA_ONLY))
     queue, dlq = create_work_queues("deputy-guard-work", visibility_seconds=60, max_receives=2)
     monkeypatch.setenv("DEPUTY_GUARD_TABLE", TABLE)
+    monkeypatch.setenv("DEPUTY_GUARD_SIGNING_KEY", DEFAULT_SIGNING_KEY_ALIAS)
     monkeypatch.setenv("DEPUTY_GUARD_MODE", "enforce")
     monkeypatch.setenv("DEPUTY_GUARD_SELF_ROLE_ARN", f"arn:aws:iam::{org.management}:role/{BOT_ROLE}")
     aws.reset_clients()
     container.reset()
     aws.DynamoTable(aws.make_client("dynamodb"), TABLE).ensure_exists()
+    ensure_mac_key(aws.make_client("kms"), DEFAULT_SIGNING_KEY_ALIAS)
     return OrgWorld(org_server, org, queue, dlq)
 
 

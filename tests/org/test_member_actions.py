@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib.adapters.kms import DEFAULT_SIGNING_KEY_ALIAS
 from deputy_guard.embedded import EmbeddedAws
 from deputy_guard.embedded_org import Organization, member_client, member_iam, seed_organization
 from tests.org.conftest import CLI, TABLE, VULNERABLE
@@ -47,6 +48,7 @@ class Members:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
             "DEPUTY_GUARD_TABLE": TABLE,
+            "DEPUTY_GUARD_SIGNING_KEY": DEFAULT_SIGNING_KEY_ALIAS,
             **extra,
         }
         return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, env=env, check=False)

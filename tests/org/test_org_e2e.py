@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
 import pytest
 
+from chalicelib.service.accounts import AccountUnavailable
 from deputy_guard.demo_data import cloudtrail_event
 from deputy_guard.embedded_org import SqsEventSource, dead_letters, member_iam
 from tests.org.conftest import VULNERABLE, OrgWorld, sqs
@@ -113,8 +115,6 @@ def test_an_event_from_an_account_out_of_scope_makes_no_aws_call(
 def test_an_event_in_an_account_whose_member_role_is_missing_fails_loudly(
     org_world: OrgWorld, lambda_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.service.accounts import AccountUnavailable
-
     # Given the organization in scope and a member without deputy-guard-member
     _org_scope(monkeypatch, org_world)
     event = cloudtrail_event(org_world.broken, "CreateRole", "orders-sfn", "alice", VULNERABLE)
@@ -129,11 +129,56 @@ def test_the_bots_own_fix_in_a_member_comes_back_as_a_no_op(
     _org_scope(monkeypatch, org_world)
     member = org_world.healthy[0]
     # Given an UpdateAssumeRolePolicy made by the member role's session (the bot's own fix)
-    event = cloudtrail_event(member, "UpdateAssumeRolePolicy", "orders-sfn", "alice", VULNERABLE)
-    issuer = event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]
-    issuer["arn"] = f"arn:aws:iam::{member}:role/deputy-guard-member"
+    event = member_role_event(member)
     # When it arrives, Then it is recognised as the bot's own call
     assert lambda_client.lambda_.invoke("on_iam_event", event).payload["reason"] == "own_event"
+
+
+def member_role_event(account: str, session: str = "deputy-guard") -> dict[str, Any]:
+    """A vulnerable UpdateAssumeRolePolicy of orders-sfn, made by a session of a role named deputy-guard-member."""
+    event = cloudtrail_event(account, "UpdateAssumeRolePolicy", "orders-sfn", "alice", VULNERABLE)
+    identity = event["detail"]["userIdentity"]
+    identity["arn"] = f"arn:aws:sts::{account}:assumed-role/deputy-guard-member/{session}"
+    identity["sessionContext"]["sessionIssuer"]["arn"] = f"arn:aws:iam::{account}:role/deputy-guard-member"
+    return event
+
+
+def test_a_role_named_like_the_member_role_in_the_central_account_is_not_the_bot(
+    org_world: OrgWorld, lambda_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _org_scope(monkeypatch, org_world)
+    central = org_world.org.management
+    # Given someone's own role named deputy-guard-member in the bot's account, used to unpin a role there
+    iam = boto3.client("iam", region_name="us-east-1")  # the bot's own account
+    iam.create_role(RoleName="orders-sfn", AssumeRolePolicyDocument=json.dumps(VULNERABLE))
+    # When its event arrives, even under the bot's session name
+    answer = lambda_client.lambda_.invoke("on_iam_event", member_role_event(central)).payload
+    # Then it is no echo: the role is handled (fixed in enforce mode)
+    assert answer.get("reason") != "own_event"
+    assert answer["action"] == "fixed"
+    assert _pinned(iam.get_role(RoleName="orders-sfn")["Role"]["AssumeRolePolicyDocument"]) == central
+
+
+def test_a_member_role_session_the_bot_did_not_start_is_not_an_echo(
+    org_world: OrgWorld, lambda_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _org_scope(monkeypatch, org_world)
+    member = org_world.healthy[1]
+    # Given a session of the member role under another session name than the bot's
+    answer = lambda_client.lambda_.invoke("on_iam_event", member_role_event(member, "mallory")).payload
+    # Then the change is handled like anyone's
+    assert answer.get("reason") != "own_event" and answer["action"] == "fixed"
+
+
+def test_a_member_role_in_an_account_the_bot_cannot_act_in_is_not_an_echo(
+    org_world: OrgWorld, lambda_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _org_scope(monkeypatch, org_world)
+    # Given an in-scope account without the member stack, and a role someone named deputy-guard-member there
+    event = member_role_event(org_world.broken)
+    # When its event arrives / Then it is not skipped as an echo: it fails loudly (retried, then dead-lettered)
+    with pytest.raises(AccountUnavailable):
+        lambda_client.lambda_.invoke("on_iam_event", event)
 
 
 # --- the sweep, fanned out --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.models import Action, Evaluation, Mode, Problem, ProblemCode, RoleRecord, Verdict
-from chalicelib.domain.plan import CFN_STACK_TAG, MODE_TAG, Run, decide, tag_value
+from chalicelib.domain.plan import CFN_STACK_TAG, MODE_TAG, Run, decide, tag_key_problems, tag_value
 from chalicelib.domain.settings import Exemption, Settings
 
 TODAY = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -85,13 +85,22 @@ CASES: list[tuple[str, Evaluation, RoleRecord, Settings, Run, Action, str]] = [
     ),
     ("exempt tag", FINDING, role(**{MODE_TAG: "exempt"}), Settings(), run(Mode.ENFORCE), Action.EXEMPT, "tag"),
     (
-        "exempt tag in any case and spacing",
+        "exempt tag value in any case and spacing",
         FINDING,
-        role(**{"Deputy-Guard:Mode": " EXEMPT "}),
+        role(**{MODE_TAG: " EXEMPT "}),
         Settings(),
         run(Mode.ENFORCE),
         Action.EXEMPT,
         "exempt",
+    ),
+    (
+        "a mode key in another case is ignored, as IAM's aws:TagKeys guard ignores it",
+        FINDING,
+        role(**{"Deputy-Guard:Mode": "exempt"}),
+        Settings(),
+        run(Mode.ENFORCE),
+        Action.FIXED,
+        "enforce mode",
     ),
     (
         "exempt even for a remediation request",
@@ -246,7 +255,15 @@ def test_decide_is_pure() -> None:
 
 @pytest.mark.parametrize(
     ("tags", "found"),
-    [({"deputy-guard:mode": "x"}, "x"), ({"DEPUTY-GUARD:MODE": "y"}, "y"), ({"owner": "z"}, None), ({}, None)],
+    [({"deputy-guard:mode": "x"}, "x"), ({"DEPUTY-GUARD:MODE": "y"}, None), ({"owner": "z"}, None), ({}, None)],
 )
-def test_tag_value_matches_keys_case_insensitively(tags: dict[str, str], found: str | None) -> None:
+def test_tag_value_matches_keys_exactly(tags: dict[str, str], found: str | None) -> None:
     assert tag_value(tags, MODE_TAG) == found
+
+
+@pytest.mark.parametrize("key", ["Deputy-Guard:Mode", "DEPUTY-GUARD:EXEMPT-UNTIL", "deputy-guard:Reason"])
+def test_a_control_key_in_another_case_is_a_tag_key_case_problem(key: str) -> None:
+    # Given a control tag spelled in another case / When its problems are listed / Then one names it
+    problems = tag_key_problems({key: "exempt", MODE_TAG: "notify", "owner": "team-a"})
+    assert [p.code.value for p in problems] == ["tag_key_case"]
+    assert key in problems[0].message
