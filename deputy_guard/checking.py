@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -22,7 +22,8 @@ from chalicelib.domain.models import EngineOptions, Evaluation, Problem, Problem
 from chalicelib.domain.policy import clone_json, service_kind
 from deputy_guard.exits import EXIT_ERROR as EXIT_BAD_INPUT
 from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
-from deputy_guard.iac.detect import STDIN, WALKED_SUFFIXES, read_text, sites_in
+from deputy_guard.iac.detect import sites_in
+from deputy_guard.iac.files import DEFAULT_MAX_FILE_SIZE, STDIN, read_text, walk
 from deputy_guard.iac.site import InputError, Kind, Site
 from deputy_guard.iac.values import ACCOUNT_PLACEHOLDER, STAND_IN, Deployment, Resolution, Unresolved, resolve
 
@@ -57,6 +58,7 @@ class CheckOptions:
     role_path: str | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
     ignore_unknown: bool = False
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
 
 
 @dataclass(frozen=True)
@@ -124,18 +126,6 @@ class Report:
         for result in self.results:
             counts[result.verdict.value] += 1
         return counts
-
-
-# --------------------------------------------------------------------------------------------------
-# Inputs
-
-
-def _walk(directory: str) -> Iterator[str]:
-    for root, folders, files in os.walk(directory):
-        folders[:] = sorted(name for name in folders if not name.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and name.lower().endswith(WALKED_SUFFIXES):
-                yield os.path.join(root, name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -364,7 +354,7 @@ class _Judge:
 
 def _check_one(report: Report, judge: _Judge, name: str, strict: bool) -> None:
     try:
-        sites = sites_in(read_text(name), name, strict=strict)
+        sites = sites_in(read_text(name, judge.options.max_file_size), name, strict=strict)
     except InputError as exc:
         report.failures.append(Failure(name, str(exc)))
         return
@@ -386,12 +376,16 @@ def check_paths(paths: list[str], options: CheckOptions) -> Report:
     seen: set[str] = set()
     for path in paths or [STDIN]:
         if path != STDIN and os.path.isdir(path):
-            before = report.files
-            for found in _walk(path):
-                if found not in seen:
-                    seen.add(found)
-                    _check_one(report, judge, found, strict=True)
-            if report.files == before:
+            before = report.files, len(report.failures)
+            for found in walk(path, options.max_file_size):
+                if found.path in seen:
+                    continue
+                seen.add(found.path)
+                if found.refusal is not None:
+                    report.failures.append(Failure(found.path, found.refusal))
+                else:
+                    _check_one(report, judge, found.path, strict=True)
+            if (report.files, len(report.failures)) == before:
                 # Nothing to check where the user pointed: a wrong path or a missing build step, not a pass.
                 report.failures.append(
                     Failure(path, "cannot read a trust policy, GetRole response, template or plan in this directory")

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from chalicelib.domain.models import ProblemCode, Verdict
 from deputy_guard.checking import Failure, Report, Result
-from deputy_guard.iac.detect import STDIN
+from deputy_guard.iac.files import STDIN
 
 __all__ = ["RULES", "SARIF_SCHEMA", "SARIF_VERSION", "TOOL_NAME", "artifact_uri", "rule", "to_sarif", "tool_version"]
 
