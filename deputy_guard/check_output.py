@@ -56,7 +56,10 @@ def _result_text(result: Result) -> str:
         lines.append(f"  [{scope}] {problem.code.value}: {problem.message}")
     if result.note and not result.passing:
         lines.append(f"  note: {result.note}")
-    if result.fixed_policy is not None and result.original is not None:
+    if result.fixed_source is not None:
+        lines.append("  proposed fix, as the source writes it:")
+        lines.extend(f"    {line}" for line in result.fixed_source.splitlines())
+    elif result.fixed_policy is not None and result.original is not None:
         lines.append("  proposed fix:")
         diff = render_diff(result.original, result.fixed_policy, "current", "fixed")
         lines.extend(f"    {line}" for line in diff.splitlines())

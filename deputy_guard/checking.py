@@ -23,8 +23,10 @@ from chalicelib.domain.policy import clone_json, service_kind
 from deputy_guard.exits import EXIT_ERROR as EXIT_BAD_INPUT
 from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
 from deputy_guard.iac.detect import sites_in
-from deputy_guard.iac.files import DEFAULT_MAX_FILE_SIZE, STDIN, read_text, walk
+from deputy_guard.iac.files import DEFAULT_MAX_FILE_SIZE, STDIN, TERRAFORM_SUFFIX, module_files, read_text, walk
 from deputy_guard.iac.site import InputError, Kind, Site
+from deputy_guard.iac.tfrender import ACCOUNT_REFERENCE, render_fix, to_terraform
+from deputy_guard.iac.tfsource import ROLE_TYPES, TerraformReader
 from deputy_guard.iac.values import ACCOUNT_PLACEHOLDER, STAND_IN, Deployment, Resolution, Unresolved, resolve
 
 __all__ = [
@@ -44,7 +46,7 @@ PASSING: Final = frozenset({Verdict.COMPLIANT, Verdict.NOT_APPLICABLE})
 CHECK_SCHEMA_VERSION: Final = "1"
 
 # How a proposed fix names the deploying account when the check was not told it.
-_TERRAFORM_ACCOUNT: Final = "${data.aws_caller_identity.current.account_id}"
+_TERRAFORM_ACCOUNT: Final = "${" + ACCOUNT_REFERENCE + "}"
 _CFN_ACCOUNT: Final = {"Ref": "AWS::AccountId"}
 _TWELVE_DIGITS: Final = re.compile(r"(?<!\d)\d{12}(?!\d)")
 
@@ -75,6 +77,8 @@ class Result:
     original: Any = None
     fixed_policy: Any = None
     note: str | None = None
+    # The fix as the source would write it (Terraform: HCL), when that differs from the JSON policy.
+    fixed_source: str | None = None
 
     @property
     def passing(self) -> bool:
@@ -287,10 +291,27 @@ class _Judge:
 
     def judge(self, path: str, site: Site) -> Result:
         known, partition = _role_facts(site, self.options)
+        path = site.path or path
 
-        def result(verdict: Verdict, problems: tuple[Problem, ...], original: Any = None, fixed: Any = None) -> Result:
+        def result(
+            verdict: Verdict,
+            problems: tuple[Problem, ...],
+            original: Any = None,
+            fixed: Any = None,
+            source: str | None = None,
+        ) -> Result:
             return Result(
-                path, site.kind, site.resource, site.label, site.line, verdict, problems, original, fixed, site.note
+                path,
+                site.kind,
+                site.resource,
+                site.label,
+                site.line,
+                verdict,
+                problems,
+                original,
+                fixed,
+                site.note,
+                source,
             )
 
         if site.unknown is not None:
@@ -345,7 +366,13 @@ class _Judge:
             original, fixed = _display(original, mapping), _display(fixed, mapping)
         elif known is None and fixed is not None:
             fixed = _replace_text(fixed, ACCOUNT_PLACEHOLDER, _TERRAFORM_ACCOUNT)
-        return result(verdict, tuple(problems), original, fixed)
+        if site.source_form is None:
+            return result(verdict, tuple(problems), original, fixed)
+        original, fixed = to_terraform(original), to_terraform(fixed)
+        role_type = (site.resource or "").rsplit(".", 2)[-2].split("[")[0] if site.resource else ""
+        attribute = ROLE_TYPES.get(role_type, "assume_role_policy")
+        source = render_fix(fixed, site.source_form, attribute) if fixed is not None else None
+        return result(verdict, tuple(problems), original, fixed, source)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -369,6 +396,36 @@ def _check_one(report: Report, judge: _Judge, name: str, strict: bool) -> None:
             report.failures.append(Failure(name, str(exc), site.resource))
 
 
+def _check_terraform(report: Report, judge: _Judge, directories: list[str], only: str | None = None) -> None:
+    """The roles of the Terraform modules in ``directories`` (or of the file ``only``), local modules included.
+
+    A directory that another one calls as a local module is read through that call, with its arguments.
+    """
+    limit = judge.options.max_file_size
+    reported = {failure.path for failure in report.failures}
+
+    def listed(directory: str) -> list[str]:
+        files = module_files(directory, limit)
+        for item in files:
+            if item.refusal is not None and item.path not in reported:
+                reported.add(item.path)
+                report.failures.append(Failure(item.path, item.refusal))
+        return [item.path for item in files if item.refusal is None]
+
+    reader = TerraformReader(lambda name: read_text(name, limit), listed)
+    called = set().union(*(reader.local_calls(directory) for directory in directories)) if only is None else set()
+    for directory in directories:
+        if os.path.realpath(directory) in called:
+            continue
+        for site in reader.sites(directory, only):
+            try:
+                report.results.append(judge.judge(site.path or directory, site))
+            except InputError as exc:
+                report.failures.append(Failure(site.path or directory, str(exc), site.resource))
+    report.failures.extend(Failure(path, message) for path, message in reader.failures if path not in reported)
+    report.files += 1 if only is not None else reader.files_read
+
+
 def check_paths(paths: list[str], options: CheckOptions) -> Report:
     """Check every input; unreadable inputs become failures and never stop the others."""
     report = Report()
@@ -377,14 +434,19 @@ def check_paths(paths: list[str], options: CheckOptions) -> Report:
     for path in paths or [STDIN]:
         if path != STDIN and os.path.isdir(path):
             before = report.files, len(report.failures)
+            modules: dict[str, None] = {}
             for found in walk(path, options.max_file_size):
                 if found.path in seen:
                     continue
                 seen.add(found.path)
                 if found.refusal is not None:
                     report.failures.append(Failure(found.path, found.refusal))
+                elif found.path.endswith(TERRAFORM_SUFFIX):
+                    modules.setdefault(os.path.dirname(found.path))
                 else:
                     _check_one(report, judge, found.path, strict=True)
+            if modules:
+                _check_terraform(report, judge, list(modules))
             if (report.files, len(report.failures)) == before:
                 # Nothing to check where the user pointed: a wrong path or a missing build step, not a pass.
                 report.failures.append(
@@ -392,7 +454,10 @@ def check_paths(paths: list[str], options: CheckOptions) -> Report:
                 )
         elif path not in seen:
             seen.add(path)
-            _check_one(report, judge, path, strict=options.ignore_unknown)
+            if path.endswith(TERRAFORM_SUFFIX) and os.path.isfile(path):
+                _check_terraform(report, judge, [os.path.dirname(path) or "."], only=path)
+            else:
+                _check_one(report, judge, path, strict=options.ignore_unknown)
     one_input = len(paths) <= 1 and not (paths and os.path.isdir(paths[0]))
     one_role = len(report.results) == 1 and report.results[0].kind in (Kind.POLICY, Kind.GET_ROLE)
     report.single = one_input and (

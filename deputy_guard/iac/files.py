@@ -17,11 +17,22 @@ from typing import BinaryIO, Final
 
 from deputy_guard.iac.site import InputError
 
-__all__ = ["DEFAULT_MAX_FILE_SIZE", "STDIN", "WALKED_SUFFIXES", "Walked", "parse_size", "read_text", "walk"]
+__all__ = [
+    "DEFAULT_MAX_FILE_SIZE",
+    "STDIN",
+    "TERRAFORM_SUFFIX",
+    "WALKED_SUFFIXES",
+    "Walked",
+    "module_files",
+    "parse_size",
+    "read_text",
+    "walk",
+]
 
 STDIN: Final = "-"
+TERRAFORM_SUFFIX: Final = ".tf"
 # What a directory walk opens; everything else is skipped without being read.
-WALKED_SUFFIXES: Final = (".json", ".yaml", ".yml", ".template")
+WALKED_SUFFIXES: Final = (".json", ".yaml", ".yml", ".template", TERRAFORM_SUFFIX)
 # Far above any template CloudFormation accepts (1 MB) and most Terraform plans; raise it for huge plans.
 DEFAULT_MAX_FILE_SIZE: Final = 20 * 1024 * 1024
 
@@ -106,3 +117,18 @@ def walk(directory: str, limit: int = DEFAULT_MAX_FILE_SIZE) -> Iterator[Walked]
             if not name.startswith(".") and name.lower().endswith(WALKED_SUFFIXES):
                 path = os.path.join(folder, name)
                 yield Walked(path, _refusal(path, root, limit))
+
+
+def module_files(directory: str, limit: int = DEFAULT_MAX_FILE_SIZE) -> list[Walked]:
+    """The ``.tf`` files of one Terraform module (a directory, not walked further), with their refusals."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        return [Walked(directory, f"cannot read: {exc.strerror or exc}")]
+    root = os.path.realpath(directory)
+    return [
+        Walked(path, _refusal(path, root, limit))
+        for name in names
+        if name.endswith(TERRAFORM_SUFFIX) and not name.startswith(".")
+        for path in [os.path.join(directory, name)]
+    ]

@@ -55,3 +55,8 @@ class Site:
     unknown: str | None = None
     duplicate_keys: bool = False
     note: str | None = None
+    # The file the policy is written in, when it is not the input's own (a Terraform module's other file).
+    path: str | None = None
+    # How a Terraform source wrote the policy, so the fix is shown the same way:
+    # "jsonencode", "json" (a heredoc or a string), or "policy_document:<name>".
+    source_form: str | None = None

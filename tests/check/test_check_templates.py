@@ -212,8 +212,18 @@ def test_a_terraform_fix_without_a_known_account_names_the_caller_identity(tmp_p
 def test_a_directory_walk_skips_other_files() -> None:
     report = check(IAC)
     assert not report.failures
-    assert report.files == 4
+    # four templates and plans, and the three .tf files of terraform-src (a root module and its local module)
+    assert report.files == 7
     assert report.skipped == 4  # manifest.json, buildspec.yml, events/order.json, terraform.tfvars.json
+    terraform = IAC / "terraform-src"
     assert {result.path for result in report.results} == {
-        str(path) for path in (CDK / "DeputyGuardDemoStack.template.json", CFN, SAM, PLAN)
+        str(path)
+        for path in (
+            CDK / "DeputyGuardDemoStack.template.json",
+            CFN,
+            SAM,
+            PLAN,
+            terraform / "main.tf",
+            terraform / "modules" / "step-function" / "main.tf",
+        )
     }
