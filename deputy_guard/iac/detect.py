@@ -24,6 +24,11 @@ __all__ = ["sites_in"]
 
 # Text that says "I am a CloudFormation template" even when it does not parse.
 _TEMPLATE_MARKERS: Final = re.compile(r"AWSTemplateFormatVersion|AWS::IAM::Role|AWS::Serverless-2016-10-31")
+# A template CloudFormation would refuse, or one whose resources are hidden from the reader: never a silent pass.
+_NO_RESOURCES: Final = (
+    "looks like a CloudFormation template (AWSTemplateFormatVersion, Transform or Resources) but has no "
+    "resources deputy-guard can read: each resource needs a Type"
+)
 # JSON that says "I am a policy, a role or a plan": a walk reports it when it does not parse (a truncated
 # file), where other broken JSON (a tsconfig.json with comments) is not its business.
 _JSON_MARKERS: Final = re.compile(
@@ -103,6 +108,8 @@ def _json_sites(text: str, name: str, data: Any, strict: bool) -> list[Site] | N
         except ValueError as exc:  # pragma: no cover - json accepted it a moment ago
             raise InputError(f"not JSON: {exc}") from exc
         return cloudformation.read_template(loaded.data, loaded)
+    if cloudformation.looks_like_template(data):
+        raise InputError(_NO_RESOURCES)
     roles = _roles(data)
     if roles is not None:
         line = _first_line(text) if len(roles) == 1 else None
@@ -127,6 +134,8 @@ def _yaml_sites(text: str, name: str, strict: bool) -> list[Site] | None:
         raise InputError(f"not JSON, nor YAML that CloudFormation reads: {exc}") from exc
     if cloudformation.is_template(loaded.data):
         return cloudformation.read_template(loaded.data, loaded)
+    if cloudformation.looks_like_template(loaded.data):
+        raise InputError(_NO_RESOURCES)
     return None
 
 

@@ -212,8 +212,8 @@ def test_a_terraform_fix_without_a_known_account_names_the_caller_identity(tmp_p
 def test_a_directory_walk_skips_other_files() -> None:
     report = check(IAC)
     assert not report.failures
-    # four templates and plans, and the three .tf files of terraform-src (a root module and its local module)
-    assert report.files == 7
+    # four templates and plans, the Fn::ForEach template, and the three .tf files of terraform-src
+    assert report.files == 8
     assert report.skipped == 4  # manifest.json, buildspec.yml, events/order.json, terraform.tfvars.json
     terraform = IAC / "terraform-src"
     assert {result.path for result in report.results} == {
@@ -223,6 +223,7 @@ def test_a_directory_walk_skips_other_files() -> None:
             CFN,
             SAM,
             PLAN,
+            IAC / "foreach" / "workflows.yaml",
             terraform / "main.tf",
             terraform / "modules" / "step-function" / "main.tf",
         )
