@@ -79,6 +79,7 @@ class Result:
     note: str | None = None
     # The fix as the source would write it (Terraform: HCL), when that differs from the JSON policy.
     fixed_source: str | None = None
+    column: int | None = None
 
     @property
     def passing(self) -> bool:
@@ -312,6 +313,7 @@ class _Judge:
                 fixed,
                 site.note,
                 source,
+                site.column,
             )
 
         if site.unknown is not None:

@@ -141,10 +141,10 @@ def tool_version() -> str:
         return "0+unknown"
 
 
-def _location(uri: str, line: int | None) -> dict[str, Any]:
+def _location(uri: str, line: int | None, column: int | None = None) -> dict[str, Any]:
     physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
     if line is not None:
-        physical["region"] = {"startLine": line}
+        physical["region"] = {"startLine": line} | ({"startColumn": column} if column is not None else {})
     return {"physicalLocation": physical}
 
 
@@ -169,7 +169,7 @@ def _results(result: Result, uri: str, rule_index: dict[str, int], seen: dict[st
                 "ruleIndex": rule_index[code],
                 "level": level,
                 "message": {"text": f"Role {result.label} ({result.verdict.value}), {where}: {problem.message}.{note}"},
-                "locations": [_location(uri, result.line)],
+                "locations": [_location(uri, result.line, result.column)],
                 "partialFingerprints": {FINGERPRINT: _fingerprint(key, str(seen[key]))},
             }
         )

@@ -101,7 +101,7 @@ def _roles(data: Any) -> list[dict[str, Any]] | None:
 
 def _json_sites(text: str, name: str, data: Any, strict: bool) -> list[Site] | None:
     if terraform.is_plan(data):
-        return terraform.read_plan(data)
+        return terraform.read_plan(data, text)
     if cloudformation.is_template(data):
         try:
             loaded = jsonpos.load(text)

@@ -163,7 +163,12 @@ def test_a_parameter_pins_nothing_and_says_it_is_a_parameter() -> None:
 
 def test_terraform_takes_the_account_from_the_plans_caller_identity() -> None:
     result = by_resource(check(PLAN))["aws_iam_role.workflow"]
-    assert result.line is None
+    # The plan is one line: the change is placed by its column too.
+    text = PLAN.read_text(encoding="utf-8")
+    assert (result.line, result.column) == (
+        1,
+        text.index('"address":"aws_iam_role.workflow"', text.index("resource_changes")) + 1,
+    )
     assert result.fixed_policy["Statement"][0]["Condition"] == {
         "StringEquals": {"aws:SourceAccount": OWN},
         "ArnLike": {"aws:SourceArn": f"arn:aws:states:*:{OWN}:*"},
