@@ -363,17 +363,21 @@ class _Judge:
         if review:
             return result(Verdict.NEEDS_REVIEW, (*review, *problems))
         original, fixed = evaluation.original, evaluation.fixed_policy
+        if fixed is None:
+            # Nothing to show: the written form of a policy matters only beside its fix.
+            return result(verdict, tuple(problems), original)
         if resolution is not None:
             mapping = _cfn_display(resolution, context, self.options.engine)
-            original, fixed = _display(original, mapping), _display(fixed, mapping)
+            fixed = _display(fixed, mapping)
+            # A Terraform fix is shown as the source writes it, not as a diff of the JSON: no original needed.
+            original = _display(original, mapping) if site.source_form is None else None
         elif known is None and fixed is not None:
             fixed = _replace_text(fixed, ACCOUNT_PLACEHOLDER, _TERRAFORM_ACCOUNT)
         if site.source_form is None:
             return result(verdict, tuple(problems), original, fixed)
-        original, fixed = to_terraform(original), to_terraform(fixed)
+        fixed = to_terraform(fixed)
         role_type = (site.resource or "").rsplit(".", 2)[-2].split("[")[0] if site.resource else ""
-        attribute = ROLE_TYPES.get(role_type, "assume_role_policy")
-        source = render_fix(fixed, site.source_form, attribute) if fixed is not None else None
+        source = render_fix(fixed, site.source_form, ROLE_TYPES.get(role_type, "assume_role_policy"))
         return result(verdict, tuple(problems), original, fixed, source)
 
 

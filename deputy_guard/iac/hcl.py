@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from deputy_guard.iac.site import InputError
 
-__all__ = ["Block", "Node", "Translator", "attributes", "blocks", "parse", "unresolved"]
+__all__ = ["Block", "Node", "Translator", "attributes", "blocks", "parse", "text_of", "unresolved"]
 
 Node = Any  # tree_sitter.Node: the grammar's nodes are untyped
 UNRESOLVED: Final = "Fn::Unresolved"
@@ -85,7 +85,13 @@ def parse(text: str, path: str) -> list[Block]:
 
 
 def _string_lit(node: Node) -> str:
-    return "".join(_unescape(_text(child)) for child in node.named_children if child.type == "template_literal")
+    # A string literal is its quotes around one template literal: its text between the quotes, unescaped.
+    return _unescape(_text(node)[1:-1])
+
+
+def text_of(node: Node) -> str:
+    """An expression's source text on one line (for messages and for naming a reference)."""
+    return " ".join(_text(node).split())
 
 
 def blocks(body: Node | None, path: str) -> Iterator[Block]:
@@ -122,6 +128,9 @@ def _text(node: Node) -> str:
 
 
 def _unescape(literal: str) -> str:
+    if "\\" not in literal and "{" not in literal:
+        return literal
+
     def replace(found: re.Match[str]) -> str:
         text = found.group()
         if text in ("$${", "%%{"):
@@ -143,8 +152,8 @@ def _number(text: str) -> Any:
             return unresolved(f"{text}: a number deputy-guard does not read")
 
 
-# A reference as written (``data.aws_partition.current.partition``): its parts, or None past an index.
-Refs = Callable[[list[str], str], Any]
+# A reference (``data.aws_partition.current.partition``): its parts, and its expression node for its text.
+Refs = Callable[[list[str], Node], Any]
 
 
 class Translator:
@@ -164,12 +173,12 @@ class Translator:
             return unresolved(f"{_text(node)}: an empty expression")
         head, rest = children[0], children[1:]
         if head.type == "variable_expr":
-            return self._reference(head, rest, _text(node))
+            return self._reference(head, rest, node)
         if rest:
             return unresolved(f"{_text(node)}: an index or attribute of a computed value")
         return self._primary(head)
 
-    def _reference(self, head: Node, rest: list[Node], text: str) -> Any:
+    def _reference(self, head: Node, rest: list[Node], node: Node) -> Any:
         parts = [_text(head)]
         for step in rest:
             if step.type == "get_attr" and step.named_children:
@@ -178,11 +187,11 @@ class Translator:
                 index = step.named_children[0].named_children if step.named_children else []
                 key = self.expression(index[0]) if index else None
                 if not isinstance(key, int | str) or isinstance(key, bool):
-                    return unresolved(f"{text}: an index known only at plan time")
+                    return unresolved(f"{text_of(node)}: an index known only at plan time")
                 parts.append(str(key))
             else:
-                return unresolved(f"{text}: a splat expression")
-        return self.refs(parts, " ".join(text.split()))
+                return unresolved(f"{text_of(node)}: a splat expression")
+        return self.refs(parts, node)
 
     def _primary(self, node: Node) -> Any:
         kind = node.type

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from deputy_guard.iac.hcl import UNRESOLVED, Block, Translator, attributes, blocks, parse, unresolved
+from deputy_guard.iac.hcl import UNRESOLVED, Block, Node, Translator, attributes, blocks, parse, text_of, unresolved
 from deputy_guard.iac.site import InputError, Kind, Site
 
 __all__ = ["ROLE_TYPES", "TerraformReader", "is_local_source"]
@@ -76,12 +76,16 @@ class _Module:
     locals: dict[str, Any] = field(default_factory=dict)
     resolving: set[str] = field(default_factory=set)
     translator: Translator | None = None
+    index: dict[tuple[str, ...], Block] = field(default_factory=dict)
 
-    def kind(self, kind: str, *labels: str) -> Iterator[Block]:
-        return (b for b in self.blocks if b.type == kind and b.labels[: len(labels)] == labels)
+    def kind(self, kind: str) -> Iterator[Block]:
+        return (b for b in self.blocks if b.type == kind)
 
     def one(self, kind: str, *labels: str) -> Block | None:
-        return next(self.kind(kind, *labels), None)
+        if not self.index:
+            for block in reversed(self.blocks):
+                self.index[(block.type, *block.labels)] = block
+        return self.index.get((kind, *labels))
 
 
 class TerraformReader:
@@ -135,7 +139,7 @@ class TerraformReader:
 
     def _module(self, directory: str, prefix: str, inputs: dict[str, Any] | None, depth: int) -> _Module:
         module = _Module(directory, prefix, self.blocks(directory), inputs, depth)
-        module.translator = Translator(lambda parts, text: self._reference(module, parts, text))
+        module.translator = Translator(lambda parts, node: self._reference(module, parts, node))
         self.modules.append(module)
         return module
 
@@ -172,8 +176,11 @@ class TerraformReader:
 
     # --- values --------------------------------------------------------------------------------------
 
-    def _reference(self, module: _Module, parts: list[str], text: str) -> Any:
+    def _reference(self, module: _Module, parts: list[str], node: Node) -> Any:
         root = parts[0]
+        if root == "data" and len(parts) >= 4 and (parts[1], parts[-1]) in _PSEUDO:
+            return {"Ref": _PSEUDO[(parts[1], parts[-1])]}
+        text = text_of(node)
         if root == "data" and len(parts) >= 4:
             # data.TYPE.NAME[INDEX].ATTRIBUTE: every instance of these data sources reads the same value.
             kind, name, attribute = parts[1], parts[2], parts[-1]
@@ -426,8 +433,12 @@ def _literal_text(attribute: Any) -> Any:
     """The literal text or number of an attribute (None when absent or not a literal)."""
     if attribute is None:
         return None
-    value = Translator(lambda parts, text: unresolved(text)).attribute(attribute)
+    value = _LITERALS.attribute(attribute)
     return value if isinstance(value, str | int | float) and not isinstance(value, bool) else None
+
+
+# Reads literals only: every reference is unknown to it.
+_LITERALS: Final = Translator(lambda parts, node: unresolved(text_of(node)))
 
 
 def _instance(arguments: dict[str, Any]) -> str:
