@@ -102,7 +102,8 @@ Each PATH is a file, a directory (walked recursively; hidden folders and files o
 *.json, *.yaml, *.yml and *.template are skipped, as is anything that is none of the kinds below)
 or - for stdin (the default). Recognised by content: a trust policy, a GetRole or ListRoles response,
 a CloudFormation template in JSON or YAML (SAM and CDK cdk.out included: every AWS::IAM::Role),
-and a Terraform plan from `terraform show -json` (every aws_iam_role it creates, updates or keeps).
+a Terraform plan from `terraform show -json` (every aws_iam_role it creates, updates or keeps),
+and Terraform sources: *.tf files (every aws_iam_role and awscc_iam_role, local modules included).
 
 The role's account decides what "pinned" means, so it must be known:
   * --account ID, or
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="evaluate trust policies, templates and plans offline and propose fixes",
         description="Evaluate trust policies offline, in policy files, GetRole output, CloudFormation "
-        "(SAM, CDK) templates and Terraform plans: verdict, problems and the fixed policy.",
+        "(SAM, CDK) templates, Terraform plans and .tf sources: verdict, problems and the fixed policy.",
         epilog=_CHECK_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -107,7 +107,9 @@ class TerraformReader:
     def blocks(self, directory: str) -> list[Block]:
         """Every top-level block of a directory's ``.tf`` files; a file that cannot be read is a failure."""
         found: list[Block] = []
-        for path in self._list(directory):
+        for listed in self._list(directory):
+            # One key per file however it was reached (./modules/x from a walk, modules/x from a call).
+            path = os.path.normpath(listed)
             if path not in self._parsed:
                 try:
                     self._parsed[path] = parse(self._read(path), path)
