@@ -69,11 +69,20 @@ def _read_bounded(handle: BinaryIO, limit: int) -> bytes:
     return data
 
 
+def _read_text_bounded(limit: int) -> bytes:
+    text = sys.stdin.read(limit + 1)
+    if len(text) > limit:
+        raise InputError(_too_large(limit))
+    return text.encode("utf-8", "surrogatepass")
+
+
 def read_text(name: str, limit: int = DEFAULT_MAX_FILE_SIZE) -> str:
     """The text of a file, or of stdin for ``-``, at most ``limit`` bytes; InputError (one line) otherwise."""
     try:
         if name == STDIN:
-            data = _read_bounded(sys.stdin.buffer, limit)
+            binary = getattr(sys.stdin, "buffer", None)
+            # A text stream without bytes beneath (an embedding program's stdin) is bounded in characters.
+            data = _read_bounded(binary, limit) if binary is not None else _read_text_bounded(limit)
         else:
             with open(name, "rb") as handle:
                 data = _read_bounded(handle, limit)
