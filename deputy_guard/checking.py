@@ -26,7 +26,7 @@ from deputy_guard.iac.detect import sites_in
 from deputy_guard.iac.files import DEFAULT_MAX_FILE_SIZE, STDIN, TERRAFORM_SUFFIX, module_files, read_text, walk
 from deputy_guard.iac.site import InputError, Kind, Site
 from deputy_guard.iac.tfrender import ACCOUNT_REFERENCE, render_fix, to_terraform
-from deputy_guard.iac.tfsource import ROLE_TYPES, TerraformReader
+from deputy_guard.iac.tfsource import ROLE_TYPES, TerraformReader, local_sources
 from deputy_guard.iac.values import ACCOUNT_PLACEHOLDER, STAND_IN, Deployment, Resolution, Unresolved, resolve
 
 __all__ = [
@@ -402,15 +402,21 @@ def _check_one(report: Report, judge: _Judge, name: str, strict: bool) -> None:
             report.failures.append(Failure(name, str(exc), site.resource))
 
 
-def _check_terraform(report: Report, judge: _Judge, directories: list[str], only: str | None = None) -> None:
+def _check_terraform(report: Report, judge: _Judge, directories: dict[str, list[str]], only: str | None = None) -> None:
     """The roles of the Terraform modules in ``directories`` (or of the file ``only``), local modules included.
 
-    A directory that another one calls as a local module is read through that call, with its arguments.
+    ``directories`` maps each module directory to the ``.tf`` files a walk already vetted there (empty: list
+    them). A directory that another one calls as a local module is read through that call, with its
+    arguments. Each root module is read with a reader of its own, so the parse trees of one module at a time
+    stay in memory (a walk of thousands of modules would otherwise keep every tree for the garbage collector
+    to visit).
     """
     limit = judge.options.max_file_size
     reported = {failure.path for failure in report.failures}
 
     def listed(directory: str) -> list[str]:
+        if directories.get(directory):
+            return directories[directory]
         files = module_files(directory, limit)
         for item in files:
             if item.refusal is not None and item.path not in reported:
@@ -418,18 +424,44 @@ def _check_terraform(report: Report, judge: _Judge, directories: list[str], only
                 report.failures.append(Failure(item.path, item.refusal))
         return [item.path for item in files if item.refusal is None]
 
-    reader = TerraformReader(lambda name: read_text(name, limit), listed)
-    called = set().union(*(reader.local_calls(directory) for directory in directories)) if only is None else set()
-    for directory in directories:
-        if os.path.realpath(directory) in called:
-            continue
+    def read(name: str) -> str:
+        return read_text(name, limit)
+
+    called: set[str] = set()
+    if only is None:
+        for directory, files in directories.items():
+            for name in files:
+                try:
+                    sources = local_sources(read(name))
+                except InputError:
+                    continue  # reported when the module is read
+                called.update(os.path.realpath(os.path.join(directory, source)) for source in sources)
+    files_read: set[str] = set()
+    directories_read: set[str] = set()
+
+    def check_root(directory: str) -> None:
+        reader = TerraformReader(read, listed)
         for site in reader.sites(directory, only):
             try:
                 report.results.append(judge.judge(site.path or directory, site))
             except InputError as exc:
                 report.failures.append(Failure(site.path or directory, str(exc), site.resource))
-    report.failures.extend(Failure(path, message) for path, message in reader.failures if path not in reported)
-    report.files += 1 if only is not None else reader.files_read
+        for path, message in reader.failures:
+            if path not in reported:
+                reported.add(path)
+                report.failures.append(Failure(path, message))
+        files_read.update(reader.files_read)
+        directories_read.update(reader.directories_read)
+        reader.close()
+
+    for directory in directories:
+        if os.path.realpath(directory) not in called:
+            check_root(directory)
+    # A directory some `source` line named but no module call read (the line was not a module's) is a root.
+    for directory in directories:
+        if os.path.realpath(directory) not in directories_read:
+            check_root(directory)
+    report.files += 1 if only is not None else len(files_read)
 
 
 def check_paths(paths: list[str], options: CheckOptions) -> Report:
@@ -440,7 +472,7 @@ def check_paths(paths: list[str], options: CheckOptions) -> Report:
     for path in paths or [STDIN]:
         if path != STDIN and os.path.isdir(path):
             before = report.files, len(report.failures)
-            modules: dict[str, None] = {}
+            modules: dict[str, list[str]] = {}
             for found in walk(path, options.max_file_size):
                 if found.path in seen:
                     continue
@@ -448,11 +480,11 @@ def check_paths(paths: list[str], options: CheckOptions) -> Report:
                 if found.refusal is not None:
                     report.failures.append(Failure(found.path, found.refusal))
                 elif found.path.endswith(TERRAFORM_SUFFIX):
-                    modules.setdefault(os.path.dirname(found.path))
+                    modules.setdefault(os.path.dirname(found.path), []).append(found.path)
                 else:
                     _check_one(report, judge, found.path, strict=True)
             if modules:
-                _check_terraform(report, judge, list(modules))
+                _check_terraform(report, judge, modules)
             if (report.files, len(report.failures)) == before:
                 # Nothing to check where the user pointed: a wrong path or a missing build step, not a pass.
                 report.failures.append(
@@ -461,7 +493,7 @@ def check_paths(paths: list[str], options: CheckOptions) -> Report:
         elif path not in seen:
             seen.add(path)
             if path.endswith(TERRAFORM_SUFFIX) and os.path.isfile(path):
-                _check_terraform(report, judge, [os.path.dirname(path) or "."], only=path)
+                _check_terraform(report, judge, {os.path.dirname(path) or ".": []}, only=path)
             else:
                 _check_one(report, judge, path, strict=options.ignore_unknown)
     one_input = len(paths) <= 1 and not (paths and os.path.isdir(paths[0]))

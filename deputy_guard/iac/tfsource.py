@@ -28,7 +28,7 @@ from typing import Any, Final
 from deputy_guard.iac.hcl import UNRESOLVED, Block, Node, Translator, attributes, blocks, parse, text_of, unresolved
 from deputy_guard.iac.site import InputError, Kind, Site
 
-__all__ = ["ROLE_TYPES", "TerraformReader", "is_local_source"]
+__all__ = ["ROLE_TYPES", "TerraformReader", "is_local_source", "local_sources"]
 
 # Role resource type -> its trust-policy argument.
 ROLE_TYPES: Final = {"aws_iam_role": "assume_role_policy", "awscc_iam_role": "assume_role_policy_document"}
@@ -57,6 +57,14 @@ _STATEMENT_KEYS: Final = {
     "resources": "Resource",
     "not_resources": "NotResource",
 }
+
+
+_SOURCE_LINE: Final = re.compile(r'^\s*source\s*=\s*"(\.\.?/[^"]*)"', re.MULTILINE)
+
+
+def local_sources(text: str) -> list[str]:
+    """The local module sources a file may call, found without parsing it (a superset: any ``source`` line)."""
+    return _SOURCE_LINE.findall(text)
 
 
 def is_local_source(source: Any) -> bool:
@@ -98,9 +106,20 @@ class TerraformReader:
         self.failures: list[tuple[str, str]] = []
         self.modules: list[_Module] = []
 
+    def close(self) -> None:
+        """Drop the parse trees now (each module's translator refers back to its module: a cycle)."""
+        for module in self.modules:
+            module.translator = None
+        self.modules.clear()
+        self._parsed.clear()
+
     @property
-    def files_read(self) -> int:
-        return len(self._parsed)
+    def files_read(self) -> set[str]:
+        return set(self._parsed)
+
+    @property
+    def directories_read(self) -> set[str]:
+        return {os.path.realpath(module.directory) for module in self.modules}
 
     # --- files ---------------------------------------------------------------------------------------
 
@@ -118,16 +137,6 @@ class TerraformReader:
                     self.failures.append((path, str(exc)))
             found.extend(self._parsed[path])
         return found
-
-    def local_calls(self, directory: str) -> set[str]:
-        """The directories a module calls as local modules (resolved, for telling roots from modules)."""
-        called: set[str] = set()
-        for block in self.blocks(directory):
-            source = attributes(block.body).get("source") if block.type == "module" else None
-            text = _literal_text(source)
-            if is_local_source(text):
-                called.add(os.path.realpath(os.path.join(directory, str(text))))
-        return called
 
     # --- modules -------------------------------------------------------------------------------------
 

@@ -186,3 +186,18 @@ def test_reading_a_tf_file_parses_each_file_once_in_one_process() -> None:
     report = check_paths([str(SOURCE)], CheckOptions())
     assert report.files == 3
     assert not report.failures
+
+
+def test_a_directory_named_by_a_source_line_that_is_no_module_call_is_still_read(tmp_path: Path) -> None:
+    # Given a root whose only "source" line is a provisioner's, naming a directory that holds a role
+    (tmp_path / "main.tf").write_text(
+        'resource "null_resource" "copy" {\n  provisioner "file" {\n    source = "./roles"\n  }\n}\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "roles").mkdir()
+    (tmp_path / "roles" / "role.tf").write_text(MODULE.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "roles" / "variables.tf").write_text(
+        (MODULE.parent / "variables.tf").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    # When the tree is walked, Then the role is reported as a root module's
+    assert list(_results(str(tmp_path))) == ["aws_iam_role.this[0]"]
