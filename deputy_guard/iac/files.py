@@ -62,11 +62,19 @@ def _too_large(limit: int) -> str:
     return f"larger than {limit} bytes: not read (raise the limit with --max-file-size)"
 
 
+_CHUNK: Final = 1 << 16
+
+
 def _read_bounded(handle: BinaryIO, limit: int) -> bytes:
-    data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise InputError(_too_large(limit))
-    return data
+    """At most ``limit`` bytes, read in chunks (asking for ``limit`` at once would allocate it every time)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := handle.read(min(_CHUNK, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise InputError(_too_large(limit))
+    return b"".join(chunks)
 
 
 def _read_text_bounded(limit: int) -> bytes:
@@ -102,9 +110,11 @@ def _inside(path: str, root: str) -> bool:
 def _refusal(path: str, root: str, limit: int) -> str | None:
     """Why a walked file must not be read, if it must not."""
     try:
-        if os.path.islink(path) and not _inside(os.path.realpath(path), root):
-            return "a symbolic link out of the checked directory: not followed"
-        status = os.stat(path)
+        status = os.lstat(path)
+        if stat.S_ISLNK(status.st_mode):
+            if not _inside(os.path.realpath(path), root):
+                return "a symbolic link out of the checked directory: not followed"
+            status = os.stat(path)
     except OSError as exc:
         return f"cannot read: {exc.strerror or exc}"
     if not stat.S_ISREG(status.st_mode):
