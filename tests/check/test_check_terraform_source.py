@@ -128,6 +128,17 @@ resource "aws_iam_role" "from_function" {
 resource "aws_iam_role" "from_remote" {
   assume_role_policy = module.remote.trust_json
 }
+data "aws_iam_policy_document" "dynamic" {
+  dynamic "statement" {
+    for_each = var.statements
+    content {
+      actions = ["sts:AssumeRole"]
+    }
+  }
+}
+resource "aws_iam_role" "from_dynamic" {
+  assume_role_policy = data.aws_iam_policy_document.dynamic.json
+}
 resource "aws_iam_role" "conditional" {
   assume_role_policy = jsonencode({
     Statement = [{
@@ -143,8 +154,10 @@ resource "aws_iam_role" "conditional" {
     assert {name: item["verdict"] for name, item in results.items()} == {
         "aws_iam_role.from_function": "needs_review",
         "aws_iam_role.from_remote": "needs_review",
+        "aws_iam_role.from_dynamic": "needs_review",
         "aws_iam_role.conditional": "needs_review",
     }
+    assert 'a dynamic "statement" block' in results["aws_iam_role.from_dynamic"]["problems"][0]["message"]
     assert all("unresolved_value" in _codes(item) for item in results.values())
     assert "templatefile()" in results["aws_iam_role.from_function"]["problems"][0]["message"]
     assert "module.remote.trust_json" in results["aws_iam_role.from_remote"]["problems"][0]["message"]
@@ -201,3 +214,14 @@ def test_a_directory_named_by_a_source_line_that_is_no_module_call_is_still_read
     )
     # When the tree is walked, Then the role is reported as a root module's
     assert list(_results(str(tmp_path))) == ["aws_iam_role.this[0]"]
+
+
+def test_sarif_results_for_tf_sources_point_at_the_trust_policy_line() -> None:
+    log = json.loads(run_cli("check", "--format", "sarif", str(SOURCE)).stdout)
+    locations = {
+        result["message"]["text"].split(" ", 2)[1]: result["locations"][0]["physicalLocation"]
+        for result in log["runs"][0]["results"]
+    }
+    module_role = locations["module.step_function.aws_iam_role.this[0]"]
+    assert module_role["artifactLocation"]["uri"] == "tests/fixtures/iac/terraform-src/modules/step-function/main.tf"
+    assert module_role["region"] == {"startLine": _line_of(MODULE, 'data "aws_iam_policy_document" "assume_role"')}
