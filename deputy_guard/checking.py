@@ -49,6 +49,8 @@ CHECK_SCHEMA_VERSION: Final = "1"
 _TERRAFORM_ACCOUNT: Final = "${" + ACCOUNT_REFERENCE + "}"
 _CFN_ACCOUNT: Final = {"Ref": "AWS::AccountId"}
 _TWELVE_DIGITS: Final = re.compile(r"(?<!\d)\d{12}(?!\d)")
+_ENGINE_VIEW: Final = re.compile(r"holds the template value .*: resolve the template first$")
+_TERRAFORM_VIEW: Final = "holds a value deputy-guard cannot know before the plan"
 
 
 @dataclass(frozen=True)
@@ -197,8 +199,14 @@ def _statement_of(path: tuple[str | int, ...]) -> int | None:
     return path[1] if len(path) > 1 and isinstance(path[1], int) else 0
 
 
-def _explain_unresolved(problems: list[Problem], unresolved: list[Unresolved]) -> list[Problem]:
-    """Add to the engine's unresolved_value problems why each value is unknown."""
+def _explain_unresolved(
+    problems: list[Problem], unresolved: list[Unresolved], terraform: bool = False
+) -> list[Problem]:
+    """Add to the engine's unresolved_value problems why each value is unknown.
+
+    For Terraform sources the engine's view of the value (the reader's internal form) says nothing to the
+    reader of the report: the reason, which names the expression as written, says it instead.
+    """
     reasons: dict[int | None, list[str]] = {}
     for item in unresolved:
         if item.engine_sees_it:
@@ -207,7 +215,8 @@ def _explain_unresolved(problems: list[Problem], unresolved: list[Unresolved]) -
     for problem in problems:
         why = reasons.get(problem.statement)
         if problem.code == ProblemCode.UNRESOLVED_VALUE and why:
-            problem = Problem(problem.code, problem.statement, f"{problem.message} ({'; '.join(dict.fromkeys(why))})")
+            message = _ENGINE_VIEW.sub(_TERRAFORM_VIEW, problem.message) if terraform else problem.message
+            problem = Problem(problem.code, problem.statement, f"{message} ({'; '.join(dict.fromkeys(why))})")
         out.append(problem)
     return out
 
@@ -327,7 +336,8 @@ class _Judge:
                     raise InputError(problem.message)
         verdict, problems = evaluation.verdict, list(evaluation.problems)
         unresolved = resolution.unresolved if resolution is not None else []
-        problems = _explain_unresolved(problems, unresolved)
+        from_source = site.source_form is not None
+        problems = _explain_unresolved(problems, unresolved, from_source)
         review: list[Problem] = []
         if site.duplicate_keys:
             review.append(
@@ -356,7 +366,7 @@ class _Judge:
             if len(literals) == 1:
                 # Judge the rest as if that literal were the deploying account: what would remain to fix.
                 as_literal, _, _ = self.run(site, literals[0], partition)
-                problems = _explain_unresolved(list(as_literal.problems), unresolved)
+                problems = _explain_unresolved(list(as_literal.problems), unresolved, from_source)
             else:
                 problems = [p for p in problems if p.code != ProblemCode.FOREIGN_ACCOUNT]
             review[:0] = restated
