@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from chalicelib.domain.engine import evaluate
 from chalicelib.domain.models import EngineOptions, Evaluation, Problem, ProblemCode, RoleContext, Verdict
-from chalicelib.domain.policy import clone_json, service_kind
+from chalicelib.domain.policy import service_kind
 from deputy_guard.exits import EXIT_ERROR as EXIT_BAD_INPUT
 from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
 from deputy_guard.iac.detect import sites_in
+from deputy_guard.iac.display import display_as_written, replace_text, template_display
 from deputy_guard.iac.files import DEFAULT_MAX_FILE_SIZE, STDIN, TERRAFORM_SUFFIX, module_files, read_text, walk
 from deputy_guard.iac.site import InputError, Kind, Site
 from deputy_guard.iac.tfrender import ACCOUNT_REFERENCE, render_fix, to_terraform
@@ -47,7 +47,6 @@ CHECK_SCHEMA_VERSION: Final = "1"
 
 # How a proposed fix names the deploying account when the check was not told it.
 _TERRAFORM_ACCOUNT: Final = "${" + ACCOUNT_REFERENCE + "}"
-_CFN_ACCOUNT: Final = {"Ref": "AWS::AccountId"}
 _TWELVE_DIGITS: Final = re.compile(r"(?<!\d)\d{12}(?!\d)")
 _ENGINE_VIEW: Final = re.compile(r"holds the template value .*: resolve the template first$")
 _TERRAFORM_VIEW: Final = "holds a value deputy-guard cannot know before the plan"
@@ -221,42 +220,6 @@ def _explain_unresolved(
     return out
 
 
-def _display(value: Any, mapping: Mapping[str, Any]) -> Any:
-    """``value`` with every resolved string (and stand-in) written back as the input had it."""
-    if isinstance(value, str):
-        return clone_json(mapping[value]) if value in mapping else value
-    if isinstance(value, list):
-        return [_display(item, mapping) for item in value]
-    if isinstance(value, dict):
-        if len(value) == 1:
-            ((key, item),) = value.items()
-            stand_in = next(iter(item), None) if isinstance(item, dict) and len(item) == 1 else key
-            if isinstance(stand_in, str) and stand_in.startswith(STAND_IN) and stand_in in mapping:
-                return clone_json(mapping[stand_in])
-        return {key: _display(item, mapping) for key, item in value.items()}
-    return value
-
-
-def _replace_text(value: Any, old: str, new: str) -> Any:
-    if isinstance(value, str):
-        return value.replace(old, new)
-    if isinstance(value, list):
-        return [_replace_text(item, old, new) for item in value]
-    if isinstance(value, dict):
-        return {key: _replace_text(item, old, new) for key, item in value.items()}
-    return value
-
-
-def _cfn_display(resolution: Resolution, context: RoleContext, options: EngineOptions) -> dict[str, Any]:
-    mapping = dict(resolution.display)
-    mapping.setdefault(context.account_id, _CFN_ACCOUNT)
-    for template in options.source_arns:
-        rendered = template.format(partition=context.partition, account=context.account_id)
-        written = template.format(partition="${AWS::Partition}", account="${AWS::AccountId}")
-        mapping.setdefault(rendered, {"Fn::Sub": written})
-    return mapping
-
-
 def _account_unknown(problems: tuple[Problem, ...], kind: Kind) -> tuple[list[Problem], list[str]]:
     """The engine's foreign_account problems, restated: without --account a literal account is unknown."""
     restated: list[Problem] = []
@@ -377,12 +340,12 @@ class _Judge:
             # Nothing to show: the written form of a policy matters only beside its fix.
             return result(verdict, tuple(problems), original)
         if resolution is not None:
-            mapping = _cfn_display(resolution, context, self.options.engine)
-            fixed = _display(fixed, mapping)
+            mapping = template_display(resolution, context, self.options.engine)
+            fixed = display_as_written(fixed, mapping)
             # A Terraform fix is shown as the source writes it, not as a diff of the JSON: no original needed.
-            original = _display(original, mapping) if site.source_form is None else None
+            original = display_as_written(original, mapping) if site.source_form is None else None
         elif known is None and fixed is not None:
-            fixed = _replace_text(fixed, ACCOUNT_PLACEHOLDER, _TERRAFORM_ACCOUNT)
+            fixed = replace_text(fixed, ACCOUNT_PLACEHOLDER, _TERRAFORM_ACCOUNT)
         if site.source_form is None:
             return result(verdict, tuple(problems), original, fixed)
         fixed = to_terraform(fixed)

@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any, Final
 
+from deputy_guard.iac.tfpolicy import STATEMENT_KEYS
+
 __all__ = ["ACCOUNT_REFERENCE", "PARTITION_REFERENCE", "render_fix", "to_terraform"]
 
 ACCOUNT_REFERENCE: Final = "data.aws_caller_identity.current.account_id"
@@ -74,14 +76,7 @@ def _listed(value: Any) -> list[Any]:
 
 def _statement_block(statement: dict[str, Any]) -> list[str]:
     lines = ["  statement {"]
-    for key, argument in (
-        ("Sid", "sid"),
-        ("Effect", "effect"),
-        ("Action", "actions"),
-        ("NotAction", "not_actions"),
-        ("Resource", "resources"),
-        ("NotResource", "not_resources"),
-    ):
+    for argument, key in STATEMENT_KEYS.items():
         if key in statement:
             value = statement[key] if key in ("Sid", "Effect") else _listed(statement[key])
             lines.append(f"    {argument} = {_hcl(value, 2)}")

@@ -18,7 +18,6 @@ and ``check`` reports it as ``unresolved_value``.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from typing import Any, Final
 
 from deputy_guard.iac.hcl import UNRESOLVED, Block, Node, Translator, attributes, blocks, parse, text_of, unresolved
 from deputy_guard.iac.site import InputError, Kind, Site
+from deputy_guard.iac.tfpolicy import interpolated_json, marker, merge_statements, statement
 
 __all__ = ["ROLE_TYPES", "TerraformReader", "is_local_source", "local_sources"]
 
@@ -45,20 +45,6 @@ _PSEUDO: Final = {
 }
 _STATE_MACHINES: Final = {"aws_sfn_state_machine": "stateMachine", "aws_sfn_activity": "activity"}
 _MAX_MODULE_DEPTH: Final = 16
-# Where an interpolation sat in a heredoc while its JSON is decoded.
-_PLACEHOLDER: Final = "@@deputy-guard-{}@@"
-_PLACEHOLDERS: Final = re.compile(r"@@deputy-guard-(\d+)@@")
-# statement argument -> IAM key
-_STATEMENT_KEYS: Final = {
-    "sid": "Sid",
-    "effect": "Effect",
-    "actions": "Action",
-    "not_actions": "NotAction",
-    "resources": "Resource",
-    "not_resources": "NotResource",
-}
-
-
 _SOURCE_LINE: Final = re.compile(r'^\s*source\s*=\s*"(\.\.?/[^"]*)"', re.MULTILINE)
 
 
@@ -280,8 +266,8 @@ class TerraformReader:
         return self._policy_site(value, form, line, common, set())
 
     def _policy_site(self, value: Any, form: str, line: int, common: dict[str, Any], seen: set[str]) -> Site:
-        marker = _marker(value)
-        if marker == _DOCUMENT_REF:
+        kind = marker(value)
+        if kind == _DOCUMENT_REF:
             key = value[_DOCUMENT_REF]
             built = self.document(key, seen)
             if isinstance(built, str):
@@ -293,16 +279,16 @@ class TerraformReader:
                 source_form=f"policy_document:{document.labels[1]}",
                 **{**common, "path": document.path},
             )
-        if marker == _JSON_ENCODE:
+        if kind == _JSON_ENCODE:
             return Site(line=line, policy=value[_JSON_ENCODE], source_form="jsonencode", **common)
-        if marker == UNRESOLVED:
+        if kind == UNRESOLVED:
             return Site(line=line, policy=None, unknown=_unknown_policy(value[UNRESOLVED]), **common)
         if isinstance(value, dict) and form == "jsonencode":
             return Site(line=line, policy=value, source_form="jsonencode", **common)
         if isinstance(value, str):
             return Site(line=line, policy=value, source_form="json", **{**common, "template": None})
-        if marker == "Fn::Sub":
-            decoded = _interpolated_json(value["Fn::Sub"])
+        if kind == "Fn::Sub":
+            decoded = interpolated_json(value["Fn::Sub"])
             if decoded is None:
                 reason = "an interpolation outside the JSON strings of the policy"
                 return Site(line=line, policy=None, unknown=_unknown_policy(reason), **common)
@@ -326,14 +312,14 @@ class TerraformReader:
                 own = self._statements(block, translator)
                 if isinstance(own, str):
                     return own
-                _merge(statements, own)
+                merge_statements(statements, own)
                 continue
             node = arguments.get(argument)
             documents = translator.attribute(node) if node is not None else []
             if not isinstance(documents, list):
                 return _unknown_policy(f"{argument} of data.{DOCUMENT}.{name} is not a list deputy-guard reads")
             for item in documents:
-                if _marker(item) != _DOCUMENT_REF:
+                if marker(item) != _DOCUMENT_REF:
                     return _unknown_policy(
                         f"{argument} of data.{DOCUMENT}.{name} names a document that is not an "
                         f"{DOCUMENT} of the same module"
@@ -341,7 +327,7 @@ class TerraformReader:
                 built = self.document(item[_DOCUMENT_REF], seen)
                 if isinstance(built, str):
                     return built
-                _merge(statements, built[0]["Statement"])
+                merge_statements(statements, built[0]["Statement"])
         policy: dict[str, Any] = {"Version": "2012-10-17"}
         for argument, key_name in (("version", "Version"), ("policy_id", "Id")):
             if argument in arguments:
@@ -355,85 +341,17 @@ class TerraformReader:
             if inner.type == "dynamic":
                 return _unknown_policy(f'a dynamic "{inner.labels[0] if inner.labels else ""}" block')
             if inner.type == "statement":
-                statements.append(_statement(inner, translator))
+                statements.append(statement(inner, translator))
         return statements
-
-
-def _statement(block: Block, translator: Translator) -> dict[str, Any]:
-    arguments = attributes(block.body)
-    statement: dict[str, Any] = {}
-    for argument, key in _STATEMENT_KEYS.items():
-        if argument in arguments:
-            statement[key] = translator.attribute(arguments[argument])
-    statement.setdefault("Effect", "Allow")
-    conditions: dict[str, Any] = {}
-    for inner in blocks(block.body, block.path):
-        if inner.type == "dynamic":
-            target = {"principals": "Principal", "not_principals": "NotPrincipal"}.get(
-                inner.labels[0] if inner.labels else "", "Condition"
-            )
-            statement[target] = unresolved(f'a dynamic "{inner.labels[0] if inner.labels else ""}" block')
-        elif inner.type in ("principals", "not_principals"):
-            key = "Principal" if inner.type == "principals" else "NotPrincipal"
-            _add_principals(statement, key, attributes(inner.body), translator)
-        elif inner.type == "condition":
-            found = attributes(inner.body)
-            test = translator.attribute(found["test"]) if "test" in found else None
-            variable = translator.attribute(found["variable"]) if "variable" in found else None
-            values = translator.attribute(found["values"]) if "values" in found else []
-            if isinstance(test, str) and isinstance(variable, str) and not isinstance(conditions.get(test), str):
-                conditions.setdefault(test, {})[variable] = values
-            else:
-                conditions.setdefault(UNRESOLVED, unresolved("a condition whose test or variable is not literal"))
-    if conditions:
-        statement["Condition"] = conditions.get(UNRESOLVED, conditions)
-    return statement
-
-
-def _add_principals(statement: dict[str, Any], key: str, found: dict[str, Any], translator: Translator) -> None:
-    kind = translator.attribute(found["type"]) if "type" in found else None
-    identifiers = translator.attribute(found["identifiers"]) if "identifiers" in found else []
-    current = statement.get(key)
-    if kind == "*" and identifiers == ["*"]:
-        statement[key] = "*"
-    elif not isinstance(kind, str) or current == "*" or _marker(current) == UNRESOLVED:
-        statement[key] = current if current == "*" else unresolved("a principal type that is not literal")
-    else:
-        mapping = current if isinstance(current, dict) else {}
-        previous = mapping.get(kind, [])
-        items = identifiers if isinstance(identifiers, list) else [identifiers]
-        mapping[kind] = (previous if isinstance(previous, list) else [previous]) + items
-        statement[key] = mapping
-
-
-def _merge(statements: list[Any], more: list[Any]) -> None:
-    """Add ``more`` to ``statements``; a statement with the ``Sid`` of one already there replaces it."""
-    for statement in more:
-        sid = statement.get("Sid") if isinstance(statement, dict) else None
-        index = next(
-            (i for i, old in enumerate(statements) if sid and isinstance(old, dict) and old.get("Sid") == sid), None
-        )
-        if index is None:
-            statements.append(statement)
-        else:
-            statements[index] = statement
-
-
-def _marker(value: Any) -> str | None:
-    if isinstance(value, dict) and len(value) == 1:
-        key = next(iter(value))
-        if isinstance(key, str) and key.startswith(("Fn::", "Ref")):
-            return key
-    return None
 
 
 def _step(value: Any, parts: list[str], text: str) -> Any:
     for part in parts:
-        if isinstance(value, dict) and _marker(value) is None and part in value:
+        if isinstance(value, dict) and marker(value) is None and part in value:
             value = value[part]
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
-        elif _marker(value) == UNRESOLVED:
+        elif marker(value) == UNRESOLVED:
             return value
         else:
             return unresolved(f"{text}: not found in the value it refers to")
@@ -476,32 +394,3 @@ def _unknown_policy(reason: str) -> str:
         f"the trust policy is not known before the plan ({reason}): deputy-guard cannot see which principals it "
         "trusts; write it with literals, locals or the account and partition data sources, or check the plan"
     )
-
-
-def _interpolated_json(argument: list[Any]) -> Any:
-    """A JSON document with ``${...}`` inside its strings, each string with one rebuilt as ``Fn::Sub``."""
-    text, variables = argument
-    names = list(variables)
-    tokened = text
-    for index, name in enumerate(names):
-        tokened = tokened.replace("${" + name + "}", _PLACEHOLDER.format(index))
-    try:
-        document = json.loads(tokened.replace("${!", "${"))
-    except ValueError:
-        return None
-
-    def rebuild(value: Any) -> Any:
-        if isinstance(value, str) and _PLACEHOLDERS.search(value):
-            whole = _PLACEHOLDERS.fullmatch(value)
-            if whole is not None:
-                return variables[names[int(whole.group(1))]]
-            escaped = value.replace("${", "${!")
-            used = {names[int(i)]: variables[names[int(i)]] for i in _PLACEHOLDERS.findall(escaped)}
-            return {"Fn::Sub": [_PLACEHOLDERS.sub(lambda m: "${" + names[int(m.group(1))] + "}", escaped), used]}
-        if isinstance(value, list):
-            return [rebuild(item) for item in value]
-        if isinstance(value, dict):
-            return {key: rebuild(item) for key, item in value.items()}
-        return value
-
-    return rebuild(document)
