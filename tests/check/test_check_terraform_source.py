@@ -225,3 +225,33 @@ def test_sarif_results_for_tf_sources_point_at_the_trust_policy_line() -> None:
     module_role = locations["module.step_function.aws_iam_role.this[0]"]
     assert module_role["artifactLocation"]["uri"] == "tests/fixtures/iac/terraform-src/modules/step-function/main.tf"
     assert module_role["region"] == {"startLine": _line_of(MODULE, 'data "aws_iam_policy_document" "assume_role"')}
+
+
+def test_each_fix_pasted_back_into_its_module_is_compliant(tmp_path: Path) -> None:
+    # Given every fix check proposes for the fixture, in the form the source wrote it
+    report = check_paths([str(SOURCE)], CheckOptions())
+    fixes = {result.resource: result.fixed_source for result in report.results if result.fixed_source}
+    assert set(fixes) == {
+        "aws_iam_role.test_role",
+        "aws_iam_role.batch",
+        "awscc_iam_role.audit",
+        "module.step_function.aws_iam_role.this[0]",
+    }
+    for index, (address, fix) in enumerate(sorted(fixes.items())):
+        # When each is pasted into a module of its own, beside the data sources it names
+        module = tmp_path / f"module-{index}"
+        module.mkdir()
+        kind = address.split(".")[-2].split("[")[0]
+        if fix.startswith("data "):
+            name = fix.split('"')[3]
+            role = (
+                f'resource "{kind}" "fixed" {{\n  assume_role_policy = data.aws_iam_policy_document.{name}.json\n}}\n'
+            )
+        else:
+            role = f'resource "{kind}" "fixed" {{\n{fix}}}\n'
+        prelude = 'data "aws_caller_identity" "current" {}\ndata "aws_partition" "current" {}\n'
+        locals_block = 'locals {\n  service_name = "states.amazonaws.com"\n}\n'
+        (module / "main.tf").write_text(prelude + locals_block + (fix if fix.startswith("data ") else "") + role)
+        # Then it is read back as compliant
+        results = _results(str(module))
+        assert [item["verdict"] for item in results.values()] == ["compliant"], (address, fix)
