@@ -159,8 +159,10 @@ Refs = Callable[[list[str], Node], Any]
 class Translator:
     """Expressions of one scope as values; ``refs`` resolves a reference's parts (and its text)."""
 
-    def __init__(self, refs: Refs) -> None:
+    def __init__(self, refs: Refs, read_file: Callable[[str], Any] | None = None) -> None:
         self.refs = refs
+        # file(path): the caller reads it (it knows which files may be read); None leaves file() unresolved.
+        self.read_file = read_file
 
     def attribute(self, attribute: Node) -> Any:
         return self.expression(attribute.named_children[-1])
@@ -276,12 +278,33 @@ class Translator:
         if name == "jsonencode" and len(arguments) == 1:
             # Kept as the value it encodes, so a trust policy written this way is read (and fixed) as written.
             return {"Fn::JsonEncode": arguments[0]}
+        if name == "file" and len(arguments) == 1 and self.read_file is not None:
+            path = _known_text(arguments[0])
+            if path is None:
+                return unresolved("file() of a path known only when Terraform runs")
+            return self.read_file(path)
         if name in _COLLECTIONS and all(isinstance(argument, list) for argument in arguments):
             items = [item for argument in arguments for item in argument] if name != "tolist" else arguments[0]
             if name == "flatten":
                 items = [x for item in items for x in (item if isinstance(item, list) else [item])]
             return items
         return unresolved(f"{name}(): a function deputy-guard does not evaluate")
+
+
+def _known_text(value: Any) -> str | None:
+    """Text, or a template (``Fn::Sub`` as ``_template`` builds it) whose every variable is known text."""
+    if isinstance(value, str):
+        return value
+    argument = value.get("Fn::Sub") if isinstance(value, dict) and len(value) == 1 else None
+    if not (isinstance(argument, list) and len(argument) == 2 and isinstance(argument[1], dict)):
+        return None
+    text, variables = argument
+    for name, item in variables.items():
+        known = _known_text(item)
+        if known is None:
+            return None
+        text = text.replace("${" + name + "}", known)
+    return str(text).replace("${!", "${")
 
 
 def template_pieces(node: Node) -> list[Any] | None:

@@ -60,5 +60,5 @@ class Site:
     # The file the policy is written in, when it is not the input's own (a Terraform module's other file).
     path: str | None = None
     # How a Terraform source wrote the policy, so the fix is shown the same way:
-    # "jsonencode", "json" (a heredoc or a string), or "policy_document:<name>".
+    # "jsonencode", "json" (a heredoc or a string), "file" (file() of a JSON file), or "policy_document:<name>".
     source_form: str | None = None

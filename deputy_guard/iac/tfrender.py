@@ -3,7 +3,7 @@
 ``to_terraform`` turns the values a policy was resolved from back into Terraform text (the account and
 partition become their data sources, a template its ``${...}`` as written). ``render_fix`` writes the whole
 fix: an ``aws_iam_policy_document`` data block for a policy document, ``jsonencode({...})`` for
-jsonencode, and a heredoc for JSON.
+jsonencode, the file's JSON for ``file()``, and a heredoc for JSON written in the ``.tf`` file.
 """
 
 from __future__ import annotations
@@ -114,4 +114,6 @@ def render_fix(policy: Any, form: str, attribute: str) -> str:
     if form == "jsonencode":
         return f"{attribute} = jsonencode({_hcl(policy, 0)})\n"
     body = json.dumps(policy, indent=2, ensure_ascii=False).replace("${!", "$${")
+    if form == "file":
+        return f"# the JSON file that {attribute} reads with file():\n{body}\n"
     return f"{attribute} = <<EOT\n{body}\nEOT\n"

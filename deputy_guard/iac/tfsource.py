@@ -136,7 +136,9 @@ class TerraformReader:
 
     def _module(self, directory: str, prefix: str, inputs: dict[str, Any] | None, depth: int) -> _Module:
         module = _Module(directory, prefix, self.blocks(directory), inputs, depth)
-        module.translator = Translator(lambda parts, node: self._reference(module, parts, node))
+        module.translator = Translator(
+            lambda parts, node: self._reference(module, parts, node), lambda path: self._file(module, path)
+        )
         self.modules.append(module)
         return module
 
@@ -205,9 +207,31 @@ class TerraformReader:
             }
         if root == "module":
             return unresolved(f"{text}: a module output, which deputy-guard does not read")
+        if parts == ["path", "module"]:
+            return os.path.abspath(module.directory)
+        if parts in (["path", "root"], ["path", "cwd"]):
+            return os.path.abspath(self.modules[0].directory if self.modules else module.directory)
         if root in ("count", "each", "path", "terraform", "self"):
             return unresolved(f"{text}: known only when Terraform runs")
         return unresolved(f"{text}: an attribute known only after apply")
+
+    def _file(self, module: _Module, path: str) -> Any:
+        """``file(path)``: the text of a file inside the module's or the root module's directory.
+
+        Terraform reads a relative path from the root module's directory (``path.module`` names the module's
+        own). Anything outside both stays unread: a pull request must not make ``check`` read the machine.
+        """
+        root = self.modules[0].directory if self.modules else module.directory
+        target = os.path.realpath(os.path.join(root, path))
+        allowed = [os.path.realpath(module.directory), os.path.realpath(root)]
+        if not any(target == place or target.startswith(place + os.sep) for place in allowed):
+            return unresolved(f'file("{path}"): outside the module, not read')
+        if not os.path.isfile(target):
+            return unresolved(f'file("{path}"): not a regular file of the module')
+        try:
+            return self._read(target)
+        except InputError as exc:
+            return unresolved(f'file("{path}"): {exc}')
 
     def _local(self, module: _Module, name: str) -> Any:
         if name in module.locals:
@@ -262,7 +286,9 @@ class TerraformReader:
         value = module.translator.attribute(argument)
         line = argument.start_point[0] + 1
         expression = argument.named_children[-1]
-        form = "jsonencode" if _is_call(expression, "jsonencode") else "json"
+        form = (
+            "jsonencode" if _is_call(expression, "jsonencode") else "file" if _is_call(expression, "file") else "json"
+        )
         return self._policy_site(value, form, line, common, set())
 
     def _policy_site(self, value: Any, form: str, line: int, common: dict[str, Any], seen: set[str]) -> Site:
@@ -286,7 +312,7 @@ class TerraformReader:
         if isinstance(value, dict) and form == "jsonencode":
             return Site(line=line, policy=value, source_form="jsonencode", **common)
         if isinstance(value, str):
-            return Site(line=line, policy=value, source_form="json", **{**common, "template": None})
+            return Site(line=line, policy=value, source_form=form, **{**common, "template": None})
         if kind == "Fn::Sub":
             decoded = interpolated_json(value["Fn::Sub"])
             if decoded is None:

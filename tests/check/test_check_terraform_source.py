@@ -12,6 +12,7 @@ from typing import Any
 
 from deputy_guard.checking import CheckOptions, check_paths
 from tests.check.conftest import FOREIGN, IAC, OWN, run_cli
+from tests.documents import VULNERABLE
 
 SOURCE = IAC / "terraform-src"
 MAIN = SOURCE / "main.tf"
@@ -255,3 +256,29 @@ def test_each_fix_pasted_back_into_its_module_is_compliant(tmp_path: Path) -> No
         # Then it is read back as compliant
         results = _results(str(module))
         assert [item["verdict"] for item in results.values()] == ["compliant"], (address, fix)
+
+
+def test_file_reads_a_policy_inside_the_module_and_nothing_outside(tmp_path: Path) -> None:
+    # Given a role whose trust policy is a JSON file of the module, and one that names a file outside it
+    (tmp_path / "trust.json").write_text(json.dumps(VULNERABLE), encoding="utf-8")
+    (tmp_path / "main.tf").write_text(
+        """
+resource "aws_iam_role" "from_file" {
+  assume_role_policy = file("${path.module}/trust.json")
+}
+resource "aws_iam_role" "outside" {
+  assume_role_policy = file("/etc/hostname")
+}
+""",
+        encoding="utf-8",
+    )
+    # When the module is checked (the walk also judges trust.json itself, as a plain policy)
+    results = _results("--account", OWN, str(tmp_path))
+    # Then the file is judged as the policy, and the fix is shown as the file's JSON
+    assert results["aws_iam_role.from_file"]["verdict"] == "non_compliant"
+    text = run_cli("check", "--account", OWN, str(tmp_path / "main.tf")).stdout
+    assert "# the JSON file that assume_role_policy reads with file():" in text
+    # And the file outside the module is not read: the policy is unknown
+    outside = results["aws_iam_role.outside"]
+    assert outside["verdict"] == "needs_review"
+    assert 'file("/etc/hostname"): outside the module, not read' in outside["problems"][0]["message"]
