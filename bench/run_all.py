@@ -194,6 +194,10 @@ def summary(results: dict[str, Any]) -> tuple[str, bool]:
             rows.append(
                 (f"check DIR ({label}): policies per second", f"≥ {target:,}", f"{measured:,}", measured >= target)
             )
+        terraform, target = check["in_process_terraform"]["files_per_second"], check["target_tf_files_per_second"]
+        rows.append(
+            ("check DIR (in process): .tf files per second", f"≥ {target:,}", f"{terraform:,}", terraform >= target)
+        )
     lines = ["| benchmark | target | measured | met |", "|---|---|---|---|"]
     for name, target, measured, met in rows:
         met_all = met_all and met is not False

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Final
 
 from chalicelib.domain.models import Evaluation, Verdict
 from chalicelib.domain.policy import render_diff, to_pretty_json
 from chalicelib.domain.render import evidence_lines
 from deputy_guard.checking import CHECK_SCHEMA_VERSION, PASSING, Failure, Report, Result
-from deputy_guard.iac.detect import STDIN
+from deputy_guard.iac.files import STDIN
 
-__all__ = ["FORMATS", "display_path", "failure_line", "render", "render_evaluation_text"]
+__all__ = ["FORMATS", "display_path", "escape_controls", "failure_line", "render", "render_evaluation_text"]
 
 FORMATS: Final = ("text", "json", "sarif")
 _STDIN_NAME: Final = "<stdin>"
+# Characters a terminal acts on rather than shows (C0 and C1 controls but the newline, and the bidirectional
+# overrides): a file name or a logical id holding them could rewrite or hide the lines around it.
+_CONTROLS: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as a visible escape (``\\x1b``); newlines kept."""
+    return _CONTROLS.sub(lambda found: json.dumps(found.group())[1:-1].replace("\\u00", "\\x"), text)
 
 
 def display_path(path: str) -> str:
@@ -25,7 +34,7 @@ def display_path(path: str) -> str:
 def failure_line(failure: Failure) -> str:
     """One line for stderr: where, which role if any, and what went wrong."""
     where = display_path(failure.path) + (f" ({failure.resource})" if failure.resource else "")
-    return " ".join(f"{where}: {failure.message}".split())
+    return escape_controls(" ".join(f"{where}: {failure.message}".split()))
 
 
 def render_evaluation_text(evaluation: Evaluation) -> str:
@@ -52,7 +61,10 @@ def _result_text(result: Result) -> str:
         lines.append(f"  note: {result.note}")
     if not result.passing:
         lines.extend(f"  {line}" for line in evidence_lines(result.services))
-    if result.fixed_policy is not None and result.original is not None:
+    if result.fixed_source is not None:
+        lines.append("  proposed fix, as the source writes it:")
+        lines.extend(f"    {line}" for line in result.fixed_source.splitlines())
+    elif result.fixed_policy is not None and result.original is not None:
         lines.append("  proposed fix:")
         diff = render_diff(result.original, result.fixed_policy, "current", "fixed")
         lines.extend(f"    {line}" for line in diff.splitlines())
@@ -107,4 +119,4 @@ def render(report: Report, output: str) -> str:
         from deputy_guard.sarif import to_sarif
 
         return json.dumps(to_sarif(report), indent=2, ensure_ascii=False) + "\n"
-    return _json(report) if output == "json" else _text(report)
+    return _json(report) if output == "json" else escape_controls(_text(report))

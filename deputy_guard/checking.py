@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from chalicelib.domain.catalogue import DEFAULT_SERVICES
 from chalicelib.domain.engine import evaluate
 from chalicelib.domain.models import EngineOptions, Evaluation, Problem, ProblemCode, RoleContext, Verdict
-from chalicelib.domain.policy import clone_json, service_kind
+from chalicelib.domain.policy import service_kind
 from deputy_guard.exits import EXIT_ERROR as EXIT_BAD_INPUT
 from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
-from deputy_guard.iac.detect import STDIN, WALKED_SUFFIXES, read_text, sites_in
+from deputy_guard.iac.detect import sites_in
+from deputy_guard.iac.display import display_as_written, replace_text, template_display
+from deputy_guard.iac.files import DEFAULT_MAX_FILE_SIZE, STDIN, TERRAFORM_SUFFIX, module_files, read_text, walk
 from deputy_guard.iac.site import InputError, Kind, Site
+from deputy_guard.iac.tfrender import ACCOUNT_REFERENCE, render_fix, to_terraform
+from deputy_guard.iac.tfsource import ROLE_TYPES, TerraformReader, local_sources
 from deputy_guard.iac.values import ACCOUNT_PLACEHOLDER, STAND_IN, Deployment, Resolution, Unresolved, resolve
 
 __all__ = [
@@ -44,9 +47,10 @@ PASSING: Final = frozenset({Verdict.COMPLIANT, Verdict.NOT_APPLICABLE})
 CHECK_SCHEMA_VERSION: Final = "1"
 
 # How a proposed fix names the deploying account when the check was not told it.
-_TERRAFORM_ACCOUNT: Final = "${data.aws_caller_identity.current.account_id}"
-_CFN_ACCOUNT: Final = {"Ref": "AWS::AccountId"}
+_TERRAFORM_ACCOUNT: Final = "${" + ACCOUNT_REFERENCE + "}"
 _TWELVE_DIGITS: Final = re.compile(r"(?<!\d)\d{12}(?!\d)")
+_ENGINE_VIEW: Final = re.compile(r"holds the template value .*: resolve the template first$")
+_TERRAFORM_VIEW: Final = "holds a value deputy-guard cannot know before the plan"
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class CheckOptions:
     role_path: str | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
     ignore_unknown: bool = False
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class Result:
     fixed_policy: Any = None
     note: str | None = None
     services: tuple[str, ...] = ()  # the selected principals its in-scope statements trust
+    fixed_source: str | None = None
+    column: int | None = None
 
     @property
     def passing(self) -> bool:
@@ -132,18 +139,6 @@ class Report:
         for result in self.results:
             counts[result.verdict.value] += 1
         return counts
-
-
-# --------------------------------------------------------------------------------------------------
-# Inputs
-
-
-def _walk(directory: str) -> Iterator[str]:
-    for root, folders, files in os.walk(directory):
-        folders[:] = sorted(name for name in folders if not name.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and name.lower().endswith(WALKED_SUFFIXES):
-                yield os.path.join(root, name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -210,8 +205,14 @@ def _statement_of(path: tuple[str | int, ...]) -> int | None:
     return path[1] if len(path) > 1 and isinstance(path[1], int) else 0
 
 
-def _explain_unresolved(problems: list[Problem], unresolved: list[Unresolved]) -> list[Problem]:
-    """Add to the engine's unresolved_value problems why each value is unknown."""
+def _explain_unresolved(
+    problems: list[Problem], unresolved: list[Unresolved], terraform: bool = False
+) -> list[Problem]:
+    """Add to the engine's unresolved_value problems why each value is unknown.
+
+    For Terraform sources the engine's view of the value (the reader's internal form) says nothing to the
+    reader of the report: the reason, which names the expression as written, says it instead.
+    """
     reasons: dict[int | None, list[str]] = {}
     for item in unresolved:
         if item.engine_sees_it:
@@ -220,45 +221,10 @@ def _explain_unresolved(problems: list[Problem], unresolved: list[Unresolved]) -
     for problem in problems:
         why = reasons.get(problem.statement)
         if problem.code == ProblemCode.UNRESOLVED_VALUE and why:
-            problem = Problem(problem.code, problem.statement, f"{problem.message} ({'; '.join(dict.fromkeys(why))})")
+            message = _ENGINE_VIEW.sub(_TERRAFORM_VIEW, problem.message) if terraform else problem.message
+            problem = Problem(problem.code, problem.statement, f"{message} ({'; '.join(dict.fromkeys(why))})")
         out.append(problem)
     return out
-
-
-def _display(value: Any, mapping: Mapping[str, Any]) -> Any:
-    """``value`` with every resolved string (and stand-in) written back as the input had it."""
-    if isinstance(value, str):
-        return clone_json(mapping[value]) if value in mapping else value
-    if isinstance(value, list):
-        return [_display(item, mapping) for item in value]
-    if isinstance(value, dict):
-        if len(value) == 1:
-            ((key, item),) = value.items()
-            stand_in = next(iter(item), None) if isinstance(item, dict) and len(item) == 1 else key
-            if isinstance(stand_in, str) and stand_in.startswith(STAND_IN) and stand_in in mapping:
-                return clone_json(mapping[stand_in])
-        return {key: _display(item, mapping) for key, item in value.items()}
-    return value
-
-
-def _replace_text(value: Any, old: str, new: str) -> Any:
-    if isinstance(value, str):
-        return value.replace(old, new)
-    if isinstance(value, list):
-        return [_replace_text(item, old, new) for item in value]
-    if isinstance(value, dict):
-        return {key: _replace_text(item, old, new) for key, item in value.items()}
-    return value
-
-
-def _cfn_display(resolution: Resolution, context: RoleContext, options: EngineOptions) -> dict[str, Any]:
-    mapping = dict(resolution.display)
-    mapping.setdefault(context.account_id, _CFN_ACCOUNT)
-    for template in options.source_arns:
-        rendered = template.format(partition=context.partition, account=context.account_id)
-        written = template.format(partition="${AWS::Partition}", account="${AWS::AccountId}")
-        mapping.setdefault(rendered, {"Fn::Sub": written})
-    return mapping
 
 
 def _account_unknown(problems: tuple[Problem, ...], kind: Kind) -> tuple[list[Problem], list[str]]:
@@ -305,6 +271,7 @@ class _Judge:
 
     def judge(self, path: str, site: Site) -> Result:
         known, partition = _role_facts(site, self.options)
+        path = site.path or path
 
         def result(
             verdict: Verdict,
@@ -312,6 +279,7 @@ class _Judge:
             original: Any = None,
             fixed: Any = None,
             services: tuple[str, ...] = (),
+            source: str | None = None,
         ) -> Result:
             return Result(
                 path,
@@ -325,6 +293,8 @@ class _Judge:
                 fixed,
                 site.note,
                 services,
+                source,
+                site.column,
             )
 
         if site.unknown is not None:
@@ -338,7 +308,8 @@ class _Judge:
                     raise InputError(problem.message)
         verdict, problems = evaluation.verdict, list(evaluation.problems)
         unresolved = resolution.unresolved if resolution is not None else []
-        problems = _explain_unresolved(problems, unresolved)
+        from_source = site.source_form is not None
+        problems = _explain_unresolved(problems, unresolved, from_source)
         review: list[Problem] = []
         if site.duplicate_keys:
             review.append(
@@ -367,19 +338,29 @@ class _Judge:
             if len(literals) == 1:
                 # Judge the rest as if that literal were the deploying account: what would remain to fix.
                 as_literal, _, _ = self.run(site, literals[0], partition)
-                problems = _explain_unresolved(list(as_literal.problems), unresolved)
+                problems = _explain_unresolved(list(as_literal.problems), unresolved, from_source)
             else:
                 problems = [p for p in problems if p.code != ProblemCode.FOREIGN_ACCOUNT]
             review[:0] = restated
         if review:
             return result(Verdict.NEEDS_REVIEW, (*review, *problems), services=evaluation.services)
         original, fixed = evaluation.original, evaluation.fixed_policy
+        if fixed is None:
+            # Nothing to show: the written form of a policy matters only beside its fix.
+            return result(verdict, tuple(problems), original, services=evaluation.services)
         if resolution is not None:
-            mapping = _cfn_display(resolution, context, self.options.engine)
-            original, fixed = _display(original, mapping), _display(fixed, mapping)
+            mapping = template_display(resolution, context, self.options.engine)
+            fixed = display_as_written(fixed, mapping)
+            # A Terraform fix is shown as the source writes it, not as a diff of the JSON: no original needed.
+            original = display_as_written(original, mapping) if site.source_form is None else None
         elif known is None and fixed is not None:
-            fixed = _replace_text(fixed, ACCOUNT_PLACEHOLDER, _TERRAFORM_ACCOUNT)
-        return result(verdict, tuple(problems), original, fixed, evaluation.services)
+            fixed = replace_text(fixed, ACCOUNT_PLACEHOLDER, _TERRAFORM_ACCOUNT)
+        if site.source_form is None:
+            return result(verdict, tuple(problems), original, fixed, evaluation.services)
+        fixed = to_terraform(fixed)
+        role_type = (site.resource or "").rsplit(".", 2)[-2].split("[")[0] if site.resource else ""
+        source = render_fix(fixed, site.source_form, ROLE_TYPES.get(role_type, "assume_role_policy"))
+        return result(verdict, tuple(problems), original, fixed, evaluation.services, source)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -388,7 +369,7 @@ class _Judge:
 
 def _check_one(report: Report, judge: _Judge, name: str, strict: bool) -> None:
     try:
-        sites = sites_in(read_text(name), name, strict=strict)
+        sites = sites_in(read_text(name, judge.options.max_file_size), name, strict=strict)
     except InputError as exc:
         report.failures.append(Failure(name, str(exc)))
         return
@@ -403,6 +384,68 @@ def _check_one(report: Report, judge: _Judge, name: str, strict: bool) -> None:
             report.failures.append(Failure(name, str(exc), site.resource))
 
 
+def _check_terraform(report: Report, judge: _Judge, directories: dict[str, list[str]], only: str | None = None) -> None:
+    """The roles of the Terraform modules in ``directories`` (or of the file ``only``), local modules included.
+
+    ``directories`` maps each module directory to the ``.tf`` files a walk already vetted there (empty: list
+    them). A directory that another one calls as a local module is read through that call, with its
+    arguments. Each root module is read with a reader of its own, so the parse trees of one module at a time
+    stay in memory (a walk of thousands of modules would otherwise keep every tree for the garbage collector
+    to visit).
+    """
+    limit = judge.options.max_file_size
+    reported = {failure.path for failure in report.failures}
+
+    def listed(directory: str) -> list[str]:
+        if directories.get(directory):
+            return directories[directory]
+        files = module_files(directory, limit)
+        for item in files:
+            if item.refusal is not None and item.path not in reported:
+                reported.add(item.path)
+                report.failures.append(Failure(item.path, item.refusal))
+        return [item.path for item in files if item.refusal is None]
+
+    def read(name: str) -> str:
+        return read_text(name, limit)
+
+    called: set[str] = set()
+    if only is None:
+        for directory, files in directories.items():
+            for name in files:
+                try:
+                    sources = local_sources(read(name))
+                except InputError:
+                    continue  # reported when the module is read
+                called.update(os.path.realpath(os.path.join(directory, source)) for source in sources)
+    files_read: set[str] = set()
+    directories_read: set[str] = set()
+
+    def check_root(directory: str) -> None:
+        reader = TerraformReader(read, listed)
+        for site in reader.sites(directory, only):
+            try:
+                report.results.append(judge.judge(site.path or directory, site))
+            except InputError as exc:
+                report.failures.append(Failure(site.path or directory, str(exc), site.resource))
+        for path, message in reader.failures:
+            if path not in reported:
+                reported.add(path)
+                report.failures.append(Failure(path, message))
+        files_read.update(reader.files_read)
+        directories_read.update(reader.directories_read)
+        reader.close()
+
+    for directory in directories:
+        if os.path.realpath(directory) not in called:
+            check_root(directory)
+    # A directory some `source` line named but no module call read (the line was not a module's) is a root.
+    for directory in directories:
+        if os.path.realpath(directory) not in directories_read:
+            check_root(directory)
+    report.files += 1 if only is not None else len(files_read)
+
+
 def check_paths(paths: list[str], options: CheckOptions) -> Report:
     """Check every input; unreadable inputs become failures and never stop the others."""
     report = Report(with_services=options.engine.services != DEFAULT_SERVICES)
@@ -410,19 +453,31 @@ def check_paths(paths: list[str], options: CheckOptions) -> Report:
     seen: set[str] = set()
     for path in paths or [STDIN]:
         if path != STDIN and os.path.isdir(path):
-            before = report.files
-            for found in _walk(path):
-                if found not in seen:
-                    seen.add(found)
-                    _check_one(report, judge, found, strict=True)
-            if report.files == before:
+            before = report.files, len(report.failures)
+            modules: dict[str, list[str]] = {}
+            for found in walk(path, options.max_file_size):
+                if found.path in seen:
+                    continue
+                seen.add(found.path)
+                if found.refusal is not None:
+                    report.failures.append(Failure(found.path, found.refusal))
+                elif found.path.endswith(TERRAFORM_SUFFIX):
+                    modules.setdefault(os.path.dirname(found.path), []).append(found.path)
+                else:
+                    _check_one(report, judge, found.path, strict=True)
+            if modules:
+                _check_terraform(report, judge, modules)
+            if (report.files, len(report.failures)) == before:
                 # Nothing to check where the user pointed: a wrong path or a missing build step, not a pass.
                 report.failures.append(
                     Failure(path, "cannot read a trust policy, GetRole response, template or plan in this directory")
                 )
         elif path not in seen:
             seen.add(path)
-            _check_one(report, judge, path, strict=options.ignore_unknown)
+            if path.endswith(TERRAFORM_SUFFIX) and os.path.isfile(path):
+                _check_terraform(report, judge, {os.path.dirname(path) or ".": []}, only=path)
+            else:
+                _check_one(report, judge, path, strict=options.ignore_unknown)
     one_input = len(paths) <= 1 and not (paths and os.path.isdir(paths[0]))
     one_role = len(report.results) == 1 and report.results[0].kind in (Kind.POLICY, Kind.GET_ROLE)
     report.single = one_input and (

@@ -22,6 +22,7 @@ from deputy_guard.checking import CheckOptions, check_paths
 from deputy_guard.exits import EXIT_ERROR as EXIT_BAD_INPUT
 from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
 from deputy_guard.formats import SCAN_FORMATS
+from deputy_guard.iac.files import DEFAULT_MAX_FILE_SIZE, parse_size
 from deputy_guard.org_scan import DEFAULT_CONCURRENCY as DEFAULT_ACCOUNT_CONCURRENCY
 from deputy_guard.org_scan import EXIT_EPILOG as ORG_EXIT_EPILOG
 from deputy_guard.org_scan import concurrency as org_concurrency
@@ -85,6 +86,13 @@ def _size_quota(text: str) -> int:
     return value
 
 
+def _file_size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _role_path(text: str) -> str:
     if not (text.startswith("/") and text.endswith("/")):
         raise argparse.ArgumentTypeError(f"an IAM path starts and ends with '/': {text!r}")
@@ -96,7 +104,8 @@ Each PATH is a file, a directory (walked recursively; hidden folders and files o
 *.json, *.yaml, *.yml and *.template are skipped, as is anything that is none of the kinds below)
 or - for stdin (the default). Recognised by content: a trust policy, a GetRole or ListRoles response,
 a CloudFormation template in JSON or YAML (SAM and CDK cdk.out included: every AWS::IAM::Role),
-and a Terraform plan from `terraform show -json` (every aws_iam_role it creates, updates or keeps).
+a Terraform plan from `terraform show -json` (every aws_iam_role it creates, updates or keeps),
+and Terraform sources: *.tf files (every aws_iam_role and awscc_iam_role, local modules included).
 
 The role's account decides what "pinned" means, so it must be known:
   * --account ID, or
@@ -131,16 +140,22 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="evaluate trust policies, templates and plans offline and propose fixes",
         description="Evaluate trust policies offline, in policy files, GetRole output, CloudFormation "
-        "(SAM, CDK) templates and Terraform plans: verdict, problems and the fixed policy.",
+        "(SAM, CDK) templates, Terraform plans and .tf sources: verdict, problems and the fixed policy.",
         epilog=_CHECK_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument(
         "paths",
         nargs="*",
-        default=["-"],
         metavar="PATH",
-        help="a file, a directory to walk, or - for stdin (default: -)",
+        help="a file, a directory to walk, or - for stdin (default: stdin, when it is not a terminal)",
+    )
+    check.add_argument(
+        "--max-file-size",
+        type=_file_size,
+        default=DEFAULT_MAX_FILE_SIZE,
+        metavar="BYTES",
+        help="refuse inputs larger than this (512k, 20M...; default: %(default)s bytes)",
     )
     check.add_argument(
         "--ignore-unknown",
@@ -289,7 +304,14 @@ def run_check(args: argparse.Namespace) -> int:
         role_path=args.path,
         engine=engine,
         ignore_unknown=args.ignore_unknown,
+        max_file_size=args.max_file_size,
     )
+    if not args.paths and sys.stdin.isatty():
+        # Waiting in silence for a document nobody will type looks like a hang.
+        raise UsageError(
+            "check needs a PATH when stdin is a terminal: name a file or directory, or pipe a document in "
+            f"(usage: {PROG} check [OPTIONS] PATH...)"
+        )
     report = check_paths(args.paths, options)
     for failure in report.failures:
         sys.stderr.write(f"{PROG}: error: {failure_line(failure)}\n")

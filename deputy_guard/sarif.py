@@ -23,7 +23,7 @@ from chalicelib.domain.catalogue import entry_named
 from chalicelib.domain.models import ProblemCode, Verdict
 from chalicelib.domain.render import evidence_line
 from deputy_guard.checking import Failure, Report, Result
-from deputy_guard.iac.detect import STDIN
+from deputy_guard.iac.files import STDIN
 
 __all__ = ["RULES", "SARIF_SCHEMA", "SARIF_VERSION", "TOOL_NAME", "artifact_uri", "rule", "to_sarif", "tool_version"]
 
@@ -157,10 +157,10 @@ def tool_version() -> str:
         return "0+unknown"
 
 
-def _location(uri: str, line: int | None) -> dict[str, Any]:
+def _location(uri: str, line: int | None, column: int | None = None) -> dict[str, Any]:
     physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
     if line is not None:
-        physical["region"] = {"startLine": line}
+        physical["region"] = {"startLine": line} | ({"startColumn": column} if column is not None else {})
     return {"physicalLocation": physical}
 
 
@@ -188,7 +188,7 @@ def _results(result: Result, uri: str, rule_index: dict[str, int], seen: dict[st
                 "ruleIndex": rule_index[code],
                 "level": level,
                 "message": {"text": f"Role {result.label} ({result.verdict.value}), {where}: {problem.message}.{note}"},
-                "locations": [_location(uri, result.line)],
+                "locations": [_location(uri, result.line, result.column)],
                 "partialFingerprints": {FINGERPRINT: _fingerprint(key, str(seen[key]))},
             }
         )

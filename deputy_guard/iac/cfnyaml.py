@@ -7,7 +7,10 @@ PyYAML (the C loader when libyaml is there) with a loader of our own:
 - plain scalars that YAML 1.1 would turn into dates, integers or floats stay the text that was written,
   as CloudFormation passes it on (``Version: 2012-10-17`` is the string ``"2012-10-17"``, not a date, and
   an account id with a leading zero is not read as an octal number);
-- the 1-based line of every mapping key is kept, and mappings with a duplicate key are remembered.
+- the 1-based line of every mapping key is kept, and mappings with a duplicate key are remembered;
+- aliases are counted before anything is built: a document whose aliases would expand it past
+  ``MAX_EXPANDED_NODES`` nodes (and past what is written) is refused, so a "billion laughs" costs
+  time and memory in proportion to its text, not to its expansion.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from typing import Any
 
 import yaml
 
-__all__ = ["LoadedYaml", "YamlError", "load"]
+__all__ = ["MAX_EXPANDED_NODES", "LoadedYaml", "YamlError", "load"]
+
+# Far more nodes than a template of CloudFormation's largest size (1 MB) holds.
+MAX_EXPANDED_NODES = 100_000
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _AS_TEXT = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")
@@ -105,15 +111,58 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
 _Loader.add_multi_constructor("!", _short_form)
 
 
-def load(text: str) -> LoadedYaml:
-    """Load one YAML document as CloudFormation reads it; raises YamlError for anything else."""
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
+
+
+def _check_expansion(root: yaml.Node, limit: int) -> None:
+    """Refuse a document whose aliases expand it past ``limit`` nodes (linear in the nodes written).
+
+    An alias is the same node object reached twice, so each distinct node's expanded size is computed
+    once, children first, without recursion.
+    """
+    sizes: dict[int, int] = {}
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        children = _children(node)
+        if not expanded:
+            if id(node) not in seen:
+                seen.add(id(node))
+                stack.append((node, True))
+                stack.extend((child, False) for child in children if id(child) not in seen)
+            continue
+        written = len(seen)
+        total = 1 + sum(sizes.get(id(child), 1) for child in children)
+        if total > max(limit, written):
+            raise YamlError(
+                f"line {node.start_mark.line + 1}: aliases expand the document past {max(limit, written)} nodes; "
+                "not read"
+            )
+        sizes[id(node)] = total
+
+
+def load(text: str, source: str = "<stdin>", limit: int = MAX_EXPANDED_NODES) -> LoadedYaml:
+    """Load one YAML document as CloudFormation reads it; raises YamlError for anything else.
+
+    ``source`` names the input in messages (PyYAML would say ``<unicode string>``).
+    """
     loader = _Loader(text)
     loader.key_lines = {}
     loader.duplicated = set()
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        if node is not None:
+            _check_expansion(node, limit)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        raise YamlError(" ".join(str(exc).split())) from exc
+        message = " ".join(str(exc).split()).replace('"<unicode string>"', f'"{source}"')
+        raise YamlError(message) from exc
     except RecursionError as exc:
         raise YamlError("the document is nested too deeply") from exc
     finally:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from deputy_guard.iac.langext import FOR_EACH, expand
 from deputy_guard.iac.site import Kind, Lines, Site
 
-__all__ = ["SAM_STATE_MACHINE_TRUST", "is_template", "read_template"]
+__all__ = ["SAM_STATE_MACHINE_TRUST", "is_template", "looks_like_template", "read_template"]
 
 ROLE_TYPE: Final = "AWS::IAM::Role"
 SAM_STATE_MACHINE: Final = "AWS::Serverless::StateMachine"
@@ -26,14 +27,26 @@ SAM_STATE_MACHINE_TRUST: Final = {
 _TEMPLATE_KEYS: Final = ("AWSTemplateFormatVersion", "Transform")
 
 
+def _typed(key: Any, item: Any) -> bool:
+    """A resource with a type, or a ``Fn::ForEach`` loop that makes resources."""
+    if isinstance(key, str) and key.startswith(FOR_EACH):
+        return isinstance(item, list)
+    return isinstance(item, dict) and isinstance(item.get("Type"), str)
+
+
 def is_template(data: Any) -> bool:
-    """A CloudFormation template: a ``Resources`` map of typed resources, or the template version key."""
+    """A CloudFormation template: a non-empty ``Resources`` map of typed resources (or loops making them)."""
     if not isinstance(data, dict):
         return False
     resources = data.get("Resources")
-    if isinstance(resources, dict) and resources:
-        return all(isinstance(item, dict) and isinstance(item.get("Type"), str) for item in resources.values())
-    return isinstance(resources, dict) and any(key in data for key in _TEMPLATE_KEYS)
+    return isinstance(resources, dict) and bool(resources) and all(_typed(k, v) for k, v in resources.items())
+
+
+def looks_like_template(data: Any) -> bool:
+    """Whether a document says it is a template (the version key, a transform, or a ``Resources`` map)."""
+    if not isinstance(data, dict):
+        return False
+    return any(key in data for key in _TEMPLATE_KEYS) or isinstance(data.get("Resources"), dict)
 
 
 def _duplicated(value: Any, lines: Lines) -> bool:
@@ -48,12 +61,16 @@ def _text(value: Any, default: str) -> str:
     return value if isinstance(value, str) else default
 
 
-def _role(template: Mapping[str, Any], logical_id: str, resource: Mapping[str, Any], lines: Lines) -> Site:
+def _role(
+    template: Mapping[str, Any], logical_id: str, resource: Mapping[str, Any], lines: Lines, loop_line: int | None
+) -> Site:
     properties = resource.get("Properties")
     properties = properties if isinstance(properties, dict) else {}
     policy = properties.get("AssumeRolePolicyDocument")
-    line = lines.key_line(properties, "AssumeRolePolicyDocument") or lines.key_line(
-        template.get("Resources"), logical_id
+    line = (
+        lines.key_line(properties, "AssumeRolePolicyDocument")
+        or lines.key_line(template.get("Resources"), logical_id)
+        or loop_line
     )
     path = properties.get("Path")
     return Site(
@@ -86,8 +103,12 @@ def _sam_generated_role(template: Mapping[str, Any], logical_id: str, lines: Lin
     )
 
 
-def read_template(template: Mapping[str, Any], lines: Lines) -> list[Site]:
-    """The trust policies of a template's roles, in the template's order."""
+def read_template(written: Mapping[str, Any], lines: Lines) -> list[Site]:
+    """The trust policies of a template's roles, in the template's order (``Fn::ForEach`` loops expanded).
+
+    Raises InputError for a template whose roles cannot be known before deployment (see ``langext``).
+    """
+    template, loops = expand(written)
     resources = template.get("Resources")
     if not isinstance(resources, dict):
         return []
@@ -97,7 +118,8 @@ def read_template(template: Mapping[str, Any], lines: Lines) -> list[Site]:
             continue
         kind = resource.get("Type")
         if kind == ROLE_TYPE:
-            sites.append(_role(template, str(logical_id), resource, lines))
+            loop_line = lines.key_line(written.get("Resources"), loops[logical_id]) if logical_id in loops else None
+            sites.append(_role(template, str(logical_id), resource, lines, loop_line))
         elif kind == SAM_STATE_MACHINE:
             properties = resource.get("Properties")
             if isinstance(properties, dict) and "Role" not in properties:

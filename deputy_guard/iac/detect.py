@@ -12,37 +12,28 @@ role is read as a trust policy, and its faults are reported as before.
 from __future__ import annotations
 
 import re
-import sys
 from typing import Any, Final
 
 from chalicelib.domain.models import RoleContext
 from chalicelib.domain.policy import PolicyError, decode_document
 from deputy_guard.iac import cloudformation, jsonpos, terraform
+from deputy_guard.iac.files import STDIN
 from deputy_guard.iac.site import InputError, Kind, Site
 
-__all__ = ["STDIN", "WALKED_SUFFIXES", "read_text", "sites_in"]
+__all__ = ["sites_in"]
 
-STDIN: Final = "-"
-# What a directory walk opens; everything else is skipped without being read.
-WALKED_SUFFIXES: Final = (".json", ".yaml", ".yml", ".template")
 # Text that says "I am a CloudFormation template" even when it does not parse.
 _TEMPLATE_MARKERS: Final = re.compile(r"AWSTemplateFormatVersion|AWS::IAM::Role|AWS::Serverless-2016-10-31")
-
-
-def read_text(name: str) -> str:
-    """The text of a file, or of stdin for ``-``; InputError (one line) when it cannot be read."""
-    try:
-        if name == STDIN:
-            text = sys.stdin.read()
-        else:
-            with open(name, encoding="utf-8") as handle:
-                text = handle.read()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError("cannot read: not UTF-8 text") from exc
-    # Editors on some systems save a byte-order mark, which the JSON parser rejects.
-    return text.removeprefix("\ufeff")
+# A template CloudFormation would refuse, or one whose resources are hidden from the reader: never a silent pass.
+_NO_RESOURCES: Final = (
+    "looks like a CloudFormation template (AWSTemplateFormatVersion, Transform or Resources) but has no "
+    "resources deputy-guard can read: each resource needs a Type"
+)
+# JSON that says "I am a policy, a role or a plan": a walk reports it when it does not parse (a truncated
+# file), where other broken JSON (a tsconfig.json with comments) is not its business.
+_JSON_MARKERS: Final = re.compile(
+    _TEMPLATE_MARKERS.pattern + r'|"Statement"|"AssumeRolePolicyDocument"|"resource_changes"|"planned_values"'
+)
 
 
 def _statements(data: dict[str, Any]) -> list[Any] | None:
@@ -110,13 +101,15 @@ def _roles(data: Any) -> list[dict[str, Any]] | None:
 
 def _json_sites(text: str, name: str, data: Any, strict: bool) -> list[Site] | None:
     if terraform.is_plan(data):
-        return terraform.read_plan(data)
+        return terraform.read_plan(data, text)
     if cloudformation.is_template(data):
         try:
             loaded = jsonpos.load(text)
         except ValueError as exc:  # pragma: no cover - json accepted it a moment ago
             raise InputError(f"not JSON: {exc}") from exc
         return cloudformation.read_template(loaded.data, loaded)
+    if cloudformation.looks_like_template(data):
+        raise InputError(_NO_RESOURCES)
     roles = _roles(data)
     if roles is not None:
         line = _first_line(text) if len(roles) == 1 else None
@@ -127,20 +120,22 @@ def _json_sites(text: str, name: str, data: Any, strict: bool) -> list[Site] | N
     return [Site(kind=Kind.POLICY, resource=None, label=name, line=_first_line(text), policy=text)]
 
 
-def _yaml_sites(text: str, strict: bool) -> list[Site] | None:
+def _yaml_sites(text: str, name: str, strict: bool) -> list[Site] | None:
     try:
         from deputy_guard.iac import cfnyaml  # PyYAML only when a YAML input turns up
     except ImportError as exc:  # pragma: no cover - PyYAML comes with Chalice and the iac extra
         raise InputError("reading YAML needs PyYAML: pip install 'deputy-guard[iac]'") from exc
 
     try:
-        loaded = cfnyaml.load(text)
+        loaded = cfnyaml.load(text, "<stdin>" if name == STDIN else name)
     except cfnyaml.YamlError as exc:
         if strict and not _TEMPLATE_MARKERS.search(text):
             return None
         raise InputError(f"not JSON, nor YAML that CloudFormation reads: {exc}") from exc
     if cloudformation.is_template(loaded.data):
         return cloudformation.read_template(loaded.data, loaded)
+    if cloudformation.looks_like_template(loaded.data):
+        raise InputError(_NO_RESOURCES)
     return None
 
 
@@ -151,18 +146,15 @@ def sites_in(text: str, name: str, *, strict: bool) -> list[Site] | None:
         try:
             data = decode_document(text)
         except PolicyError as exc:
-            if strict and not _TEMPLATE_MARKERS.search(text):
+            if strict and not _JSON_MARKERS.search(text):
                 return None
             raise InputError(str(exc)) from exc
         return _json_sites(text, name, data, strict)
     if not head:
         if strict:
             return None
-        try:
-            decode_document(text)
-        except PolicyError as exc:
-            raise InputError(str(exc)) from exc
-    sites = _yaml_sites(text, strict)
+        raise InputError("empty: no trust policy, GetRole response, template or plan to check")
+    sites = _yaml_sites(text, name, strict)
     if sites is None and not strict:
         raise InputError("not a trust policy, GetRole response, CloudFormation template or Terraform plan")
     return sites

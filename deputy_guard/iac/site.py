@@ -55,3 +55,10 @@ class Site:
     unknown: str | None = None
     duplicate_keys: bool = False
     note: str | None = None
+    # The 1-based column where it starts, where the line alone does not place it (a plan on one line).
+    column: int | None = None
+    # The file the policy is written in, when it is not the input's own (a Terraform module's other file).
+    path: str | None = None
+    # How a Terraform source wrote the policy, so the fix is shown the same way:
+    # "jsonencode", "json" (a heredoc or a string), "file" (file() of a JSON file), or "policy_document:<name>".
+    source_form: str | None = None

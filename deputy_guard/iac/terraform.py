@@ -6,12 +6,18 @@ string. A role the plan deletes is skipped. A policy Terraform knows only after 
 
 The deploying account is what the plan itself proves: an existing role's ARN (``change.before.arn``), or
 else the ``aws_caller_identity`` data source when every one in the plan names the same account.
+
+Each role points at its change in the plan file (the line and column of its ``address``), so code scanning
+shows the finding there; where the plan's ``configuration`` names the resource's source module and the
+address it is declared at, the finding says so.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 from deputy_guard.iac.site import Kind, Site
@@ -78,6 +84,41 @@ def plan_identity(plan: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return account, partition
 
 
+_CHANGES_KEY: Final = re.compile(r'"resource_changes"\s*:')
+
+
+def _position(text: str, address: str, start: int) -> tuple[int | None, int | None, int]:
+    """(line, column) of ``"address": "<address>"`` after ``start``, both 1-based, and where to search next."""
+    found = re.compile(r'"address"\s*:\s*' + re.escape(json.dumps(address))).search(text, start)
+    if found is None:
+        return None, None, start
+    line_start = text.rfind("\n", 0, found.start()) + 1
+    return text.count("\n", 0, found.start()) + 1, found.start() - line_start + 1, found.end()
+
+
+def _declaration(plan: Mapping[str, Any], change: Mapping[str, Any]) -> str | None:
+    """Where the configuration declares a change's resource: its address in its module, and the module's source."""
+    configuration = plan.get("configuration")
+    module: Any = configuration.get("root_module") if isinstance(configuration, Mapping) else None
+    sources: list[str] = []
+    module_address = change.get("module_address")
+    calls = re.findall(r"module\.([^.\[]+)", module_address) if isinstance(module_address, str) else []
+    for name in calls:
+        call = module.get("module_calls", {}).get(name) if isinstance(module, Mapping) else None
+        if not isinstance(call, Mapping):
+            return None
+        sources.append(str(call.get("source", "?")))
+        module = call.get("module")
+    declared = f"{change.get('type')}.{change.get('name')}"
+    resources = module.get("resources") if isinstance(module, Mapping) else None
+    if not isinstance(resources, list) or not any(
+        isinstance(r, Mapping) and r.get("address") == declared for r in resources
+    ):
+        return None
+    where = f"the module {sources[-1]}" if sources else "the root module"
+    return f"Declared as {declared} in {where}"
+
+
 def _site(change: Mapping[str, Any], identity: tuple[str | None, str | None]) -> Site | None:
     body = change.get("change")
     if not isinstance(body, Mapping):
@@ -117,17 +158,22 @@ def _site(change: Mapping[str, Any], identity: tuple[str | None, str | None]) ->
     )
 
 
-def read_plan(plan: Mapping[str, Any]) -> list[Site]:
-    """The trust policies of the roles a plan creates, updates or keeps, in the plan's order."""
+def read_plan(plan: Mapping[str, Any], text: str = "") -> list[Site]:
+    """The trust policies of the roles a plan creates, updates or keeps, in the plan's order.
+
+    ``text`` is the plan as written, for the line and column of each change.
+    """
     identity = plan_identity(plan)
+    changes_key = _CHANGES_KEY.search(text)
+    search_from = changes_key.end() if changes_key is not None else len(text)
     sites: list[Site] = []
     for change in plan.get("resource_changes") or ():
-        if (
-            isinstance(change, Mapping)
-            and change.get("mode", "managed") == "managed"
-            and change.get("type") == ROLE_TYPE
-        ):
+        if not isinstance(change, Mapping):
+            continue
+        if change.get("mode", "managed") == "managed" and change.get("type") == ROLE_TYPE:
             site = _site(change, identity)
             if site is not None:
+                line, column, search_from = _position(text, str(site.resource), search_from)
+                site = replace(site, line=line, column=column, note=_declaration(plan, change))
                 sites.append(site)
     return sites

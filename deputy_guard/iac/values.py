@@ -313,6 +313,9 @@ class _Resolver:
             return handler(argument)
         if name == "Fn::If" and isinstance(argument, list) and argument and isinstance(argument[0], str):
             return _Unknown(f"Fn::If {argument[0]}: depends on a template condition")
+        if name == "Fn::Unresolved" and isinstance(argument, str):
+            # What a reader already knew it could not resolve (a Terraform variable...), with why.
+            return _Unknown(argument)
         if name == "Fn::ImportValue":
             return _Unknown("Fn::ImportValue: another stack's export, known only at deploy time")
         return _Unknown(f"{name} is known only at deploy time")

@@ -14,11 +14,12 @@ OWN = "111122223333"
 FOREIGN = "444455556666"
 
 
-def run_cli(*args: str, stdin: str = "", cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    """``deputy-guard`` in a real process, as CI and pre-commit run it."""
+def run_cli(*args: str, stdin: str | int = "", cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """``deputy-guard`` in a real process, as CI and pre-commit run it; ``stdin`` is text, or a descriptor."""
     return subprocess.run(
         [sys.executable, "-m", "deputy_guard.cli", *args],
-        input=stdin,
+        input=stdin if isinstance(stdin, str) else None,
+        stdin=stdin if isinstance(stdin, int) else None,
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -27,7 +27,9 @@ def test_a_directory_is_walked_and_reported_with_exit_1() -> None:
     assert result.stderr == ""
     report = json.loads(result.stdout)
     assert list(report) == ["schema_version", "results", "summary", "errors"]
-    assert report["summary"] == {"compliant": 5, "not_applicable": 2, "non_compliant": 4, "needs_review": 9}
+    # the templates and plan, plus terraform-src (1 compliant, 1 not_applicable, 4 non_compliant, 2 needs_review)
+    # and foreach (2 compliant, 5 non_compliant)
+    assert report["summary"] == {"compliant": 8, "not_applicable": 3, "non_compliant": 13, "needs_review": 11}
     first = report["results"][0]
     assert list(first) == ["path", "resource", "line", "verdict", "problems", "fixed_policy"]
 

@@ -163,7 +163,12 @@ def test_a_parameter_pins_nothing_and_says_it_is_a_parameter() -> None:
 
 def test_terraform_takes_the_account_from_the_plans_caller_identity() -> None:
     result = by_resource(check(PLAN))["aws_iam_role.workflow"]
-    assert result.line is None
+    # The plan is one line: the change is placed by its column too.
+    text = PLAN.read_text(encoding="utf-8")
+    assert (result.line, result.column) == (
+        1,
+        text.index('"address":"aws_iam_role.workflow"', text.index("resource_changes")) + 1,
+    )
     assert result.fixed_policy["Statement"][0]["Condition"] == {
         "StringEquals": {"aws:SourceAccount": OWN},
         "ArnLike": {"aws:SourceArn": f"arn:aws:states:*:{OWN}:*"},
@@ -212,8 +217,19 @@ def test_a_terraform_fix_without_a_known_account_names_the_caller_identity(tmp_p
 def test_a_directory_walk_skips_other_files() -> None:
     report = check(IAC)
     assert not report.failures
-    assert report.files == 4
+    # four templates and plans, the Fn::ForEach template, and the three .tf files of terraform-src
+    assert report.files == 8
     assert report.skipped == 4  # manifest.json, buildspec.yml, events/order.json, terraform.tfvars.json
+    terraform = IAC / "terraform-src"
     assert {result.path for result in report.results} == {
-        str(path) for path in (CDK / "DeputyGuardDemoStack.template.json", CFN, SAM, PLAN)
+        str(path)
+        for path in (
+            CDK / "DeputyGuardDemoStack.template.json",
+            CFN,
+            SAM,
+            PLAN,
+            IAC / "foreach" / "workflows.yaml",
+            terraform / "main.tf",
+            terraform / "modules" / "step-function" / "main.tf",
+        )
     }

@@ -12,6 +12,8 @@ import jsonschema
 from chalicelib.domain.models import ProblemCode
 from tests.check.conftest import IAC, REPO, run_cli
 
+PLAN_FILE = IAC / "terraform" / "plan.json"
+
 SCHEMA = json.loads((REPO / "tests" / "fixtures" / "sarif" / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
 CFN = IAC / "cfn" / "order-workflow.yml"
 
@@ -93,3 +95,23 @@ def test_an_unreadable_input_fails_the_invocation_but_keeps_the_results(tmp_path
     (invocation,) = run["invocations"]
     assert invocation["executionSuccessful"] is False
     assert "cannot read" in invocation["toolExecutionNotifications"][0]["message"]["text"]
+
+
+def test_plan_findings_have_a_region_and_name_their_declaration(tmp_path: Path) -> None:
+    # Given the plan pretty-printed (as `terraform show -json | jq .` writes it) and as Terraform writes it
+    plan = json.loads(PLAN_FILE.read_text(encoding="utf-8"))
+    pretty = tmp_path / "plan.json"
+    pretty.write_text(json.dumps(plan, indent=2), encoding="utf-8")
+    for path in (PLAN_FILE, pretty):
+        # When checked as SARIF
+        log = json.loads(run_cli("check", "--format", "sarif", str(path)).stdout)
+        results = [r for r in log["runs"][0]["results"] if "module.partner" in r["message"]["text"]]
+        # Then each result points at the change's address in the plan file
+        assert results
+        for result in results:
+            region = result["locations"][0]["physicalLocation"]["region"]
+            text = path.read_text(encoding="utf-8").splitlines()[region["startLine"] - 1]
+            at = text[region["startColumn"] - 1 :].replace(" ", "")
+            assert at.startswith('"address":"module.partner.aws_iam_role.this')
+            # And the message names where the configuration declares it
+            assert "Declared as aws_iam_role.this in the module ./modules/partner" in result["message"]["text"]
