@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from chalicelib.domain.asff import is_finding, to_findings
-from chalicelib.domain.models import ProblemCode, Verdict
+from chalicelib.domain.models import Action, ProblemCode, Verdict
 from chalicelib.domain.plan import RoleResult
 from deputy_guard.report import render_table
 from deputy_guard.sarif import SARIF_SCHEMA, SARIF_VERSION, TOOL_NAME, rule, tool_version
@@ -61,6 +61,13 @@ def to_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+def suppressed(result: RoleResult) -> dict[str, Any]:
+    """An exempt role's result is suppressed, not hidden: ``suppressions`` says by whom it was decided and why."""
+    if result.action is not Action.EXEMPT:
+        return {}
+    return {"suppressions": [{"kind": "external", "status": "accepted", "justification": result.reason}]}
+
+
 def to_sarif(results: Sequence[RoleResult]) -> dict[str, Any]:
     """A SARIF 2.1.0 log: one result per problem of every role still open after the scan."""
     codes = list(ProblemCode)
@@ -91,6 +98,7 @@ def to_sarif(results: Sequence[RoleResult]) -> dict[str, Any]:
                         }
                     ],
                     "partialFingerprints": {SARIF_FINGERPRINT: hashlib.sha256(key.encode()).hexdigest()},
+                    **suppressed(result),
                 }
             )
     return {

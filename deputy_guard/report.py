@@ -54,7 +54,11 @@ def render_table(report: dict[str, Any], *, cap: int | None = None) -> str:
     rows = [("VERDICT", "ROLE", "PROBLEMS", "ACTION")]
     for result in report["results"]:
         codes = ",".join(sorted({p["code"] for p in result["problems"]})) or "-"
-        rows.append((result["verdict"], result["role_name"], codes, result["action"]))
+        action = result["action"]
+        if action == "exempt" and result.get("reason"):
+            # Suppressed, not hidden: an exempt finding says why it is left alone.
+            action = f"exempt ({result['reason']})"
+        rows.append((result["verdict"], result["role_name"], codes, action))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows]
     counts = count_outcomes(report["results"])
