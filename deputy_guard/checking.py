@@ -379,9 +379,12 @@ def _check_one(report: Report, judge: _Judge, name: str, strict: bool) -> None:
             report.failures.append(Failure(name, str(exc), site.resource))
 
 
-def check_paths(paths: list[str], options: CheckOptions) -> Report:
-    """Check every input; unreadable inputs become failures and never stop the others."""
-    report = Report()
+def check_paths(paths: list[str], options: CheckOptions, report: Report | None = None) -> Report:
+    """Check every input; unreadable inputs become failures and never stop the others.
+
+    ``report``, when given, is filled as the inputs are checked (a caller stopped part-way sees how far).
+    """
+    report = report if report is not None else Report()
     judge = _Judge(options)
     seen: set[str] = set()
     for path in paths or [STDIN]:

@@ -18,14 +18,15 @@ from chalicelib.domain.models import EngineOptions, Mode, Require
 from deputy_guard import api_client, completion
 from deputy_guard.aws_cli import apply_aws_options, aws_options, guard
 from deputy_guard.check_output import FORMATS, failure_line, render
-from deputy_guard.checking import CheckOptions, check_paths
+from deputy_guard.checking import CheckOptions, Report, check_paths
 from deputy_guard.exits import EXIT_ERROR as EXIT_BAD_INPUT
 from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
-from deputy_guard.formats import SCAN_FORMATS
+from deputy_guard.interrupt import EXIT_INTERRUPTED, Tally
 from deputy_guard.org_scan import DEFAULT_CONCURRENCY as DEFAULT_ACCOUNT_CONCURRENCY
 from deputy_guard.org_scan import EXIT_EPILOG as ORG_EXIT_EPILOG
 from deputy_guard.org_scan import concurrency as org_concurrency
 from deputy_guard.sarif import tool_version
+from deputy_guard.scan_output import FORMAT_ALIASES, FORMAT_CHOICES, STATUS_CHOICES, check_request, names
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -48,6 +49,7 @@ PROG = "deputy-guard"
 _ACCOUNT = re.compile(r"\d{12}")
 _PARTITION = re.compile(r"aws(?:-[a-z]+)*")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 
 
 class UsageError(Exception):
@@ -184,9 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="text for people, json for tools, sarif for code scanning (default: %(default)s)",
     )
 
+    # No log record reaches the terminal unless asked for.
+    logs = _Parser(add_help=False)
+    logs.add_argument("--verbose", action="store_true", help="show the bot's log records on stderr")
     scan = commands.add_parser(
         "scan",
-        parents=[aws_flags],
+        parents=[aws_flags, logs],
         help="evaluate the roles of the current AWS account",
         description="Evaluate (and with --fix, repair) the roles of the account of "
         "the current credentials. Dry run unless --fix.",
@@ -200,10 +205,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument(
         "--format",
-        choices=SCAN_FORMATS,
+        choices=FORMAT_CHOICES,
         default="table",
-        help="table for people, json for the /scans report (docs/scan-report.md), csv for spreadsheets, "
-        "sarif for code scanning, asff for `aws securityhub batch-import-findings` (default: %(default)s)",
+        metavar="FORMAT[,FORMAT...]",
+        help="table (or text) for people, json for the /scans report (docs/scan-report.md), csv for spreadsheets, "
+        "sarif for code scanning, asff for `aws securityhub batch-import-findings`, html for a self-contained "
+        "page; several, comma-separated, with --output-dir (default: %(default)s)",
+    )
+    scan.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="write each --format to its own file in DIR (deputy-guard-scan.json, .csv, .sarif, .asff.json, "
+        ".html, .txt), all from one scan",
+    )
+    scan.add_argument(
+        "--status",
+        choices=STATUS_CHOICES,
+        metavar="VERDICT[,VERDICT...]",
+        help=f"report only the roles of these verdicts ({', '.join(STATUS_CHOICES)}), in every format; "
+        "the exit status still counts every role",
     )
     scan.add_argument(
         "--accounts",
@@ -225,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     revert = commands.add_parser(
         "revert",
-        parents=[aws_flags],
+        parents=[aws_flags, logs],
         help="restore the trust policy the bot replaced",
         description="Restore the original trust policy the bot recorded before fixing ROLE, and exempt the role.",
     )
@@ -234,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser(
         "setup",
-        parents=[aws_flags],
+        parents=[aws_flags, logs],
         help="create the bot's DynamoDB table if it is missing",
         description="Create the DynamoDB table the settings name, if it is missing (idempotent).",
     )
@@ -253,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--keep-running", action="store_true", help="keep the local servers up after the demo until interrupted"
     )
-    demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    demo.add_argument("--json", action="store_true", help="print the results as JSON (not with --keep-running)")
     api_client.add_parser(commands, aws_flags)
     completion.add_parser(commands)
     return parser
@@ -284,7 +304,12 @@ def run_check(args: argparse.Namespace) -> int:
         engine=engine,
         ignore_unknown=args.ignore_unknown,
     )
-    report = check_paths(args.paths, options)
+    report = Report()
+    args.tally.left = "check changes nothing; run it again to check every input"
+    try:
+        report = check_paths(args.paths, options, report)
+    finally:
+        args.tally.scanned = len(report.results)
     for failure in report.failures:
         sys.stderr.write(f"{PROG}: error: {failure_line(failure)}\n")
     # An input may hold lone surrogates ("\ud800" is valid JSON) that no encoding can write: escape them.
@@ -329,6 +354,11 @@ def run_demo(args: argparse.Namespace) -> int:
         ) from None
     from deputy_guard import commands
 
+    args.tally.counted = False
+    args.tally.left = (
+        "the demo stopped before its end; its local AWS and Slack stand-ins are stopped and nothing outside "
+        "them was changed: run `deputy-guard demo` again"
+    )
     return commands.run_demo(args)
 
 
@@ -356,6 +386,26 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 AWS_COMMANDS = frozenset({"scan", "revert", "setup", "api"})
 
 
+def _check_combinations(args: argparse.Namespace) -> None:
+    """Flags that only mean something together: refused with a clear line rather than silently ignored."""
+    if args.command == "scan":
+        if not args.accounts:
+            pairs = (("--member-role", args.member_role), ("--concurrency", args.concurrency))
+            given = [flag for flag, value in pairs if value is not None]
+            if given:
+                raise UsageError(f"{' and '.join(given)}: only for a scan of many accounts; add --accounts")
+        args.formats = names(args.format, FORMAT_ALIASES)
+        args.statuses = names(args.status)
+        problem = check_request(args.formats, args.output_dir)
+        if problem:
+            raise UsageError(problem)
+    if args.command == "demo" and args.json and args.keep_running:
+        raise UsageError(
+            "--json and --keep-running cannot be combined: the JSON would be followed by the running demo's "
+            "lines; run `deputy-guard demo --json`, or `deputy-guard demo --keep-running` for people"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``deputy-guard``; returns the exit status (2 with one line on stderr for bad input)."""
     try:
@@ -369,10 +419,23 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as done:
             # --help and --version print and exit; give their status back like any other outcome.
             return done.code if isinstance(done.code, int) else EXIT_OK
-        if args.command in AWS_COMMANDS:
-            apply_aws_options(args)
-            return guard(HANDLERS[args.command], args)
-        return HANDLERS[args.command](args)
+        _check_combinations(args)
+        args.tally = tally = Tally()
+        try:
+            if args.command in AWS_COMMANDS:
+                apply_aws_options(args)
+                return guard(HANDLERS[args.command], args)
+            status = HANDLERS[args.command](args)
+            sys.stdout.flush()  # a closed pipe is found here, inside the handler below
+            return status
+        except KeyboardInterrupt:
+            # Ctrl-C: what was done and what is left, on one line; never a traceback.
+            sys.stderr.write(f"\n{tally.line()}\n")
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, as other tools do, with the shell's status for it.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE
     except UsageError as exc:
         message = " ".join(str(exc).split())
         sys.stderr.write(f"{PROG}: error: {message}\n")

@@ -90,3 +90,12 @@ def _hints(report: dict[str, Any], counts: dict[str, int], cap: int | None) -> l
     if not report.get("complete", True):
         hints.append("partial: the time budget ran out; continue with the report's next_token")
     return hints
+
+
+def no_channel_note(fixed: int) -> str:
+    """Said after a fix when no notification channel is configured: the owners were told nothing."""
+    return (
+        f"deputy-guard: note: {plural(fixed, 'role')} fixed and no notification channel is configured "
+        "(DEPUTY_GUARD_SLACK_WEBHOOK_URL, DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER or DEPUTY_GUARD_SNS_TOPIC_ARN): "
+        "no owner was told"
+    )
