@@ -34,7 +34,7 @@ _STYLE: Final = """
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1c1c1c;background:#f6f7f9}
 main{max-width:1200px;margin:0 auto;padding:16px}
-h1{font-size:22px;margin:8px 0}h2{font-size:17px;margin:24px 0 8px}
+h1{font-size:22px;margin:8px 0}h2{font-size:17px;margin:0 0 8px}
 .meta{color:#555;margin:0 0 12px}
 section.card{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:12px;margin:0 0 12px}
 table{border-collapse:collapse;width:100%;table-layout:fixed}
@@ -222,8 +222,10 @@ def _role(account: str, result: RoleResult, many: bool) -> str:
         f"<li><code>{esc(problem.code.value)}</code> {esc(problem.message)}</li>"
         for problem in result.evaluation.problems
     )
+    # A finding opens on its diff and command; a role with nothing to do stays one line.
+    opened = " open" if result.verdict in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW) else ""
     return (
-        f'<details class="role" data-verdict="{result.verdict.value}" data-account="{esc(account)}" '
+        f'<details class="role" data-verdict="{result.verdict.value}" data-account="{esc(account)}"{opened} '
         f'style="border-left-color:{colour}"><summary><span class="badge" style="background:{colour}">'
         f"{esc(result.verdict.value)}</span><b>{esc(result.role_name)}</b> · {esc(account)} · "
         f"{esc(result.action.value)}{' · ' + esc(', '.join(codes)) if codes else ''}</summary>"
