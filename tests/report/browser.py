@@ -28,7 +28,8 @@ _MEASURE = """
     var key=r.dataset.account+'/'+r.dataset.verdict; out.roles[key]=(out.roles[key]||0)+1;});
   document.querySelectorAll('#summary td[data-verdict]').forEach(function(td){
     out.summary[td.dataset.account+'/'+td.dataset.verdict]=+td.textContent;});
-  document.querySelectorAll('#summary td[data-total]').forEach(function(td){out.totals[td.dataset.total]=+td.textContent;});
+  document.querySelectorAll('#summary td[data-total]').forEach(function(td){
+    out.totals[td.dataset.total]=+td.textContent;});
   out.chartBars=document.querySelectorAll('#chart rect').length;
   out.visibleAtFirst=visible(); out.shownAtFirst=+document.getElementById('shown').textContent;
   document.querySelectorAll('input[name=verdict]').forEach(function(b){

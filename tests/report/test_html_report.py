@@ -17,9 +17,10 @@ import boto3
 import pytest
 
 from tests.cli.conftest import run
+from tests.documents import ACCOUNT as DOCUMENTS_ACCOUNT
 from tests.e2e.conftest import create_role
 from tests.report.browser import WIDTH, measure, screenshot
-from tests.world import FOREIGN, LAMBDA_ONLY, VULNERABLE
+from tests.world import COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE
 
 pytestmark = pytest.mark.e2e
 ALL_FORMATS = "json,csv,sarif,asff,html"
@@ -28,20 +29,8 @@ FINDINGS = ("non_compliant", "needs_review")
 
 
 def pinned(account: str) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "states.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-                "Condition": {
-                    "StringEquals": {"aws:SourceAccount": account},
-                    "ArnLike": {"aws:SourceArn": f"arn:aws:states:*:{account}:*"},
-                },
-            }
-        ],
-    }
+    """The shared compliant policy, pinned to ``account``."""
+    return dict(json.loads(json.dumps(COMPLIANT).replace(DOCUMENTS_ACCOUNT, account)))
 
 
 @pytest.fixture
