@@ -7,6 +7,7 @@ Settings come from the environment like the Lambda's; credentials from the stand
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -17,7 +18,7 @@ from chalicelib.domain.settings import Settings, SettingsError, load_settings
 from deputy_guard.aws_cli import describe_aws_failure, fail
 from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
 from deputy_guard.formats import render_scan
-from deputy_guard.interrupt import Tally, counting, counting_fixes, stop_between_roles
+from deputy_guard.interrupt import Counter, Tally, stop_between_roles, watched
 from deputy_guard.progress import Progress
 from deputy_guard.report import no_channel_note
 from deputy_guard.scan_output import emit, filtered_report
@@ -100,15 +101,17 @@ def run_scan(args: argparse.Namespace) -> int:
     progress = Progress(sys.stderr)
     try:
         settings = _cli_settings()
-        deps = counting_fixes(_cli_deps(settings, verbose=args.verbose), tally)
+        deps = watched(_cli_deps(settings, verbose=args.verbose), tally)
         account, _arn = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
         if args.fix:
             check_audit_table(settings)
         progress.start(f"scanning account {account}")
         reports = []
         token = None
-        with stop_between_roles(tally):
+        # A dry run writes nothing: Ctrl-C stops it at once. A run with fixes stops before its next write.
+        with stop_between_roles(tally) if args.fix else contextlib.nullcontext():
             while True:
+                counter = Counter(tally, progress if progress.enabled else None)
                 report = scan(
                     deps,
                     dry_run=not args.fix,
@@ -116,7 +119,7 @@ def run_scan(args: argparse.Namespace) -> int:
                     path_prefix=path_prefix,
                     next_token=token,
                     account=account,
-                    progress=counting(tally, progress if progress.enabled else None),
+                    progress=counter,
                 )
                 reports.append(report)
                 if report.complete:

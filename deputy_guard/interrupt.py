@@ -1,9 +1,9 @@
 """Ctrl-C: one line saying what was done and what is left, exit 130, never a traceback.
 
-A command that writes (``scan --fix``, ``scan --accounts``) stops at a safe point: the first SIGINT asks
-the scan to stop after the role in hand, so no write is ever cut between its audit record and its
-outcome; a second SIGINT stops at once (the write-ahead record is still there). Commands that only
-read (``check``, the demo) stop where they are.
+A command that writes (``scan --fix``, and ``scan --accounts``, whose accounts run on threads) stops at a
+safe point: the first SIGINT asks the scan to stop before its next write's audit record, so no write is
+ever cut between its record and its outcome; a second SIGINT stops at once (the write-ahead record is still
+there). Commands that only read (a dry-run ``scan``, ``check``, the demo) stop where they are.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any, Final
 
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C ended
+DECISION: Final = "decision"  # the message of the one log record the bot writes per role decided
 
 
 class Interrupted(KeyboardInterrupt):
@@ -72,19 +73,18 @@ def stop_between_roles(tally: Tally) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def counting(tally: Tally, progress: Callable[[int], None] | None = None) -> Callable[[int], None]:
-    """A scan's progress callback that counts roles into ``tally`` and stops at the safe point it marks."""
-    seen = [0]
+class Counter:
+    """A scan call's progress callback: shows progress and marks a safe point to stop (roles are counted
+    by their decision records)."""
 
-    def step(count: int) -> None:
-        # ``count`` is the roles of this scan call so far; the next page's call counts from 1 again.
-        tally.add(scanned=count - seen[0] if count > seen[0] else count)
-        seen[0] = count
-        if progress is not None:
-            progress(count)
-        tally.checkpoint()
+    def __init__(self, tally: Tally, progress: Callable[[int], None] | None = None) -> None:
+        self._tally = tally
+        self._progress = progress
 
-    return step
+    def __call__(self, count: int) -> None:
+        if self._progress is not None:
+            self._progress(count)
+        self._tally.checkpoint()
 
 
 class _CountingIam:
@@ -102,6 +102,51 @@ class _CountingIam:
         return getattr(self._iam, name)
 
 
-def counting_fixes(deps: Any, tally: Tally) -> Any:
-    """``deps`` whose IAM gateway counts the roles fixed into ``tally``."""
-    return replace(deps, iam=_CountingIam(deps.iam, tally))
+class _StoppingAudit:
+    """The audit trail, with a safe point before each write's record: nothing of that role is written yet."""
+
+    def __init__(self, audit: Any, tally: Tally) -> None:
+        self._audit = audit
+        self._tally = tally
+        self._thread = threading.get_ident()  # the scan's own thread: never stop a helper thread
+
+    def record_intent(self, **fields: Any) -> Any:
+        if threading.get_ident() == self._thread:
+            self._tally.checkpoint()
+        return self._audit.record_intent(**fields)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._audit, name)
+
+
+class _CountingLogger:
+    """The logger, counting the decision records: one per role decided, logged or not (the scan's count)."""
+
+    def __init__(self, logger: Any, tally: Tally) -> None:
+        self._logger = logger
+        self._tally = tally
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> Any:
+        self._count(msg)
+        return self._logger.debug(msg, *args, **kwargs)
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> Any:
+        self._count(msg)
+        return self._logger.info(msg, *args, **kwargs)
+
+    def _count(self, msg: str) -> None:
+        if msg == DECISION:
+            self._tally.add(scanned=1)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
+
+
+def watched(deps: Any, tally: Tally) -> Any:
+    """``deps`` that count roles decided and fixed into ``tally``, and stop before a write when it asks to."""
+    return replace(
+        deps,
+        iam=_CountingIam(deps.iam, tally),
+        audit=_StoppingAudit(deps.audit, tally),
+        logger=_CountingLogger(deps.logger, tally),
+    )

@@ -30,7 +30,7 @@ from chalicelib.domain.settings import SettingsError, load_settings
 from deputy_guard.exits import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from deputy_guard.formats import to_csv, to_sarif
 from deputy_guard.html_report import AccountPart, generated_at, render_html
-from deputy_guard.interrupt import Tally, counting, counting_fixes, stop_between_roles
+from deputy_guard.interrupt import Counter, Tally, stop_between_roles, watched
 from deputy_guard.report import count_outcomes, no_channel_note, plural, render_table
 from deputy_guard.sarif import tool_version
 from deputy_guard.scan_output import emit, keep
@@ -149,12 +149,11 @@ def scan_one(
     reports: list[ScanReport] = []
     try:
         deps = directory.deps_for(account)
-        progress = None
         if tally is not None:
-            deps = counting_fixes(deps, tally)
-            progress = counting(tally)
+            deps = watched(deps, tally)
         token = None
         while True:
+            counter = Counter(tally) if tally is not None else None
             report = scan(
                 deps,
                 dry_run=dry_run,
@@ -162,7 +161,7 @@ def scan_one(
                 path_prefix=path_prefix,
                 next_token=token,
                 account=account,
-                progress=progress,
+                progress=counter,
             )
             reports.append(report)
             if report.complete:
