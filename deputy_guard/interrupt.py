@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from types import FrameType
 from typing import Any, Final
 
+from deputy_guard.report import plural
+
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C ended
 DECISION: Final = "decision"  # the message of the one log record the bot writes per role decided
 
@@ -49,8 +51,7 @@ class Tally:
         """``interrupted: N roles fixed, M scanned; <what is left>``."""
         if not self.counted:
             return f"interrupted: {self.left}"
-        fixed = "1 role fixed" if self.fixed == 1 else f"{self.fixed} roles fixed"
-        text = f"interrupted: {fixed}, {self.scanned} scanned"
+        text = f"interrupted: {plural(self.fixed, 'role')} fixed, {self.scanned} scanned"
         return f"{text}; {self.left}" if self.left else text
 
 
