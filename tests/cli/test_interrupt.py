@@ -95,6 +95,12 @@ def on_terminal(
     return process.returncode, out.decode(), seen.decode()
 
 
+def any_fixed() -> bool:
+    """Whether the scan has fixed a role yet (one ListRoles call: IAM lists in no promised order)."""
+    roles = boto3.client("iam", region_name="us-east-1").list_roles(MaxItems=1000)["Roles"]
+    return any(json.dumps(role["AssumeRolePolicyDocument"]).count("aws:SourceAccount") for role in roles)
+
+
 @pytest.fixture
 def many_roles(endpoint: str) -> str:
     """Enough vulnerable roles that a scan with fixes is still going when Ctrl-C comes."""
@@ -106,9 +112,8 @@ def many_roles(endpoint: str) -> str:
 def test_scan_fix_stops_between_roles_with_every_fix_audited(many_roles: str) -> None:
     # Given the audit table, and a fixing scan under way (its progress line shows roles scanned)
     assert run(many_roles, "setup").returncode == 0
-    first = "vulnerable-000"  # listed first: fixed first
     status, out, shown = on_terminal(
-        ["scan", "--fix"], cli_env(many_roles, **NO_CAP), "scanning account", then=lambda: trust(first) != VULNERABLE
+        ["scan", "--fix"], cli_env(many_roles, **NO_CAP), "scanning account", then=any_fixed
     )
     # Then one line says how many roles were fixed and scanned, and how to continue; exit 130
     assert status == 130 and out == ""
