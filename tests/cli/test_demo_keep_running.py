@@ -32,14 +32,19 @@ def exported(line: str) -> dict[str, str]:
     return dict(word.split("=", 1) for word in words)
 
 
-def test_a_second_shell_fixes_and_the_demo_shows_the_messages() -> None:
-    demo = subprocess.Popen(
+def start_demo() -> subprocess.Popen[str]:
+    """``deputy-guard demo --keep-running`` as a user starts it; its story on stdout."""
+    return subprocess.Popen(
         [CLI, "demo", "--keep-running"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         env=user_environment(),
     )
+
+
+def test_a_second_shell_fixes_and_the_demo_shows_the_messages() -> None:
+    demo = start_demo()
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in demo.stdout or []], daemon=True).start()
 
@@ -114,13 +119,7 @@ def test_the_readme_blocks_marked_runnable_run_against_the_demo(tmp_path: Path) 
     # Given the README's marked blocks, and the demo kept running
     commands = runnable_blocks()
     assert len(commands) >= 3
-    demo = subprocess.Popen(
-        [CLI, "demo", "--keep-running"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=user_environment(),
-    )
+    demo = start_demo()
     try:
         assert demo.stdout is not None
         line = next(line for line in demo.stdout if "export AWS_ENDPOINT_URL=" in line)
