@@ -28,11 +28,11 @@ MAX_EXEMPT_DAYS = 3650
 _REMEDIATE_EXIT = {Action.EXEMPT: EXIT_FINDINGS, Action.REVIEW: EXIT_FINDINGS, Action.FAILED: EXIT_ERROR}
 
 
-def add_parsers(commands: Any, aws_flags: argparse.ArgumentParser, account_type: Any) -> None:
-    """Register ``revert``, ``remediate`` and ``exempt`` on the CLI's subcommands."""
+def add_parsers(commands: Any, parents: list[argparse.ArgumentParser], account_type: Any) -> None:
+    """Register ``revert``, ``remediate`` and ``exempt`` on the CLI's subcommands, each with ``parents``' flags."""
     revert = commands.add_parser(
         "revert",
-        parents=[aws_flags],
+        parents=parents,
         help="restore the trust policy the bot replaced",
         description="Restore the original trust policy the bot recorded before fixing ROLE, and exempt the role.",
         epilog="exit status: 0 restored (or already), 1 refused, 2 unknown role, nothing recorded, or an error",
@@ -43,7 +43,7 @@ def add_parsers(commands: Any, aws_flags: argparse.ArgumentParser, account_type:
 
     remediate = commands.add_parser(
         "remediate",
-        parents=[aws_flags],
+        parents=parents,
         help="fix one role now, whatever the mode",
         description="Fix ROLE now, whatever DEPUTY_GUARD_MODE says (as POST /roles/ROLE/remediate): the fix is "
         "recorded in the audit table first. Exempt roles and roles that need review are left alone.",
@@ -58,7 +58,7 @@ def add_parsers(commands: Any, aws_flags: argparse.ArgumentParser, account_type:
 
     exempt = commands.add_parser(
         "exempt",
-        parents=[aws_flags],
+        parents=parents,
         help="exempt one role from deputy-guard for a number of days (or remove its exemption)",
         description="Tag ROLE deputy-guard:mode=exempt until a date, as Slack's `Exempt 30 days` button does, "
         "recorded in the audit table first. --remove takes the exemption tags off again.",
@@ -135,7 +135,7 @@ def target(args: argparse.Namespace, *, writes: bool) -> Target:
         raise _Stop(f"--member-role: {exc}") from None
     try:
         settings = _cli_settings()
-        central = _cli_deps(settings)
+        central = _cli_deps(settings, verbose=args.verbose)
         caller_account, actor = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
         account = args.account or caller_account
         if writes:

@@ -5,8 +5,9 @@ standard credential chain (``--profile``, ``AWS_PROFILE``, SSO, environment); no
 here. The API's URL comes from ``--url`` or ``DEPUTY_GUARD_API_URL`` (the stage URL ``chalice deploy`` prints,
 for example ``https://abc123.execute-api.us-east-1.amazonaws.com/api``).
 
-Exit status: 0 for a 2xx answer, 1 for a refusal (409: exempt, needs review, revert refused), 2 for bad
-input, an unknown role, a denied or failed request, or no answer.
+Exit status: 0 for a 2xx answer, 1 for a refusal (409: exempt, needs review, revert refused) or, for
+``api scans``, a report with findings left to act on (as ``deputy-guard scan``), 2 for bad input, an unknown
+role, a denied or failed request, or no answer.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ DEFAULT_REGION: Final = "us-east-1"
 TIMEOUT_SECONDS: Final = 35.0
 # Pages a scan follows at most (each one bounded by the bot's time budget).
 MAX_PAGES: Final = 1000
+FINDING_VERDICTS: Final = ("non_compliant", "needs_review")
 _API_HOST: Final = re.compile(r"\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 
 
@@ -47,7 +49,8 @@ def add_parser(commands: Any, aws_options: argparse.ArgumentParser) -> None:
         help="call the deployed bot's REST API (IAM authentication, SigV4-signed)",
         description="Call the deployed bot's REST API, signed with SigV4 from the standard AWS credential chain. "
         "Prints the JSON answer.",
-        epilog="exit status: 0 answered, 1 refused (409), 2 bad input, unknown role, denied or no answer",
+        epilog="exit status: 0 answered, 1 refused (409) or, for scans, findings left to act on (as `scan`), "
+        "2 bad input, unknown role, denied or no answer",
     )
     api.add_argument("--url", metavar="URL", help=f"the API's base URL (default: {URL_VARIABLE})")
     calls = api.add_subparsers(dest="api_command", metavar="CALL", required=True)
@@ -94,6 +97,8 @@ def run_api(args: argparse.Namespace, send: Callable[..., tuple[int, bytes]] | N
         return fail(str(exc))
     if 200 <= status < 300:
         print(json.dumps(answer, indent=2))
+        if args.api_command == "scans" and isinstance(answer, dict):
+            return scan_exit_code(answer)
         return EXIT_OK
     found = answer if isinstance(answer, dict) else {}
     message = found.get("Message") or found.get("message") or found.get("error")
@@ -104,6 +109,19 @@ def run_api(args: argparse.Namespace, send: Callable[..., tuple[int, bytes]] | N
         return EXIT_FINDINGS
     fail(line)
     return EXIT_ERROR
+
+
+def scan_exit_code(report: Mapping[str, Any]) -> int:
+    """The exit status `deputy-guard scan` gives the same report: 2 roles not found, 1 anything needs action."""
+    if report.get("missing"):
+        return EXIT_ERROR
+    settled = ("fixed", "exempt")
+    open_findings = [
+        row
+        for row in report.get("results", [])
+        if row.get("verdict") in FINDING_VERDICTS and row.get("action") not in settled
+    ]
+    return EXIT_FINDINGS if open_findings else EXIT_OK
 
 
 def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, str], dict[str, Any] | None]:

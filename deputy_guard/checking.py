@@ -446,9 +446,13 @@ def _check_terraform(report: Report, judge: _Judge, directories: dict[str, list[
     report.files += 1 if only is not None else len(files_read)
 
 
-def check_paths(paths: list[str], options: CheckOptions) -> Report:
-    """Check every input; unreadable inputs become failures and never stop the others."""
-    report = Report(with_services=options.engine.services != DEFAULT_SERVICES)
+def check_paths(paths: list[str], options: CheckOptions, report: Report | None = None) -> Report:
+    """Check every input; unreadable inputs become failures and never stop the others.
+
+    ``report``, when given, is filled as the inputs are checked (a caller stopped part-way sees how far).
+    """
+    report = report if report is not None else Report()
+    report.with_services = options.engine.services != DEFAULT_SERVICES
     judge = _Judge(options)
     seen: set[str] = set()
     for path in paths or [STDIN]:

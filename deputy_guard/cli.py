@@ -18,15 +18,16 @@ from chalicelib.domain.models import EngineOptions, Mode, Require
 from deputy_guard import actions, api_client, completion, services_cli
 from deputy_guard.aws_cli import apply_aws_options, aws_options, guard
 from deputy_guard.check_output import FORMATS, failure_line, render
-from deputy_guard.checking import CheckOptions, check_paths
+from deputy_guard.checking import CheckOptions, Report, check_paths
 from deputy_guard.exits import EXIT_ERROR as EXIT_BAD_INPUT
 from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
-from deputy_guard.formats import SCAN_FORMATS
 from deputy_guard.iac.files import DEFAULT_MAX_FILE_SIZE, parse_size
+from deputy_guard.interrupt import EXIT_INTERRUPTED, Tally
 from deputy_guard.org_scan import DEFAULT_CONCURRENCY as DEFAULT_ACCOUNT_CONCURRENCY
 from deputy_guard.org_scan import EXIT_EPILOG as ORG_EXIT_EPILOG
 from deputy_guard.org_scan import concurrency as org_concurrency
 from deputy_guard.sarif import tool_version
+from deputy_guard.scan_output import FORMAT_ALIASES, FORMAT_CHOICES, STATUS_CHOICES, check_request, names
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -51,6 +52,7 @@ PROG = "deputy-guard"
 _ACCOUNT = re.compile(r"\d{12}")
 _PARTITION = re.compile(r"aws(?:-[a-z]+)*")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 
 
 class UsageError(Exception):
@@ -202,9 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="text for people, json for tools, sarif for code scanning (default: %(default)s)",
     )
 
+    # No log record reaches the terminal unless asked for.
+    logs = _Parser(add_help=False)
+    logs.add_argument("--verbose", action="store_true", help="show the bot's log records on stderr")
     scan = commands.add_parser(
         "scan",
-        parents=[aws_flags],
+        parents=[aws_flags, logs],
         help="evaluate the roles of the current AWS account",
         description="Evaluate (and with --fix, repair) the roles of the account of "
         "the current credentials. Dry run unless --fix.",
@@ -218,10 +223,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument(
         "--format",
-        choices=SCAN_FORMATS,
+        choices=FORMAT_CHOICES,
         default="table",
-        help="table for people, json for the /scans report (docs/scan-report.md), csv for spreadsheets, "
-        "sarif for code scanning, asff for `aws securityhub batch-import-findings` (default: %(default)s)",
+        metavar="FORMAT[,FORMAT...]",
+        help="table (or text) for people, json for the /scans report (docs/scan-report.md), csv for spreadsheets, "
+        "sarif for code scanning, asff for `aws securityhub batch-import-findings`, html for a self-contained "
+        "page; several, comma-separated, with --output-dir (default: %(default)s)",
+    )
+    scan.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="write each --format to its own file in DIR (deputy-guard-scan.json, .csv, .sarif, .asff.json, "
+        ".html, .txt), all from one scan",
+    )
+    scan.add_argument(
+        "--status",
+        choices=STATUS_CHOICES,
+        metavar="VERDICT[,VERDICT...]",
+        help=f"report only the roles of these verdicts ({', '.join(STATUS_CHOICES)}), in every format; "
+        "the exit status still counts every role",
     )
     services_cli.add_services_flag(scan)
     scan.add_argument(
@@ -243,11 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     # revert, remediate and exempt: one role, in any account (deputy_guard.actions).
-    actions.add_parsers(commands, aws_flags, _account_id)
+    actions.add_parsers(commands, [aws_flags, logs], _account_id)
 
     commands.add_parser(
         "setup",
-        parents=[aws_flags],
+        parents=[aws_flags, logs],
         help="create the bot's DynamoDB table and signing key if they are missing",
         description="Create the DynamoDB table the settings name and the KMS HMAC key that signs the audit records "
         "(DEPUTY_GUARD_SIGNING_KEY, default alias/deputy-guard-signing), if they are missing (idempotent).",
@@ -267,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--keep-running", action="store_true", help="keep the local servers up after the demo until interrupted"
     )
-    demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    demo.add_argument("--json", action="store_true", help="print the results as JSON (not with --keep-running)")
     api_client.add_parser(commands, aws_flags)
     services_cli.add_parser(commands)
     completion.add_parser(commands)
@@ -312,7 +332,12 @@ def run_check(args: argparse.Namespace) -> int:
             "check needs a PATH when stdin is a terminal: name a file or directory, or pipe a document in "
             f"(usage: {PROG} check [OPTIONS] PATH...)"
         )
-    report = check_paths(args.paths, options)
+    report = Report()
+    args.tally.left = "check changes nothing; run it again to check every input"
+    try:
+        report = check_paths(args.paths, options, report)
+    finally:
+        args.tally.scanned = len(report.results)
     for failure in report.failures:
         sys.stderr.write(f"{PROG}: error: {failure_line(failure)}\n")
     # An input may hold lone surrogates ("\ud800" is valid JSON) that no encoding can write: escape them.
@@ -365,6 +390,11 @@ def run_demo(args: argparse.Namespace) -> int:
         ) from None
     from deputy_guard import commands
 
+    args.tally.counted = False
+    args.tally.left = (
+        "the demo stopped before its end; its local AWS and Slack stand-ins are stopped and nothing outside "
+        "them was changed: run `deputy-guard demo` again"
+    )
     return commands.run_demo(args)
 
 
@@ -395,6 +425,26 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 AWS_COMMANDS = frozenset({"scan", "revert", "remediate", "exempt", "setup", "api"})
 
 
+def _check_combinations(args: argparse.Namespace) -> None:
+    """Flags that only mean something together: refused with a clear line rather than silently ignored."""
+    if args.command == "scan":
+        if not args.accounts:
+            pairs = (("--member-role", args.member_role), ("--concurrency", args.concurrency))
+            given = [flag for flag, value in pairs if value is not None]
+            if given:
+                raise UsageError(f"{' and '.join(given)}: only for a scan of many accounts; add --accounts")
+        args.formats = names(args.format, FORMAT_ALIASES)
+        args.statuses = names(args.status)
+        problem = check_request(args.formats, args.output_dir)
+        if problem:
+            raise UsageError(problem)
+    if args.command == "demo" and args.json and args.keep_running:
+        raise UsageError(
+            "--json and --keep-running cannot be combined: the JSON would be followed by the running demo's "
+            "lines; run `deputy-guard demo --json`, or `deputy-guard demo --keep-running` for people"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``deputy-guard``; returns the exit status (2 with one line on stderr for bad input)."""
     try:
@@ -408,10 +458,23 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as done:
             # --help and --version print and exit; give their status back like any other outcome.
             return done.code if isinstance(done.code, int) else EXIT_OK
-        if args.command in AWS_COMMANDS:
-            apply_aws_options(args)
-            return guard(HANDLERS[args.command], args)
-        return HANDLERS[args.command](args)
+        _check_combinations(args)
+        args.tally = tally = Tally()
+        try:
+            if args.command in AWS_COMMANDS:
+                apply_aws_options(args)
+                return guard(HANDLERS[args.command], args)
+            status = HANDLERS[args.command](args)
+            sys.stdout.flush()  # a closed pipe is found here, inside the handler below
+            return status
+        except KeyboardInterrupt:
+            # Ctrl-C: what was done and what is left, on one line; never a traceback.
+            sys.stderr.write(f"\n{tally.line()}\n")
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, as other tools do, with the shell's status for it.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE
     except UsageError as exc:
         message = " ".join(str(exc).split())
         sys.stderr.write(f"{PROG}: error: {message}\n")

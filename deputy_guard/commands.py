@@ -7,16 +7,22 @@ Settings come from the environment like the Lambda's; credentials from the stand
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
 from datetime import date
+from functools import partial
 from typing import Any
 
 from chalicelib.domain.settings import Settings, SettingsError, load_settings
 from deputy_guard.aws_cli import describe_aws_failure, fail
 from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
 from deputy_guard.formats import render_scan
+from deputy_guard.interrupt import Counter, Tally, stop_between_roles, watched
 from deputy_guard.progress import Progress
+from deputy_guard.report import no_channel_note
+from deputy_guard.scan_output import emit, filtered_report
 
 # The partition key the pre-flight reads: no item ever has it, so the query only proves the table is there.
 PREFLIGHT_KEY = "preflight#deputy-guard"
@@ -68,13 +74,16 @@ def _cli_settings(args: argparse.Namespace | None = None) -> Settings:
     return with_services(settings, args) if args is not None else settings
 
 
-def _cli_deps(settings: Settings) -> Any:
+def _cli_deps(settings: Settings, *, verbose: bool = False) -> Any:
     from chalicelib.runtime.logs import make_logger
     from chalicelib.runtime.wiring import build_deps
 
-    # People read the CLI's results, not its decision log: warnings only unless LOG_LEVEL asks for more.
-    level = settings.log_level if os.environ.get("LOG_LEVEL") else "WARNING"
+    # People read the CLI's results, not its decision log: no log record reaches the terminal unless
+    # --verbose asks for them (at LOG_LEVEL, else INFO).
+    level = settings.log_level if verbose and os.environ.get("LOG_LEVEL") else "INFO"
     logger = make_logger(settings.service_name, level=level, to_stderr=True)
+    # Powertools logs through the standard logger named after the service: off unless --verbose.
+    logging.getLogger(settings.service_name).disabled = not verbose
     return build_deps(settings, logger=logger, idempotent=False, verify_table=True)
 
 
@@ -83,9 +92,6 @@ def run_scan(args: argparse.Namespace) -> int:
     if args.role and args.path_prefix:
         # A name is exact and IAM role names are unique in an account: a path filter on top could only hide it.
         return _fail("--role and --path-prefix cannot be combined: --role names roles exactly, whatever their path")
-    many = bool(getattr(args, "accounts", None))
-    if many and args.format not in ("table", "json"):
-        return _fail(f"--format {args.format} scans one account; with --accounts use table or json")
     from chalicelib.runtime.handlers import valid_path_prefix, valid_role_name
 
     path_prefix = args.path_prefix or "/"
@@ -94,37 +100,46 @@ def run_scan(args: argparse.Namespace) -> int:
     bad = [name for name in args.role or [] if not valid_role_name(name)]
     if bad:
         return _fail(f"--role: invalid role name {bad[0]!r}")
-    if many:
+    if args.accounts:
         from deputy_guard.org_scan import run_org_scan
 
         return run_org_scan(args)
     from chalicelib.adapters import aws
     from chalicelib.service.scan import scan
 
+    tally: Tally = args.tally
+    tally.left = (
+        "every fix so far is audited and revertable; run `deputy-guard scan --fix` again to continue"
+        if args.fix
+        else "nothing was changed; run `deputy-guard scan` again for the full report"
+    )
     progress = Progress(sys.stderr)
     try:
         settings = _cli_settings(args)
-        deps = _cli_deps(settings)
+        deps = watched(_cli_deps(settings, verbose=args.verbose), tally)
         account, _arn = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
         if args.fix:
             check_audit_table(settings)
         progress.start(f"scanning account {account}")
         reports = []
         token = None
-        while True:
-            report = scan(
-                deps,
-                dry_run=not args.fix,
-                role_names=args.role or None,
-                path_prefix=path_prefix,
-                next_token=token,
-                account=account,
-                progress=progress if progress.enabled else None,
-            )
-            reports.append(report)
-            if report.complete:
-                break
-            token = report.next_token
+        # A dry run writes nothing: Ctrl-C stops it at once. A run with fixes stops before its next write.
+        with stop_between_roles(tally) if args.fix else contextlib.nullcontext():
+            while True:
+                counter = Counter(tally, progress if progress.enabled else None)
+                report = scan(
+                    deps,
+                    dry_run=not args.fix,
+                    role_names=args.role or None,
+                    path_prefix=path_prefix,
+                    next_token=token,
+                    account=account,
+                    progress=counter,
+                )
+                reports.append(report)
+                if report.complete:
+                    break
+                token = report.next_token
     except (SettingsError, Unready) as exc:
         return _fail(str(exc))
     except aws.AwsError as exc:
@@ -132,7 +147,12 @@ def run_scan(args: argparse.Namespace) -> int:
     finally:
         progress.done()
     merged = _merge(reports)
-    sys.stdout.write(render_scan(merged, args.format, region=aws.current_region(), cap=settings.max_fixes_per_run))
+    if args.fix and tally.fixed and deps.notifier is None:
+        print(no_channel_note(tally.fixed), file=sys.stderr)
+    shown = filtered_report(merged, args.statuses)
+    region, cap = aws.current_region(), settings.max_fixes_per_run
+    renderers = {name: partial(render_scan, shown, name, region=region, cap=cap) for name in args.formats}
+    emit(renderers, args.output_dir, sys.stdout.write)
     sys.stdout.flush()
     note_lapsed_exemptions(settings, deps.clock().date())
     if merged.missing:

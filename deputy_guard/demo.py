@@ -100,7 +100,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(outcome.to_dict(), indent=2))
         else:
-            _print_closing(outcome, out)
+            _print_closing(outcome, out, keep_running=args.keep_running)
         if args.keep_running:
             _keep_running(outcome, slack, out if not args.json else print)
         return 0
@@ -292,7 +292,7 @@ def _drain_sns(sqs: Any, queue: str) -> list[dict[str, Any]]:
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
 
 
-def _print_closing(outcome: DemoOutcome, out: Callable[[str], None]) -> None:
+def _print_closing(outcome: DemoOutcome, out: Callable[[str], None], *, keep_running: bool) -> None:
     counts: dict[str, int] = {}
     for verdict in outcome.final.values():
         counts[verdict] = counts.get(verdict, 0) + 1
@@ -302,8 +302,13 @@ def _print_closing(outcome: DemoOutcome, out: Callable[[str], None]) -> None:
         f"summary: {len(outcome.fixes)} roles fixed, {len(outcome.slack)} Slack and {len(outcome.sns)} SNS messages; "
         f"account now: {verdicts}; {outcome.seconds:.1f} s"
     )
-    if outcome.fixes:
-        out(f"undo a fix with: deputy-guard revert {outcome.fixes[0]['role_name']}  (restores the recorded original)")
+    if outcome.fixes and keep_running:
+        # The embedded AWS lives on below: the revert can be tried in another shell (with the export line).
+        role = outcome.fixes[0]["role_name"]
+        out(f"undo a fix, in another shell after the export line below: deputy-guard revert {role}")
+    elif outcome.fixes:
+        out("the embedded AWS is gone with the demo: `deputy-guard demo --keep-running` keeps it up to try")
+        out("`deputy-guard revert ROLE` on a fixed role (it restores the recorded original)")
 
 
 def _keep_running(outcome: DemoOutcome, slack: SlackStandIn, out: Callable[[str], None]) -> None:

@@ -1,4 +1,4 @@
-"""The demo's organization step: one deployment guarding member accounts (DESIGN section 11).
+"""The demo's organization step: one deployment guarding member accounts (docs/organizations.md).
 
 moto's Organizations API creates the member accounts; the member role is created in each through
 OrganizationAccountAccessRole, except in one account, left broken on purpose. Then the real handlers run

@@ -4,6 +4,7 @@
 * ``csv``: one row per role, for spreadsheets (the ``problems`` column holds the codes, ``;``-separated).
 * ``sarif``: SARIF 2.1.0 with ``check``'s rules (deputy_guard.sarif); one result per problem of each open
   finding, located at the role (a logical location, and its ARN as the artifact).
+* ``html``: one self-contained page for people (deputy_guard.html_report).
 * ``asff``: a JSON array of AWS Security Finding Format findings, ready for
   ``aws securityhub batch-import-findings --findings file://findings.json`` (100 per call).
 """
@@ -19,12 +20,13 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from chalicelib.domain.asff import is_finding, to_findings
-from chalicelib.domain.models import ProblemCode, Verdict
+from chalicelib.domain.models import Action, ProblemCode, Verdict
 from chalicelib.domain.plan import RoleResult
+from deputy_guard.html_report import AccountPart, generated_at, render_html
 from deputy_guard.report import render_table
 from deputy_guard.sarif import SARIF_SCHEMA, SARIF_VERSION, TOOL_NAME, rule, tool_version
 
-SCAN_FORMATS: Final = ("table", "json", "csv", "sarif", "asff")
+SCAN_FORMATS: Final = ("table", "json", "csv", "sarif", "asff", "html")
 CSV_COLUMNS: Final = ("account", "role_name", "role_arn", "verdict", "action", "problems", "reason")
 SARIF_FINGERPRINT: Final = "deputyGuardRole/v1"
 _LEVELS: Final = {Verdict.NON_COMPLIANT: "error", Verdict.NEEDS_REVIEW: "warning"}
@@ -44,6 +46,9 @@ def render_scan(
     if format_name == "asff":
         moment = now or datetime.now(UTC)
         return json.dumps(to_findings(results, region=region, now=moment), indent=2) + "\n"
+    if format_name == "html":
+        part = AccountPart(report.account, tuple(results))
+        return render_html([part], generated=generated_at(now), version=tool_version(), many=False)
     return render_table(report.to_dict(), cap=cap) + "\n"
 
 
@@ -59,6 +64,13 @@ def to_csv(report: dict[str, Any]) -> str:
             [account, row["role_name"], row["role_arn"], row["verdict"], row["action"], codes, row.get("reason", "")]
         )
     return out.getvalue()
+
+
+def suppressed(result: RoleResult) -> dict[str, Any]:
+    """An exempt role's result is suppressed, not hidden: ``suppressions`` says by whom it was decided and why."""
+    if result.action is not Action.EXEMPT:
+        return {}
+    return {"suppressions": [{"kind": "external", "status": "accepted", "justification": result.reason}]}
 
 
 def to_sarif(results: Sequence[RoleResult]) -> dict[str, Any]:
@@ -91,6 +103,7 @@ def to_sarif(results: Sequence[RoleResult]) -> dict[str, Any]:
                         }
                     ],
                     "partialFingerprints": {SARIF_FINGERPRINT: hashlib.sha256(key.encode()).hexdigest()},
+                    **suppressed(result),
                 }
             )
     return {

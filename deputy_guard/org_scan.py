@@ -15,15 +15,24 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from chalicelib.adapters.errors import AwsError
+from chalicelib.domain.asff import to_findings
 from chalicelib.domain.models import Verdict
+from chalicelib.domain.plan import RoleResult
 from chalicelib.domain.scope import ScopeError, ScopeKind, parse_member_role, parse_scope
 from chalicelib.domain.settings import SettingsError
 from deputy_guard.exits import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
-from deputy_guard.report import render_table
+from deputy_guard.formats import to_csv, to_sarif
+from deputy_guard.html_report import AccountPart, generated_at, render_html
+from deputy_guard.interrupt import Counter, Tally, stop_between_roles, watched
+from deputy_guard.report import count_outcomes, no_channel_note, plural, render_table
+from deputy_guard.sarif import tool_version
+from deputy_guard.scan_output import emit, keep
 
 ORG_SCAN_SCHEMA_VERSION = "1"
 DEFAULT_CONCURRENCY = 8
@@ -56,6 +65,7 @@ class AccountOutcome:
     complete: bool = False
     report: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    results: tuple[RoleResult, ...] = ()  # what the report's rows were made from (for sarif, asff, html)
 
     def to_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"account": self.account, "status": self.status}
@@ -98,11 +108,20 @@ def scan_accounts(
     path_prefix: str,
     workers: int,
     on_done: Callable[[AccountOutcome], None] | None = None,
+    tally: Tally | None = None,
 ) -> list[AccountOutcome]:
-    """Scan every account, ``workers`` at a time; outcomes in the order of ``accounts``."""
+    """Scan every account, ``workers`` at a time; outcomes in the order of ``accounts``.
+
+    With ``tally``, roles scanned and fixed are counted into it, and a stop it asks for (Ctrl-C) ends
+    every account's scan between two roles.
+    """
 
     def one(account: str) -> AccountOutcome:
-        outcome = scan_one(directory, account, dry_run=dry_run, role_names=role_names, path_prefix=path_prefix)
+        if tally is not None:
+            tally.checkpoint()  # an account not started yet is not started after a Ctrl-C
+        outcome = scan_one(
+            directory, account, dry_run=dry_run, role_names=role_names, path_prefix=path_prefix, tally=tally
+        )
         if on_done is not None:
             on_done(outcome)
         return outcome
@@ -112,7 +131,13 @@ def scan_accounts(
 
 
 def scan_one(
-    directory: Any, account: str, *, dry_run: bool, role_names: Sequence[str] | None, path_prefix: str
+    directory: Any,
+    account: str,
+    *,
+    dry_run: bool,
+    role_names: Sequence[str] | None,
+    path_prefix: str,
+    tally: Tally | None = None,
 ) -> AccountOutcome:
     """One account, page after page until complete; a failure becomes the outcome's error."""
     from chalicelib.service.accounts import AccountUnavailable
@@ -123,8 +148,11 @@ def scan_one(
     reports: list[ScanReport] = []
     try:
         deps = directory.deps_for(account)
+        if tally is not None:
+            deps = watched(deps, tally)
         token = None
         while True:
+            counter = Counter(tally) if tally is not None else None
             report = scan(
                 deps,
                 dry_run=dry_run,
@@ -132,6 +160,7 @@ def scan_one(
                 path_prefix=path_prefix,
                 next_token=token,
                 account=account,
+                progress=counter,
             )
             reports.append(report)
             if report.complete:
@@ -150,12 +179,13 @@ def scan_one(
         merged = ScanReport(account, outcome.complete, None, results, missing)
         outcome.report = merged.to_dict()
         outcome.report["needs_action"] = merged.needs_action
+        outcome.results = results
     outcome.seconds = time.monotonic() - started
     return outcome
 
 
 def run_org_scan(args: argparse.Namespace) -> int:
-    """The CLI entry point for ``scan --accounts`` (``run_scan`` has checked the filters and the format)."""
+    """The CLI entry point for ``scan --accounts`` (``run_scan`` has checked the filters and the formats)."""
     from chalicelib.adapters import aws
     from chalicelib.runtime.organization import build_accounts
     from deputy_guard.commands import _cli_deps, _cli_settings, _fail, note_lapsed_exemptions
@@ -166,9 +196,11 @@ def run_org_scan(args: argparse.Namespace) -> int:
         member_role = parse_member_role(args.member_role)
     except ScopeError as exc:
         return _fail(f"--accounts/--member-role: {exc}")
+    tally: Tally = args.tally
     try:
         settings = _cli_settings(args)
-        directory = build_accounts(settings, _cli_deps(settings), scope=scope, member_role=member_role)
+        deps = _cli_deps(settings, verbose=args.verbose)
+        directory = build_accounts(settings, deps, scope=scope, member_role=member_role)
         # A list scans exactly the accounts named; org scans every ACTIVE account of the organization.
         accounts = scope.accounts if scope.kind is ScopeKind.LIST else directory.accounts()
     except SettingsError as exc:
@@ -177,31 +209,73 @@ def run_org_scan(args: argparse.Namespace) -> int:
         return _fail(f"could not list the organization's accounts: {exc}")
     workers = args.concurrency or DEFAULT_CONCURRENCY
     progress = _progress(len(accounts)) if sys.stderr.isatty() else None
-    outcomes = scan_accounts(
-        directory,
-        accounts,
-        dry_run=not args.fix,
-        role_names=args.role or None,
-        path_prefix=path_prefix,
-        workers=workers,
-        on_done=progress,
-    )
-    if progress:
-        sys.stderr.write("\n")
+    again = "`deputy-guard scan --fix --accounts ...` again" if args.fix else "the scan again for a full report"
+    tally.left = f"accounts not finished were left as they were; run {again}"
+    try:
+        with stop_between_roles(tally):
+            outcomes = scan_accounts(
+                directory,
+                accounts,
+                dry_run=not args.fix,
+                role_names=args.role or None,
+                path_prefix=path_prefix,
+                workers=workers,
+                on_done=progress,
+                tally=tally,
+            )
+    finally:
+        if progress:
+            sys.stderr.write("\r\x1b[K")
     for outcome in outcomes:
         if outcome.status != "ok":
             print(f"deputy-guard: account {outcome.account}: {outcome.error}", file=sys.stderr)
-    report = org_report(outcomes)
     note_lapsed_exemptions(settings, directory.central.clock().date())
-    if args.format == "json":
-        print(json.dumps(report, indent=2))
-    else:
-        print(render_org_table(outcomes, report["summary"]))
+    if args.fix and tally.fixed and deps.notifier is None:
+        print(no_channel_note(tally.fixed), file=sys.stderr)
+    shown = [only(outcome, args.statuses) for outcome in outcomes]
+    emit(renderers(shown, args.formats, region=aws.current_region()), args.output_dir, sys.stdout.write)
     return exit_code(outcomes, lambda outcome: bool(outcome.report.get("needs_action")))
 
 
-def render_org_table(outcomes: Sequence[AccountOutcome], totals: dict[str, int]) -> str:
-    """Each account's table, then one line for the organization."""
+def only(outcome: AccountOutcome, statuses: Sequence[str]) -> AccountOutcome:
+    """The account's outcome with only the roles of ``statuses`` (the summary counts those; needs_action all)."""
+    if not statuses or not outcome.report:
+        return outcome
+    from chalicelib.service.scan import ScanReport
+
+    kept = keep(outcome.results, statuses)
+    report = ScanReport(outcome.account, outcome.complete, None, kept, tuple(outcome.report.get("missing", [])))
+    shown = report.to_dict()
+    shown["needs_action"] = outcome.report.get("needs_action", False)
+    return replace(outcome, report=shown, results=kept)
+
+
+def renderers(
+    outcomes: Sequence[AccountOutcome], formats: Sequence[str], *, region: str, now: datetime | None = None
+) -> dict[str, Callable[[], str]]:
+    """How each format renders the accounts' outcomes (each called once, when it is written)."""
+    moment = now or datetime.now(UTC)
+    results = [result for outcome in outcomes for result in outcome.results]
+
+    def text(name: str) -> str:
+        if name == "json":
+            return json.dumps(org_report(outcomes), indent=2) + "\n"
+        if name == "csv":
+            return to_csv({"account": "", "results": [r.to_report() for r in results]})
+        if name == "sarif":
+            return json.dumps(to_sarif(results), indent=2) + "\n"
+        if name == "asff":
+            return json.dumps(to_findings(results, region=region, now=moment), indent=2) + "\n"
+        if name == "html":
+            parts = [AccountPart(o.account, o.results, o.error) for o in outcomes]
+            return render_html(parts, generated=generated_at(moment), version=tool_version(), many=True)
+        return render_org_table(outcomes) + "\n"
+
+    return {name: partial(text, name) for name in formats}
+
+
+def render_org_table(outcomes: Sequence[AccountOutcome]) -> str:
+    """Each account's table, then one line for the organization, counted as each account's line is."""
     blocks: list[str] = []
     for outcome in outcomes:
         if outcome.status != "ok":
@@ -209,8 +283,9 @@ def render_org_table(outcomes: Sequence[AccountOutcome], totals: dict[str, int])
         else:
             blocks.append(render_table(outcome.report))
     failed = sum(outcome.status != "ok" for outcome in outcomes)
-    counts = ", ".join(f"{count} {verdict}" for verdict, count in totals.items() if count) or "no roles"
-    blocks.append(f"{len(outcomes)} accounts ({failed} failed): {counts}")
+    rows = [row for outcome in outcomes for row in outcome.report.get("results", [])]
+    counts = ", ".join(f"{count} {name}" for name, count in count_outcomes(rows).items()) or "nothing to report"
+    blocks.append(f"{plural(len(outcomes), 'account')} ({failed} failed): {plural(len(rows), 'role')}: {counts}")
     return "\n\n".join(blocks)
 
 

@@ -54,7 +54,11 @@ def render_table(report: dict[str, Any], *, cap: int | None = None) -> str:
     rows = [("VERDICT", "ROLE", "PROBLEMS", "ACTION")]
     for result in report["results"]:
         codes = ",".join(sorted({p["code"] for p in result["problems"]})) or "-"
-        rows.append((result["verdict"], result["role_name"], codes, result["action"]))
+        action = result["action"]
+        if action == "exempt" and result.get("reason"):
+            # Suppressed, not hidden: an exempt finding says why it is left alone.
+            action = f"exempt ({result['reason']})"
+        rows.append((result["verdict"], result["role_name"], codes, action))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows]
     counts = count_outcomes(report["results"])
@@ -86,3 +90,12 @@ def _hints(report: dict[str, Any], counts: dict[str, int], cap: int | None) -> l
     if not report.get("complete", True):
         hints.append("partial: the time budget ran out; continue with the report's next_token")
     return hints
+
+
+def no_channel_note(fixed: int) -> str:
+    """Said after a fix when no notification channel is configured: the owners were told nothing."""
+    return (
+        f"deputy-guard: note: {plural(fixed, 'role')} fixed and no notification channel is configured "
+        "(DEPUTY_GUARD_SLACK_WEBHOOK_URL, DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER or DEPUTY_GUARD_SNS_TOPIC_ARN): "
+        "no owner was told"
+    )

@@ -8,7 +8,9 @@ follow Security Hub's ASFF reference; ``docs/security-hub.md`` shows a finding.
 A finding is ``ACTIVE`` (compliance ``FAILED``) while the role lacks its pins or needs a human, and becomes
 ``ARCHIVED`` (compliance ``PASSED``) once the bot fixed it or the role no longer trusts Step Functions. As the
 finding provider, the bot may set ``RecordState`` with BatchImportFindings; the workflow status
-(``RESOLVED``) is the customer's field, set with BatchUpdateFindings.
+(``RESOLVED``) is the customer's field, set with BatchUpdateFindings. An exempt role is suppressed, not
+hidden: its finding stays ``ACTIVE`` with ``Workflow.Status`` ``SUPPRESSED`` and the exemption's reason as
+its note (a new finding's workflow status may come with its import).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ NOTE_AUTHOR: Final = "deputy-guard"
 
 ACTIVE: Final = "ACTIVE"
 ARCHIVED: Final = "ARCHIVED"
+SUPPRESSED: Final = "SUPPRESSED"
+NOTE_LIMIT: Final = 512
 _ELLIPSIS: Final = "…"
 # A foreign account or a public principal may be a backdoor: the most urgent findings.
 _CRITICAL_CODES: Final = frozenset({ProblemCode.FOREIGN_ACCOUNT, ProblemCode.PUBLIC_PRINCIPAL})
@@ -126,6 +130,13 @@ def to_finding(result: RoleResult, *, region: str, now: datetime, resolved: bool
             "Types": list(FINDING_TYPES),
         },
     }
+    if result.action is Action.EXEMPT and not resolved:
+        finding["Workflow"] = {"Status": SUPPRESSED}
+        finding["Note"] = {
+            "Text": _clip(f"Exempt: {result.reason}", NOTE_LIMIT),
+            "UpdatedBy": NOTE_AUTHOR,
+            "UpdatedAt": when,
+        }
     return finding
 
 

@@ -180,10 +180,13 @@ def _decide_unexempted(
     tag = (tag_value(role.tags, MODE_TAG) or "").strip().lower()
     if tag == "exempt":
         until = exempt_until(role.tags)
+        # Why the role is exempt, as whoever tagged it wrote it (a Slack click and revert write it too).
+        why = (tag_value(role.tags, REASON_TAG) or "").strip()
+        because = f": {why}" if why else ""
         if until is None:
-            return Action.EXEMPT, f"tag {MODE_TAG}=exempt"
+            return Action.EXEMPT, f"tag {MODE_TAG}=exempt{because}"
         if today.date() <= until:
-            return Action.EXEMPT, f"tag {MODE_TAG}=exempt until {until.isoformat()}"
+            return Action.EXEMPT, f"tag {MODE_TAG}=exempt until {until.isoformat()}{because}"
     if evaluation.verdict is Verdict.NEEDS_REVIEW:
         codes = ", ".join(sorted({p.code.value for p in evaluation.problems}))
         return Action.REVIEW, f"needs a human decision ({codes}); deputy-guard never rewrites such a policy"

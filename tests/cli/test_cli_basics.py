@@ -171,7 +171,15 @@ def test_bash_completion_completes_commands_options_and_choices(capsys: pytest.C
     assert "complete -o default -F _deputy_guard deputy-guard" in script
     assert "api" in complete(script, "deputy-guard", "a")
     assert complete(script, "deputy-guard", "scan", "--fo") == ["--format"]
-    assert complete(script, "deputy-guard", "scan", "--format", "") == ["table", "json", "csv", "sarif", "asff"]
+    assert complete(script, "deputy-guard", "scan", "--format", "") == [
+        "table",
+        "json",
+        "csv",
+        "sarif",
+        "asff",
+        "html",
+        "text",
+    ]
     assert complete(script, "deputy-guard", "api", "rem") == ["remediate"]
     assert set(complete(script, "deputy-guard", "--region", "r", "revert", "--")) >= {"--force", "--profile"}
 

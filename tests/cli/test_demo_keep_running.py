@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import boto3
 import pytest
@@ -101,3 +102,38 @@ def test_a_second_shell_fixes_and_the_demo_shows_the_messages() -> None:
             [CLI, "api", "role", "second-shell-sfn"], capture_output=True, text=True, env=env, timeout=60, check=False
         )
         assert api.returncode == 0 and json.loads(api.stdout)["verdict"] == "compliant", api.stderr
+
+
+RUNNABLE = "<!-- runnable against `deputy-guard demo --keep-running` -->"
+
+
+def runnable_blocks() -> list[str]:
+    """The commands of the README's shell blocks marked as runnable against the running demo."""
+    from tests.cli.doc_commands import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    commands: list[str] = []
+    for part in text.split(RUNNABLE)[1:]:
+        block = part.split("```sh\n", 1)[1].split("```", 1)[0]
+        commands += [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+    return commands
+
+
+def test_the_readme_blocks_marked_runnable_run_against_the_demo(tmp_path: Path) -> None:
+    # Given the README's marked blocks, and the demo kept running
+    commands = runnable_blocks()
+    assert len(commands) >= 3
+    with running_demo() as wait_for:
+        line = wait_for("export AWS_ENDPOINT_URL=", 150)
+        env = user_environment() | exported(line.strip())
+        env["PATH"] = f"{os.path.dirname(CLI)}:{env.get('PATH', '')}"
+        # When each command runs in a second shell with the demo's export line
+        for command in commands:
+            result = subprocess.run(
+                ["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120, check=False
+            )
+            # Then it runs: 0 clean or 1 findings to act on, never an error or a traceback
+            assert result.returncode in (0, 1), (command, result.stderr)
+            assert "Traceback" not in result.stderr and "error:" not in result.stderr, (command, result.stderr)
+            assert result.stdout, command
+        assert (tmp_path / "reports" / "deputy-guard-scan.html").exists()

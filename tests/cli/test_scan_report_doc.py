@@ -72,3 +72,14 @@ def test_every_field_is_documented() -> None:
 def test_every_verdict_and_action_is_documented() -> None:
     assert {v.value for v in Verdict} <= doc_table_names("## Verdicts")
     assert {a.value for a in Action} <= doc_table_names("## Actions")
+
+
+def test_the_per_account_entries_are_documented_field_by_field() -> None:
+    # Given an account's entry of `scan --accounts`, failed and with missing roles (every optional field)
+    from deputy_guard.org_scan import AccountOutcome
+
+    entry = AccountOutcome(
+        ACCOUNT, status="failed", error="cannot assume", report={"missing": ["gone"], "summary": {}}
+    ).to_dict()
+    # Then the table under its heading names exactly its fields
+    assert set(entry) == doc_table_names("## Many accounts")

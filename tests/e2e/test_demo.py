@@ -110,6 +110,9 @@ def test_human_output_tells_the_story() -> None:
     for section in (*sections, "Slack approval", "/slack/actions (signed) -> 200"):
         assert section in result.stdout
     assert '+          "aws:SourceAccount"' in result.stdout
+    # The embedded AWS is gone when the demo ends: no revert to try there, but how to keep it up to try one
+    assert "undo a fix with: deputy-guard revert" not in result.stdout
+    assert "`deputy-guard demo --keep-running` keeps it up" in result.stdout
 
 
 def test_keep_running_serves_until_terminated_then_stops_cleanly() -> None:
@@ -124,6 +127,8 @@ def test_keep_running_serves_until_terminated_then_stops_cleanly() -> None:
             lines.append(line)
             if "curl -s -X POST" in line:
                 break
+        # The closing hint to revert is given where it works: while the embedded AWS stays up
+        assert any("in another shell after the export line below: deputy-guard revert" in seen for seen in lines)
         api = next(word for word in lines[-1].split() if word.startswith("http://127.0.0.1:"))
         request = urllib.request.Request(
             api, data=json.dumps({"dry_run": True}).encode(), headers={"Content-Type": "application/json"}

@@ -190,11 +190,9 @@ def test_an_approver_applies_the_fix_and_the_message_says_who(bot: Bot) -> None:
     message = bot.alert("orders-sfn", owner="payments")
     assert set(buttons_of(message)) == {"apply_fix", "exempt_30d"}
     # When an approver clicks Apply fix
-    started = time.monotonic()
     status, answer = bot.click(message, "apply_fix")
-    seconds = time.monotonic() - started
     # Then the fix is applied through the remediate pipeline, recorded with the Slack user as actor
-    assert status == 200 and seconds < 3
+    assert status == 200
     assert trust("orders-sfn")["Statement"][0]["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
     [fix] = bot.history("orders-sfn")
     assert (fix.kind.value, fix.status.value, fix.actor, fix.trigger) == (

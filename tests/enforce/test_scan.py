@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from chalicelib.domain.events import RoleRef
 from chalicelib.domain.models import Mode
@@ -91,11 +93,24 @@ def test_sweep_mode_comes_from_settings_not_the_scan_default(make_world: MakeWor
     assert [r.action.value for r in report.results] == ["notified"]
 
 
-def test_the_budget_is_checked_before_every_role_not_every_page(make_world: MakeWorld, monkeypatch) -> None:
-    # Given one page of 6 roles whose evaluation is slow (a planted document), and a 0.5 s budget
-    import time
+class _Clock:
+    """A monotonic clock that only moves when told to: a role's cost is given, not measured."""
 
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def test_the_budget_is_checked_before_every_role_not_every_page(make_world: MakeWorld, monkeypatch) -> None:
+    # Given one page of 6 roles whose evaluation costs 0.2 s each on the scan's clock, and a 0.5 s budget
+    from chalicelib.domain import plan as plan_module
     from chalicelib.service import enforce as enforce_module
+    from chalicelib.service import scan as scan_module
 
     world = make_world(idempotent=False)
     for index in range(6):
@@ -103,28 +118,31 @@ def test_the_budget_is_checked_before_every_role_not_every_page(make_world: Make
         document = {**COMPLIANT, "Id": f"compliant-{index}"}
         world.iam.create_role(RoleName=f"compliant-{index:04d}", AssumeRolePolicyDocument=json.dumps(document))
     real = enforce_module.evaluate_role
+    clock = _Clock()
+    monkeypatch.setattr(scan_module, "time", clock)
+    monkeypatch.setattr(plan_module, "time", clock)
+
+    evaluated: list[str] = []
 
     def slow(role, deps):
-        time.sleep(0.2)
+        clock.now += 0.2
+        evaluated.append(role.name)
         return real(role, deps)
 
     monkeypatch.setattr(enforce_module, "evaluate_role", slow)
     # When scanned with the budget, continuing through next_token until complete
     seen: list[str] = []
-    token = None
-    started = time.monotonic()
     first = scan(world.deps, dry_run=True, budget_seconds=0.5)
-    first_took = time.monotonic() - started
+    evaluated_first = len(evaluated)
     seen += [r.role_name for r in first.results]
     token = first.next_token
     while token:
         report = scan(world.deps, dry_run=True, budget_seconds=0.5, next_token=token)
         seen += [r.role_name for r in report.results]
         token = report.next_token
-    # Then the first call stops within the budget plus one role, not after the whole page,
-    # and the continuation covers every role exactly once
-    assert not first.complete and len(first.results) < 6
-    assert first_took < 6 * 0.2 - 0.1  # evaluating the whole page first takes at least 1.2 s
+    # Then the first call stops evaluating at the budget (the third role reaches 0.6 s), not after the
+    # whole page, and the continuation covers every role exactly once
+    assert not first.complete and evaluated_first == 3 and len(first.results) <= 3
     assert sorted(seen) == [f"compliant-{i:04d}" for i in range(6)]
 
 

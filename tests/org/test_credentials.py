@@ -27,9 +27,12 @@ class Clock:
 class Sts:
     """Hands out numbered one-hour credentials, counting calls per role."""
 
-    def __init__(self, clock: Clock, delay: float = 0.0, fail: set[str] | None = None) -> None:
+    def __init__(
+        self, clock: Clock, delay: float = 0.0, fail: set[str] | None = None, meet: threading.Barrier | None = None
+    ) -> None:
         self.clock = clock
         self.delay = delay
+        self.meet = meet  # calls wait here for each other: only calls made at the same time can all pass
         self.fail = fail or set()
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -39,6 +42,8 @@ class Sts:
             self.calls[role_arn] += 1
             serial = self.calls[role_arn]
         time.sleep(self.delay)
+        if self.meet is not None:
+            self.meet.wait()
         if role_arn in self.fail:
             raise PermissionError("AccessDenied")
         return TemporaryCredentials(f"ASIA{serial}", "secret", "token", self.clock() + timedelta(hours=1))
@@ -80,17 +85,22 @@ def test_concurrent_callers_for_one_account_share_one_assume_role() -> None:
 
 
 def test_accounts_are_not_serialised_behind_each_other() -> None:
+    # Given eight accounts whose AssumeRole calls each wait until all eight are in flight at once
     clock = Clock()
-    sts = Sts(clock, delay=0.2)
-    cache = CredentialCache(sts, clock=clock)
     roles = [f"arn:aws:iam::{n:012d}:role/deputy-guard-member" for n in range(8)]
-    started = time.monotonic()
-    threads = [threading.Thread(target=cache.get, args=(role,)) for role in roles]
+    meeting = threading.Barrier(len(roles), timeout=30)
+    sts = Sts(clock, meet=meeting)
+    cache = CredentialCache(sts, clock=clock)
+    got: list[TemporaryCredentials] = []
+    # When each is asked for from its own thread
+    threads = [threading.Thread(target=lambda role=role: got.append(cache.get(role))) for role in roles]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert time.monotonic() - started < 0.2 * 4  # in parallel, not 8 x 0.2 s
+    # Then every call met the others (calls made one after another would break the barrier, and get nothing)
+    assert not meeting.broken
+    assert len(got) == len(roles) and sum(sts.calls.values()) == len(roles)
 
 
 def test_a_refusal_is_not_cached() -> None:
