@@ -21,6 +21,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserFactory
 
 from chalicelib.adapters.credentials import CredentialCache, TemporaryCredentials
 from chalicelib.adapters.errors import (
@@ -79,7 +80,7 @@ def make_client(service: str, region: str | None = None) -> Any:
         client = _clients.get(key)
         if client is None:
             config = _client_config()
-            session = _session()
+            session = _session(service)
             client = session.client(service, region_name=region or session.region_name or "us-east-1", config=config)  # type: ignore[call-overload]
             _clients[key] = client
         return client
@@ -108,13 +109,26 @@ def _client_config() -> Config:
     )
 
 
-def _session() -> boto3.session.Session:
-    """One session per process: building a session loads botocore's data files, which cold starts pay for."""
-    session = _clients.get(("__session__", None))
+def _session(service: str = "") -> boto3.session.Session:
+    """One session per process (one more for IAM): building one loads botocore's data, which cold starts pay for."""
+    key = ("__session__", _parsing(service))
+    session = _clients.get(key)
     if session is None:
-        session = _boto3_session(_core_session())
-        _clients[("__session__", None)] = session
+        session = _boto3_session(_core_session(service))
+        _clients[key] = session
     return session
+
+
+def _parsing(service: str) -> str | None:
+    return "text-timestamps" if service == "iam" else None
+
+
+def _text_timestamps() -> ResponseParserFactory:
+    """Parsers that keep timestamps as text: deputy-guard reads no IAM timestamp, and parsing them is about
+    three quarters of the client's CPU for a page of roles (bench/README.md). STS keeps its datetimes."""
+    factory = ResponseParserFactory()
+    factory.set_parser_defaults(timestamp_parser=str)
+    return factory
 
 
 def _boto3_session(core: botocore.session.Session, **kwargs: Any) -> boto3.session.Session:
@@ -131,8 +145,11 @@ def _boto3_session(core: botocore.session.Session, **kwargs: Any) -> boto3.sessi
     return session
 
 
-def _core_session() -> botocore.session.Session:
+def _core_session(service: str = "") -> botocore.session.Session:
+    """A botocore session on the process's loader; for ``service`` "iam", with text timestamps."""
     core = botocore.session.get_session()
+    if _parsing(service):
+        core.register_component("response_parser_factory", _text_timestamps())
     # The service models are static data: a new session (new endpoint or credentials after
     # reset_clients, a member account's session) reuses the loader that already parsed them.
     loader = _loader.get("data_loader")
@@ -148,7 +165,7 @@ def _core_session() -> botocore.session.Session:
 MEMBER_SESSION_NAME = "deputy-guard"
 MEMBER_SESSION_SECONDS = 3600  # the most role chaining allows (the bot's own credentials are a role session)
 _member_clients: dict[tuple[str, str, str | None], Any] = {}
-_member_sessions: dict[str, boto3.session.Session] = {}
+_member_sessions: dict[tuple[str, str | None], boto3.session.Session] = {}
 
 
 def _assume(role_arn: str) -> TemporaryCredentials:
@@ -186,19 +203,22 @@ def member_client(role_arn: str, service: str, region: str | None = None) -> Any
     per role and refreshed shortly before they expire, so a long-lived client keeps working.
     """
     key = (role_arn, service, region)
+    session_key = (role_arn, _parsing(service))
     with _client_lock:
         client = _member_clients.get(key)
         if client is not None:
             return client
-        session = _member_sessions.get(role_arn)
+        session = _member_sessions.get(session_key)
     if session is None:
         # Outside the lock: assuming the role is a network call, and other accounts must not wait for it.
-        core = _core_session()
+        core = _core_session(service)
         resolver = CredentialResolver(providers=[_MemberCredentialProvider(role_arn)])
         core.register_component("credential_provider", resolver)
         core.get_credentials()  # assume now, so that a refusal is reported here, naming the role
         with _client_lock:
-            session = _member_sessions.get(role_arn) or _member_sessions.setdefault(role_arn, _boto3_session(core))
+            session = _member_sessions.get(session_key) or _member_sessions.setdefault(
+                session_key, _boto3_session(core)
+            )
     with _client_lock:
         client = _member_clients.get(key)
         if client is None:

@@ -45,14 +45,15 @@ class RolePage:
 class IamGateway:
     """The IAM calls deputy-guard makes, and no others."""
 
-    def __init__(self, client: IAMClient) -> None:
+    def __init__(self, client: IAMClient, *, role_details: bool = True) -> None:
+        """``role_details=False`` lists as an account that denies GetAccountAuthorizationDetails (ListRoles)."""
         self._client = client
         # botocore decodes IAM's policy documents with json.loads, which keeps the last of duplicate keys and
         # rewrites number literals (1.10 -> 1.1). The engine reads IAM's own text instead, so it can refuse a
         # document with duplicate keys and write back every untouched literal exactly as it was.
         client.meta.events.unregister("after-call.iam", json_decode_policies)
         self._tags_denied = False  # ListRoleTags refused once: read tags with GetRole from then on
-        self._details_denied = False  # GetAccountAuthorizationDetails refused once: list with ListRoles
+        self._details_denied = not role_details  # GetAccountAuthorizationDetails refused once: ListRoles from then on
 
     def get_role(self, name: str) -> RoleRecord | None:
         """The role with its trust document and tags, or None when it does not exist."""
