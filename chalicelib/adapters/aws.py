@@ -11,6 +11,7 @@ limiting), so throttling is retried with backoff, and paced, before an error rea
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -21,6 +22,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.hooks import HierarchicalEmitter
 from botocore.parsers import ResponseParserFactory
 
 from chalicelib.adapters.credentials import CredentialCache, TemporaryCredentials
@@ -146,17 +148,21 @@ def _boto3_session(core: botocore.session.Session, **kwargs: Any) -> boto3.sessi
 
 
 def _core_session(service: str = "") -> botocore.session.Session:
-    """A botocore session on the process's loader; for ``service`` "iam", with text timestamps."""
-    core = botocore.session.get_session()
+    """A botocore session on the process's loader and built-in handlers; for ``service`` "iam", text timestamps.
+
+    A member account's first client pays for a new session. Most of that is registering botocore's
+    built-in handlers (each checked by introspection) and parsing the service models: both are done once
+    per process, and each new session starts from a copy of the handlers and shares the loader.
+    """
+    shared = _loader.get("handlers")
+    if shared is None:
+        shared = HierarchicalEmitter()
+        first = botocore.session.Session(event_hooks=shared)  # registers the built-in handlers on ``shared``
+        _loader.update(handlers=shared, data_loader=first.get_component("data_loader"))
+    core = botocore.session.Session(event_hooks=copy.copy(shared), include_builtin_handlers=False)
+    core.register_component("data_loader", _loader["data_loader"])
     if _parsing(service):
         core.register_component("response_parser_factory", _text_timestamps())
-    # The service models are static data: a new session (new endpoint or credentials after
-    # reset_clients, a member account's session) reuses the loader that already parsed them.
-    loader = _loader.get("data_loader")
-    if loader is None:
-        _loader["data_loader"] = core.get_component("data_loader")
-    else:
-        core.register_component("data_loader", loader)
     return core
 
 
@@ -165,7 +171,7 @@ def _core_session(service: str = "") -> botocore.session.Session:
 MEMBER_SESSION_NAME = "deputy-guard"
 MEMBER_SESSION_SECONDS = 3600  # the most role chaining allows (the bot's own credentials are a role session)
 _member_clients: dict[tuple[str, str, str | None], Any] = {}
-_member_sessions: dict[tuple[str, str | None], boto3.session.Session] = {}
+_member_sessions: dict[tuple[str, str | None], botocore.session.Session] = {}
 
 
 def _assume(role_arn: str) -> TemporaryCredentials:
@@ -216,14 +222,13 @@ def member_client(role_arn: str, service: str, region: str | None = None) -> Any
         core.register_component("credential_provider", resolver)
         core.get_credentials()  # assume now, so that a refusal is reported here, naming the role
         with _client_lock:
-            session = _member_sessions.get(session_key) or _member_sessions.setdefault(
-                session_key, _boto3_session(core)
-            )
+            session = _member_sessions.setdefault(session_key, core)
     with _client_lock:
         client = _member_clients.get(key)
         if client is None:
-            name = region or session.region_name or current_region()
-            client = session.client(service, region_name=name, config=_client_config())  # type: ignore[call-overload]
+            # botocore's client, as boto3's Session.client makes it, without a boto3 session per account.
+            name = region or session.get_config_variable("region") or current_region()
+            client = session.create_client(service, region_name=name, config=_client_config())
             _member_clients[key] = client
         return client
 
