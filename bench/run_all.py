@@ -69,19 +69,15 @@ BENCHES = [
         1800,
         ["--aws", "moto", "--sizes", "1000", "--flagged", "10", "--naive-sample", "100"],
     ),
-    Bench(
-        "org",
-        "bench/bench_org.py",
-        ["--aws", "fastaws", "--accounts", "200", "--roles", "200", "--concurrency", "10"],
-        1800,
-        ["--aws", "fastaws", "--accounts", "50", "--roles", "200", "--concurrency", "10"],
-    ),
-    Bench(
-        "org_moto",
-        "bench/bench_org.py",
-        ["--aws", "moto", "--accounts", "50", "--roles", "200", "--concurrency", "10"],
-        1800,
-        ["--aws", "moto", "--accounts", "10", "--roles", "200", "--concurrency", "10"],
+    *(
+        Bench(
+            key,
+            "bench/bench_org.py",
+            ["--aws", model, "--accounts", str(accounts), "--roles", "200", "--concurrency", "10"],
+            1800,
+            ["--aws", model, "--accounts", str(accounts // 5), "--roles", "200", "--concurrency", "10"],
+        )
+        for key, model, accounts in (("org", "fastaws", 200), ("org_moto", "moto", 50))
     ),
 ]
 # c7n-org, the organization benchmark's peer, runs from a virtualenv of its own (BENCH_C7N, or --c7n).
