@@ -5,7 +5,6 @@ Every decision is one structured log line.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -319,8 +318,6 @@ def _log_decision(deps: Deps, result: RoleResult, run: Run, ref: RoleRef | None)
     # write 10,000 lines that nobody acts on (the report and the sweep's summary line count them). Every
     # finding, every action and every event's decision stays at INFO.
     quiet = ref is None and result.action is Action.NONE and result.verdict in _NO_FINDING
-    if quiet and not _debug_enabled(deps.logger):
-        return  # a line the logger would drop: not built (a sweep has one per role without a finding)
     (deps.logger.debug if quiet else deps.logger.info)(
         "decision",
         extra={
@@ -337,12 +334,6 @@ def _log_decision(deps: Deps, result: RoleResult, run: Run, ref: RoleRef | None)
 
 
 _NO_FINDING = (Verdict.COMPLIANT, Verdict.NOT_APPLICABLE)
-
-
-def _debug_enabled(logger: Any) -> bool:
-    """Whether ``logger`` keeps DEBUG lines (one that cannot say is taken to keep them)."""
-    enabled = getattr(logger, "isEnabledFor", None)
-    return enabled is None or bool(enabled(logging.DEBUG))
 
 
 def _count(deps: Deps, run: Run, name: str) -> None:

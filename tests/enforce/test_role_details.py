@@ -7,7 +7,6 @@ and Marker, so the paging is pinned here with botocore's Stubber (answers shaped
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -21,7 +20,6 @@ from chalicelib.adapters import aws
 from chalicelib.adapters.iam import IamGateway
 from chalicelib.domain.models import Mode
 from chalicelib.service.scan import BadToken, decode_token, encode_token, request_digest, scan, sweep
-from tests.reliability.support import RecordingLogger
 from tests.scan_perf.conftest import rows
 from tests.world import ACCOUNT, COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World, deny_authorization_details
 
@@ -252,28 +250,3 @@ def test_a_write_is_decided_on_what_iam_holds_at_the_write_not_on_the_listing(ma
     (result,) = report.results
     assert (result.verdict.value, result.action.value) == ("compliant", "none")
     assert "iam.UpdateAssumeRolePolicy" not in world.aws_calls() and world.trust("racing-sfn") == COMPLIANT
-
-
-class LevelLogger(RecordingLogger):
-    """A recording logger that keeps DEBUG lines only when told to, as Powertools' Logger at a level."""
-
-    def __init__(self, debug: bool) -> None:
-        super().__init__()
-        self._debug = debug
-
-    def isEnabledFor(self, level: int) -> bool:
-        return self._debug or level > logging.DEBUG
-
-
-@pytest.mark.parametrize("debug", [False, True])
-def test_a_scan_builds_a_decision_line_only_where_the_logger_keeps_it(make_world: MakeWorld, debug: bool) -> None:
-    # Given 30 roles without a finding and 3 with one, and a logger at INFO (or at DEBUG)
-    world = make_world(idempotent=False)
-    seed(world, {"lambda": 20, "compliant": 10, "vulnerable": 3})
-    logger = LevelLogger(debug)
-    # When the account is scanned as a dry run
-    scan(replace(world.deps, logger=logger), dry_run=True)
-    # Then every finding has its INFO line, and the roles without one have a DEBUG line only at DEBUG
-    decisions = [line for line in logger.lines if line.message == "decision"]
-    assert sum(line.level == "info" for line in decisions) == 3
-    assert sum(line.level == "debug" for line in decisions) == (30 if debug else 0)
