@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.fastaws import MANAGEMENT, FastAws, world_account, world_role
+from bench.fastaws import FastOrg
 from bench.harness import REGION, ROOT, LatencyAws, machine, quiet, use_fake_aws, versions
 
 TARGET_FACTOR = 1.5
@@ -53,7 +53,7 @@ def serve(accounts: int, roles: int, latency: float) -> int:
     from moto.iam.models import iam_backends
 
     from bench import bench_scan
-    from bench.bench_scan import check_shapes, seed, shapes
+    from bench.mix import check_shapes, seed, shapes
 
     lighten = getattr(bench_scan, "lighten_moto", None)
     if lighten is not None:
@@ -132,60 +132,6 @@ class Server:
         assert self.process.stdin is not None
         self.process.stdin.close()
         self.process.wait(timeout=60)
-
-
-class FastOrg:
-    """The same organization on fastaws: a world file of the management account and its members."""
-
-    def __init__(self, accounts: int, roles: int, latency_ms: float, server: Path | None) -> None:
-        from bench.bench_scan import check_shapes, mix, shapes
-
-        members = [f"{210000000000 + index:012d}" for index in range(accounts)]
-        trust = json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": f"arn:aws:iam::{MANAGEMENT}:root"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        )
-        served = []
-        expected: dict[str, dict[str, int]] = {}
-        for account in members:
-            block = shapes(account)
-            check_shapes(block, account)
-            listed = [world_role(MEMBER_ROLE, "/", trust)]
-            counts: dict[str, int] = {}
-            for name, shape, text in mix(block, 0, roles):
-                listed.append(world_role(name, shape.path, text, shape.tags))
-                counts[shape.verdict] = counts.get(shape.verdict, 0) + 1
-            served.append(world_account(account, listed))
-            expected[account] = counts
-        world = {"management": MANAGEMENT, "organization_id": "o-bench00001", "member_role": MEMBER_ROLE}
-        self._server = FastAws({**world, "accounts": served}, latency_ms, server=server)
-        # The member role is one more not_applicable role in each account.
-        self.info: dict[str, Any] = {
-            "url": self._server.url,
-            "management": MANAGEMENT,
-            "members": members,
-            "expected": expected,
-            "extra_roles": 1,
-        }
-        self.cpu = 0.0
-
-    def stats(self) -> dict[str, int]:
-        """Requests by service:Action since the last call (and fastaws's CPU seconds so far in ``cpu``)."""
-        counts = self._server.counts()
-        self._server.reset_requests()
-        self.cpu += float(counts.get("server_cpu_s", 0.0))
-        return dict(counts["by_action"])
-
-    def stop(self) -> None:
-        self._server.stop()
 
 
 # --- the scans (this process) --------------------------------------------------------------------------
@@ -369,7 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     concurrencies = [int(c) for c in (args.concurrency or ("10" if fast else "5,10,25")).split(",")]
 
     seed_started = time.perf_counter()
-    server = FastOrg(count, args.roles, args.latency_ms, args.fastaws) if fast else Server(count, args.roles, latency)
+    server = (
+        FastOrg(count, args.roles, args.latency_ms, args.fastaws, MEMBER_ROLE)
+        if fast
+        else Server(count, args.roles, latency)
+    )
     seeded = time.perf_counter() - seed_started
     listing_calls = math.ceil((args.roles + server.info["extra_roles"]) / 1000)
     try:

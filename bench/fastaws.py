@@ -94,3 +94,57 @@ class FastAws:
                 self._process.kill()
                 self._process.wait(timeout=30)
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class FastOrg:
+    """The same organization on fastaws: a world file of the management account and its members."""
+
+    def __init__(self, accounts: int, roles: int, latency_ms: float, server: Path | None, member_role: str) -> None:
+        from bench.mix import check_shapes, mix, shapes
+
+        members = [f"{210000000000 + index:012d}" for index in range(accounts)]
+        trust = json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:aws:iam::{MANAGEMENT}:root"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        )
+        served = []
+        expected: dict[str, dict[str, int]] = {}
+        for account in members:
+            block = shapes(account)
+            check_shapes(block, account)
+            listed = [world_role(member_role, "/", trust)]
+            counts: dict[str, int] = {}
+            for name, shape, text in mix(block, 0, roles):
+                listed.append(world_role(name, shape.path, text, shape.tags))
+                counts[shape.verdict] = counts.get(shape.verdict, 0) + 1
+            served.append(world_account(account, listed))
+            expected[account] = counts
+        world = {"management": MANAGEMENT, "organization_id": "o-bench00001", "member_role": member_role}
+        self._server = FastAws({**world, "accounts": served}, latency_ms, server=server)
+        # The member role is one more not_applicable role in each account.
+        self.info: dict[str, Any] = {
+            "url": self._server.url,
+            "management": MANAGEMENT,
+            "members": members,
+            "expected": expected,
+            "extra_roles": 1,
+        }
+        self.cpu = 0.0
+
+    def stats(self) -> dict[str, int]:
+        """Requests by service:Action since the last call (and fastaws's CPU seconds so far in ``cpu``)."""
+        counts = self._server.counts()
+        self._server.reset_requests()
+        self.cpu += float(counts.get("server_cpu_s", 0.0))
+        return dict(counts["by_action"])
+
+    def stop(self) -> None:
+        self._server.stop()

@@ -62,10 +62,12 @@ BENCHES = [
         1800,
         ["--aws", "fastaws", "--sizes", "1000,3000", "--naive-sample", "300"],
     ),
+    # moto answers GetAccountAuthorizationDetails in one page whatever the account's size: at 10,000 roles
+    # that page takes moto longer than the bot's clients wait for an answer (5 s), so moto scans 1,000.
     Bench(
         "scan_moto",
         "bench/bench_scan.py",
-        ["--aws", "moto", "--sizes", "1000,10000", "--flagged", "10", "--naive-sample", "300"],
+        ["--aws", "moto", "--sizes", "1000", "--flagged", "10,31", "--naive-sample", "300"],
         1800,
         ["--aws", "moto", "--sizes", "1000", "--flagged", "10", "--naive-sample", "100"],
     ),

@@ -24,8 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_scan import PAGE, shapes
+from bench.bench_scan import PAGE
 from bench.harness import CallCounter, count_project_clients, quiet, use_fake_aws
+from bench.mix import shapes
 
 
 def expected_verdicts(account: str) -> Callable[[str], str | None]:

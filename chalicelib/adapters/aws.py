@@ -125,20 +125,11 @@ def _parsing(service: str) -> str | None:
     return "text-timestamps" if service == "iam" else None
 
 
-def _text_timestamps() -> ResponseParserFactory:
-    """Parsers that keep timestamps as text: deputy-guard reads no IAM timestamp, and parsing them is about
-    three quarters of the client's CPU for a page of roles (bench/README.md). STS keeps its datetimes."""
-    factory = ResponseParserFactory()
-    factory.set_parser_defaults(timestamp_parser=str)
-    return factory
-
-
 def _boto3_session(core: botocore.session.Session, **kwargs: Any) -> boto3.session.Session:
     """A boto3 session on ``core`` (``kwargs`` as boto3's Session takes them); call with ``_client_lock`` held.
 
-    boto3 appends its own data folder to the loader's search path for every session it makes. The loader
-    is shared by every session of the process (one per member account), so without this the path would
-    grow by one entry per account for as long as the process lives.
+    boto3 appends its data folder to the loader's search path for every session it makes; the loader is
+    shared by the process's sessions, so an entry already there is dropped again.
     """
     session = boto3.session.Session(botocore_session=core, **kwargs)
     paths = core.get_component("data_loader").search_paths
@@ -162,7 +153,11 @@ def _core_session(service: str = "") -> botocore.session.Session:
     core = botocore.session.Session(event_hooks=copy.copy(shared), include_builtin_handlers=False)
     core.register_component("data_loader", _loader["data_loader"])
     if _parsing(service):
-        core.register_component("response_parser_factory", _text_timestamps())
+        # IAM timestamps stay text: deputy-guard reads none, and parsing them is about three quarters of the
+        # client's CPU for a page of roles (bench/README.md). STS keeps its datetimes (credentials expire).
+        parsers = ResponseParserFactory()
+        parsers.set_parser_defaults(timestamp_parser=str)
+        core.register_component("response_parser_factory", parsers)
     return core
 
 

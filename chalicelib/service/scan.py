@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import hashlib
-import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +14,14 @@ from typing import Any
 from chalicelib.adapters.errors import AwsError
 from chalicelib.domain.models import Action, Evaluation, Mode, RoleRecord, Verdict
 from chalicelib.domain.plan import RoleResult, Run
-from chalicelib.service.deps import Deps, Iam
+from chalicelib.service.deps import Deps
 from chalicelib.service.enforce import Evaluations, needs_read, process_role, send_notices
 from chalicelib.service.findings import record_findings
+from chalicelib.service.listing import LISTING_ROLES, Listing
+from chalicelib.service.listing import BadToken as BadToken
+from chalicelib.service.listing import decode_token as decode_token
+from chalicelib.service.listing import encode_token as encode_token
+from chalicelib.service.listing import request_digest as request_digest
 
 # A whole-account scan lists with GetAccountAuthorizationDetails (Filter Role): up to 1,000 roles a call,
 # each with its trust document, path and tags, so a dry run or a sweep that only notifies makes no call
@@ -60,10 +61,6 @@ SCAN_REPORT_SCHEMA_VERSION = "1"
 # --- scans ------------------------------------------------------------------------------------------
 
 
-class BadToken(ValueError):
-    """A next_token that deputy-guard did not issue (or for another request)."""
-
-
 @dataclass(frozen=True)
 class ScanReport:
     account: str
@@ -98,69 +95,6 @@ class ScanReport:
         return any(
             r.verdict in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW) and r.action not in settled for r in self.results
         )
-
-
-def request_digest(role_names: Sequence[str] | None, path_prefix: str) -> str:
-    """What a continuation token is bound to: a digest, so a token for 1,000 role names stays short."""
-    request = json.dumps({"names": list(role_names or []), "prefix": path_prefix}, separators=(",", ":"))
-    return hashlib.sha256(request.encode()).hexdigest()[:32]
-
-
-def encode_token(state: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
-
-
-def decode_token(token: str) -> dict[str, Any]:
-    try:
-        state = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise BadToken("next_token is not one deputy-guard issued") from exc
-    if not isinstance(state, dict):
-        raise BadToken("next_token is not one deputy-guard issued")
-    skip, marker = state.get("skip", 0), state.get("marker")
-    if type(skip) is not int or skip < 0 or not (marker is None or isinstance(marker, str)):
-        raise BadToken("next_token is not one deputy-guard issued")
-    if state.get("listing", LISTING_ROLES) not in (LISTING_DETAILS, LISTING_ROLES):
-        raise BadToken("next_token is not one deputy-guard issued")
-    return state
-
-
-# How a scan lists the account; a continuation token names its listing, since each has its own markers
-# and order (a token without one predates GetAccountAuthorizationDetails listings: ListRoles).
-LISTING_DETAILS = "details"  # GetAccountAuthorizationDetails: documents, paths and tags
-LISTING_ROLES = "roles"  # ListRoles: documents and paths; the tags of a flagged role are read on their own
-
-
-class _Listing:
-    """The pages of one scan: GetAccountAuthorizationDetails for a whole account, else (or when denied) ListRoles."""
-
-    def __init__(self, iam: Iam, path_prefix: str, source: str | None) -> None:
-        self._iam = iam
-        self._prefix = path_prefix
-        self._on_roles: Callable[[], None] | None = None
-        self.source = source or (LISTING_DETAILS if path_prefix == "/" else LISTING_ROLES)
-
-    def when_roles(self, start: Callable[[], None]) -> None:
-        """Run ``start`` once, before the first ListRoles, if the scan lists that way (now, or on a refusal)."""
-        if self.source == LISTING_ROLES:
-            start()
-        else:
-            self._on_roles = start
-
-    def page(self, marker: str | None) -> Any:
-        """One page (``roles``, and the ``marker`` of the next or None) from ``marker`` (None: the first)."""
-        if self.source == LISTING_DETAILS:
-            page = self._iam.list_role_details_page(marker=marker)
-            if page is not None:
-                return page
-            if marker is not None:
-                # Refused part-way (or on resuming an earlier run): the marker means nothing to ListRoles.
-                raise BadToken("the listing this scan continues may no longer be read; scan from the start")
-            self.source = LISTING_ROLES
-            if self._on_roles is not None:
-                self._on_roles()
-                self._on_roles = None
-        return self._iam.list_roles_page(path_prefix=self._prefix, marker=marker)
 
 
 def scan(
@@ -276,7 +210,7 @@ def _scan_listing(
     deciding on it (on a tag-carrying listing: just before writing it), one call at a time, keeping the
     read-to-write window short.
     """
-    pages = _Listing(deps.iam, path_prefix, listing)
+    pages = Listing(deps.iam, path_prefix, listing)
 
     def cut(page_marker: str | None, index: int) -> str:
         return encode_token({"request": request_key, "listing": pages.source, "marker": page_marker, "skip": index})
@@ -319,7 +253,7 @@ def _scan_overlapped(
     deps: Deps,
     run: Run,
     *,
-    pages: _Listing,
+    pages: Listing,
     marker: str | None,
     skip: int,
     cut: Callable[[str | None, int], str],
