@@ -58,7 +58,7 @@ BENCHES = [
     Bench(
         "scan",
         "bench/bench_scan.py",
-        ["--aws", "fastaws", "--sizes", "1000,10000", "--flagged", "10,31"],
+        ["--aws", "fastaws", "--sizes", "1000,10000", "--flagged", "10,31", "--rounds", "5"],
         1800,
         ["--aws", "fastaws", "--sizes", "1000,3000", "--naive-sample", "300"],
     ),
@@ -296,8 +296,9 @@ def scan_section(scan: dict[str, Any], model: str) -> list[str]:
             f"{' (its sampled run)' if naive['scaled_from_sample'] else ''}; "
             f"deputy-guard's verdicts match the seeded mix: {yes_no(dg['summary_matches_mix'])}; naive "
             f"verdict mismatches: {naive['verdict_mismatches']}; naive GetRole {naive['get_role_ms_each']:.1f} ms "
-            f"each; deputy-guard wrote {dg['log_lines']:,} log lines; the ListRoles listing's report is "
-            f"the same: {yes_no(size['tag_reads']['same_report'])}."
+            f"each; deputy-guard wrote {dg['log_lines']:,} log lines; the ListRoles listing gives the same "
+            f"verdicts: {yes_no(size['tag_reads']['same_verdicts'])}, the same report (actions included): "
+            f"{yes_no(size['tag_reads']['same_report'])}."
         )
     if sampled:
         parts += [

@@ -250,3 +250,20 @@ def test_a_write_is_decided_on_what_iam_holds_at_the_write_not_on_the_listing(ma
     (result,) = report.results
     assert (result.verdict.value, result.action.value) == ("compliant", "none")
     assert "iam.UpdateAssumeRolePolicy" not in world.aws_calls() and world.trust("racing-sfn") == COMPLIANT
+
+
+def test_a_scan_of_named_roles_reads_each_with_get_role_and_lists_nothing(make_world: MakeWorld) -> None:
+    # Given an account of 40 roles, two of which are asked for by name (one tagged exempt), and a missing one
+    world = make_world(idempotent=False)
+    seed(world, {"lambda": 20, "vulnerable": 18})
+    world.create_role("exempt-sfn", VULNERABLE, tags={"deputy-guard:mode": "exempt"})
+    world.calls.clear()
+    # When only those roles are scanned
+    report = scan(world.deps, dry_run=True, role_names=["vulnerable-0003", "exempt-sfn", "gone-sfn"])
+    # Then each named role was read once with GetRole (its document and tags together), and nothing listed
+    assert world.aws_calls() == {"iam.GetRole": 3}
+    assert [(r.role_name, r.action.value) for r in report.results] == [
+        ("vulnerable-0003", "would_fix"),
+        ("exempt-sfn", "exempt"),
+    ]
+    assert report.missing == ("gone-sfn",)
