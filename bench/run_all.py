@@ -1,6 +1,6 @@
 """Run every benchmark under bench/ and rewrite the results block of bench/README.md.
 
-Run: .venv/bin/python bench/run_all.py [--quick] [--naive-full] [--no-readme] [--strict] [--json]
+Run: .venv/bin/python bench/run_all.py [--quick] [--naive-full] [--no-readme] [--strict] [--c7n VENV] [--json]
 (``make bench`` runs it with no options.)
 
 Each benchmark runs in its own interpreter with ``--json``; its progress goes to stderr. Only the text
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_check, bench_coldstart, bench_events, bench_scan
+from bench import bench_check, bench_coldstart, bench_events, bench_org, bench_scan
 from bench.harness import ROOT, calls_text, machine, versions
 
 README = ROOT / "bench" / "README.md"
@@ -57,11 +58,32 @@ BENCHES = [
     Bench(
         "scan",
         "bench/bench_scan.py",
-        ["--sizes", "1000,10000"],
-        900,
-        ["--sizes", "1000,3000", "--naive-sample", "300"],
+        ["--aws", "fastaws", "--sizes", "1000,10000", "--flagged", "10,31", "--rounds", "5"],
+        1800,
+        ["--aws", "fastaws", "--sizes", "1000,3000", "--naive-sample", "300"],
+    ),
+    # moto answers GetAccountAuthorizationDetails in one page whatever the account's size: at 10,000 roles
+    # that page takes moto longer than the bot's clients wait for an answer (5 s), so moto scans 1,000.
+    Bench(
+        "scan_moto",
+        "bench/bench_scan.py",
+        ["--aws", "moto", "--sizes", "1000", "--flagged", "10,31", "--naive-sample", "300"],
+        1800,
+        ["--aws", "moto", "--sizes", "1000", "--flagged", "10", "--naive-sample", "100"],
+    ),
+    *(
+        Bench(
+            key,
+            "bench/bench_org.py",
+            ["--aws", model, "--accounts", str(accounts), "--roles", "200", "--concurrency", "10"],
+            1800,
+            ["--aws", model, "--accounts", str(accounts // 5), "--roles", "200", "--concurrency", "10"],
+        )
+        for key, model, accounts in (("org", "fastaws", 200), ("org_moto", "moto", 50))
     ),
 ]
+# c7n-org, the organization benchmark's peer, runs from a virtualenv of its own (BENCH_C7N, or --c7n).
+C7N_ENV = "BENCH_C7N"
 
 
 def run(bench: Bench, command: list[str], say: Callable[[str], None]) -> tuple[dict[str, Any] | None, int, float]:
@@ -109,54 +131,97 @@ def engine_table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def scan_rows(scan: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """The scan's targets (on fastaws): calls, wall time over the floor, memory, and the naive scanner."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    for size in scan["sizes"]:
+        name = f"Scan, {size['roles']:,} roles, {size['flagged_percent']} % flagged"
+        dg = size["deputy_guard"]
+        rows.append(
+            (
+                f"{name}: AWS calls",
+                f"{bench_scan.LISTING} = {size['targets']['listing_calls']}, nothing per role",
+                calls_text(dg["calls"]),
+                size["targets"]["calls_met"],
+            )
+        )
+        ratio = size["targets"]["floor_ratio"]
+        rows.append(
+            (
+                f"{name}: wall time over the floor (one paginated ListRoles, same run)",
+                "report only" if ratio is None else f"≤ {ratio}x",
+                f"{dg['floor_ratio']:.2f}x ({dg['seconds']:.2f} s / {size['floor']['seconds']:.2f} s)",
+                size["targets"]["floor_ratio_met"],
+            )
+        )
+    for size in scan["sizes"]:
+        if size["roles"] == scan["targets"].get("peak_rss_at") and size["flagged_percent"] == 10:
+            rows.append(
+                (
+                    f"Scan, {size['roles']:,} roles: peak RSS of the scanning process",
+                    f"< {scan['targets']['peak_rss_mb']:.0f} MB",
+                    f"{size['deputy_guard']['rss_peak_mb']:.0f} MB",
+                    size["deputy_guard"]["rss_peak_mb"] < scan["targets"]["peak_rss_mb"],
+                )
+            )
+        if size["roles"] == scan["targets"]["speedup_at"] and size["flagged_percent"] == 10:
+            rows.append(
+                (
+                    f"Scan, {size['roles']:,} roles: speed-up over the naive scanner",
+                    f"≥ {scan['targets']['speedup']:.0f}x",
+                    f"{size['ratio']:.1f}x ({size['call_ratio']:.1f}x fewer calls)",
+                    size["ratio"] >= scan["targets"]["speedup"],
+                )
+            )
+    return rows
+
+
+def org_rows(org: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """The organization scan's targets (on fastaws): time over the floor, calls, and c7n-org in the same run."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    name = f"Organization, {org['accounts']} accounts x {org['roles_per_account']} roles"
+    for run in org["org"]:
+        rows.append(
+            (
+                f"{name}, {run['concurrency']} at a time: wall time over the floor (AssumeRole + ListRoles "
+                "per account, same concurrency)",
+                "≤ 1.5x",
+                f"{run['floor_ratio']:.2f}x ({run['seconds']:.2f} s / {run['floor_seconds']:.2f} s)",
+                run["met"],
+            )
+        )
+        rows.append(
+            (
+                f"{name}: AWS calls",
+                "per account one listing call and AssumeRole; GetCallerIdentity once",
+                calls_text(run["requests_by_action"]),
+                run["calls_met"],
+            )
+        )
+    peer = org.get("c7n")
+    if peer and "error" not in peer:
+        ours = next((run["seconds"] for run in org["org"] if run["concurrency"] == org["cli"]["concurrency"]), None)
+        rows.append(
+            (
+                f"{name}: deputy-guard against c7n-org, same run",
+                "faster",
+                f"{ours:.1f} s against {peer['seconds']:.1f} s" if ours is not None else "n/a",
+                peer.get("deputy_guard_faster"),
+            )
+        )
+    return rows
+
+
 def summary(results: dict[str, Any]) -> tuple[str, bool]:
     """The targets table: what each benchmark promised and whether this run met it."""
     rows: list[tuple[str, str, str, bool | None]] = []
     met_all = True
     scan = results.get("scan")
     if scan:
-        for size in scan["sizes"]:
-            dg = size["deputy_guard"]["calls"]
-            rows.append(
-                (
-                    f"Scan, {size['roles']:,} roles: AWS calls",
-                    f"ListRoles = {size['targets']['list_roles_calls']}, ListRoleTags ≤ {size['flagged']:,} "
-                    "(flagged roles), nothing else",
-                    f"ListRoles {dg.get('iam:ListRoles', 0)}, ListRoleTags {dg.get('iam:ListRoleTags', 0):,}"
-                    + ("" if len(dg) <= 2 else ", other calls"),
-                    size["targets"]["calls_met"],
-                )
-            )
-        for size in scan["sizes"]:
-            dg = size["deputy_guard"]
-            rows.append(
-                (
-                    f"Scan, {size['roles']:,} roles: wall time over the floor (one paginated ListRoles, same run)",
-                    f"≤ {size['targets']['floor_ratio']:.0f}x",
-                    f"{dg['floor_ratio']:.2f}x ({dg['seconds']:.2f} s / {size['floor']['seconds']:.2f} s)",
-                    size["targets"]["floor_ratio_met"],
-                )
-            )
-        for size in scan["sizes"]:
-            if size["roles"] == scan["targets"].get("peak_rss_at"):
-                rows.append(
-                    (
-                        f"Scan, {size['roles']:,} roles: peak RSS of the scanning process",
-                        f"< {scan['targets']['peak_rss_mb']:.0f} MB",
-                        f"{size['deputy_guard']['rss_peak_mb']:.0f} MB",
-                        scan["targets"]["peak_rss_met"],
-                    )
-                )
-        for size in scan["sizes"]:
-            if size["roles"] == scan["targets"]["speedup_at"]:
-                rows.append(
-                    (
-                        f"Scan, {size['roles']:,} roles: speed-up over the naive scanner",
-                        f"≥ {scan['targets']['speedup']:.0f}x",
-                        f"{size['ratio']:.1f}x ({size['call_ratio']:.1f}x fewer calls)",
-                        scan["targets"]["speedup_met"],
-                    )
-                )
+        rows += scan_rows(scan)
+    org = results.get("org")
+    if org:
+        rows += org_rows(org)
     events = results.get("events")
     if events:
         for row in events["rows"]:
@@ -205,6 +270,51 @@ def summary(results: dict[str, Any]) -> tuple[str, bool]:
     return "\n".join(lines), met_all
 
 
+def scan_section(scan: dict[str, Any], model: str) -> list[str]:
+    """The scan's tables on one AWS model, with the requests each run made and its verdicts."""
+    parts: list[str] = []
+    sampled = any(s["naive"]["scaled_from_sample"] for s in scan["sizes"])
+    served = (
+        "fastaws (the latency-only model) on 127.0.0.1, a world per size and mix"
+        if model == "fastaws"
+        else f"moto {scan['versions']['moto']} server on 127.0.0.1 (persistent connections), seeded in its backend"
+    )
+    parts += [
+        f"### Scan (dry run) on {model}",
+        "",
+        f"{served}; {scan['latency_ms']:.0f} ms added to every request; every listing asks for pages of "
+        f"{scan['page_size']:,}; each size measured in a fresh interpreter, the floor and both listings "
+        f"alternately, {scan.get('rounds', 1)} times each (medians). Setting up the accounts took "
+        f"{scan['seed_seconds']:.1f} s (untimed).",
+        "",
+        bench_scan.render(scan),
+        "",
+    ]
+    for size in scan["sizes"]:
+        dg, naive = size["deputy_guard"], size["naive"]
+        mix = ", ".join(f"{k} {v:,}" for k, v in size["mix"].items())
+        parts.append(
+            f"- {size['roles']:,} roles, {size['flagged_percent']} % flagged ({mix}): HTTP requests that "
+            "reached the server: deputy-guard "
+            f"{sum(dg['http_requests'].values()):,}, naive {sum(naive['http_requests'].values()):,}"
+            f"{' (its sampled run)' if naive['scaled_from_sample'] else ''}; "
+            f"deputy-guard's verdicts match the seeded mix: {yes_no(dg['summary_matches_mix'])}; naive "
+            f"verdict mismatches: {naive['verdict_mismatches']}; naive GetRole {naive['get_role_ms_each']:.1f} ms "
+            f"each; deputy-guard wrote {dg['log_lines']:,} log lines; the ListRoles listing gives the same "
+            f"verdicts: {yes_no(size['tag_reads']['same_verdicts'])}, the same report (actions included): "
+            f"{yes_no(size['tag_reads']['same_report'])}."
+        )
+    if sampled:
+        parts += [
+            "",
+            f"The naive figure at sizes above {scan['naive_sample']:,} roles is its measured ListRoles time "
+            "plus its mean measured GetRole time (over the evenly spaced reads it made) times the number of "
+            "roles. `bench/run_all.py --naive-full` runs it in full.",
+        ]
+    parts.append("")
+    return parts
+
+
 def block(results: dict[str, Any], commands: list[str], seconds: float, failed: list[str]) -> str:
     info = machine()
     libraries = versions("moto", "boto3", "botocore", "aws-lambda-powertools", "chalice")
@@ -228,39 +338,14 @@ def block(results: dict[str, Any], commands: list[str], seconds: float, failed: 
     if failed:
         parts += [f"**Did not produce results:** {', '.join(failed)}.", ""]
     parts += ["### Targets", "", table, ""]
-    scan = results.get("scan")
-    if scan:
-        sampled = any(s["naive"]["scaled_from_sample"] for s in scan["sizes"])
-        parts += [
-            "### Scan (dry run)",
-            "",
-            f"moto {scan['versions']['moto']} server on 127.0.0.1 (persistent connections), {scan['latency_ms']:.0f} "
-            f"ms added to every request; every scanner asks ListRoles for pages of {scan['page_size']:,}; each size "
-            f"measured in a fresh interpreter, floor and scan alternately, {scan.get('rounds', 1)} times each "
-            f"(medians). Seeding took {scan['seed_seconds']:.1f} s (moto's backend, untimed).",
-            "",
-            bench_scan.render(scan),
-            "",
-        ]
-        for size in scan["sizes"]:
-            dg, naive = size["deputy_guard"], size["naive"]
-            mix = ", ".join(f"{k} {v:,}" for k, v in size["mix"].items())
-            parts.append(
-                f"- {size['roles']:,} roles ({mix}): HTTP requests that reached the server: deputy-guard "
-                f"{sum(dg['http_requests'].values()):,}, naive {sum(naive['http_requests'].values()):,}"
-                f"{' (its sampled run)' if naive['scaled_from_sample'] else ''}; "
-                f"deputy-guard's verdicts match the seeded mix: {yes_no(dg['summary_matches_mix'])}; naive "
-                f"verdict mismatches: {naive['verdict_mismatches']}; naive GetRole {naive['get_role_ms_each']:.1f} ms "
-                f"each; deputy-guard wrote {dg['log_lines']:,} log lines."
-            )
-        if sampled:
-            parts += [
-                "",
-                f"The naive figure at sizes above {scan['naive_sample']:,} roles is its measured ListRoles time "
-                "plus its mean measured GetRole time (over the evenly spaced reads it made) times the number of "
-                "roles. `bench/run_all.py --naive-full` runs it in full.",
-            ]
-        parts.append("")
+    for key, model in (("scan", "fastaws"), ("scan_moto", "moto")):
+        scan = results.get(key)
+        if scan:
+            parts += scan_section(scan, model)
+    for key, model in (("org", "fastaws"), ("org_moto", "moto")):
+        org = results.get(key)
+        if org:
+            parts += [f"### Organization scan on {model}", "", bench_org.render(org), ""]
     events = results.get("events")
     if events:
         parts += [
@@ -314,7 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs, README untouched; for trying things out")
     parser.add_argument("--naive-full", action="store_true", help="run the naive scanner in full (adds ~4 minutes)")
-    parser.add_argument("--only", help="comma-separated subset: engine,check,events,coldstart,scan")
+    parser.add_argument(
+        "--only", help="comma-separated subset: engine,check,events,coldstart,scan,scan_moto,org,org_moto"
+    )
+    parser.add_argument("--c7n", type=Path, help=f"a virtualenv with c7n-org, the peer of the org scan (or {C7N_ENV})")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite bench/README.md")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--json", action="store_true", help="print every benchmark's results as JSON")
@@ -329,7 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     for bench in BENCHES:
         if bench.key not in wanted:
             continue
-        extra = ["--naive-sample", "0"] if bench.key == "scan" and args.naive_full else []
+        extra = ["--naive-sample", "0"] if bench.key.startswith("scan") and args.naive_full else []
+        if bench.key == "org" and (args.c7n or os.environ.get(C7N_ENV)):
+            extra = ["--c7n", str(args.c7n or os.environ[C7N_ENV])]
         command = bench.command(args.quick, extra)
         outcome, _code, _seconds = run(bench, command, say)
         commands.append(" ".join(command))

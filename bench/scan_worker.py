@@ -18,14 +18,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_scan import PAGE, shapes
+from bench.bench_scan import PAGE
 from bench.harness import CallCounter, count_project_clients, quiet, use_fake_aws
+from bench.mix import shapes
 
 
 def expected_verdicts(account: str) -> Callable[[str], str | None]:
@@ -53,6 +54,27 @@ class Attempts:
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(sorted(self.sent.items()))
+
+
+class BytesReceived:
+    """Response bytes by ``service:Action`` (the body botocore parsed), counted by the ``after-call`` hook."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.received: Counter[str] = Counter()
+
+    def attach(self, client: Any) -> Any:
+        client.meta.events.register("after-call.*.*", self._count, unique_id=f"bench-bytes-{id(self)}")
+        return client
+
+    def _count(self, event_name: str, http_response: Any = None, **_kwargs: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        with self._lock:
+            self.received[f"{service}:{operation}"] += len(http_response.content) if http_response is not None else 0
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.received.values())
 
 
 def since(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
@@ -208,6 +230,7 @@ def run_naive(client: Any, expected: Callable[[str], str | None], sample: int) -
 def warm(client: Any, name: str) -> None:
     """Load the service model and open the connection before timing (every scanner gets the same)."""
     client.list_roles(MaxItems=1)
+    client.get_account_authorization_details(Filter=["Role"], MaxItems=1)
     client.get_role(RoleName=name)
 
 
@@ -223,6 +246,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     from botocore.config import Config
 
     from chalicelib.adapters import aws
+    from chalicelib.adapters.iam import IamGateway
     from chalicelib.domain.settings import load_settings
     from chalicelib.runtime.wiring import build_deps
     from chalicelib.service import scan as scan_module
@@ -235,17 +259,32 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     client = attempts.attach(aws.make_client("iam"))
     warm(client, spec["first_role"])
 
+    received = BytesReceived()
+    received.attach(client)
+    # The floor lists with boto3's defaults, as any boto3 scanner would (timestamps parsed into datetimes);
+    # the same listing on deputy-guard's IAM client (timestamps kept as text) is timed beside it.
+    floor_client = received.attach(attempts.attach(boto3.session.Session().client("iam", region_name="us-east-1")))
+    warm(floor_client, spec["first_role"])
+    text_floors: list[float] = []
+    # The default listing (GetAccountAuthorizationDetails: roles with their tags) and the fallback
+    # (ListRoles, then ListRoleTags for each flagged role), on the same client, alternately.
+    listings = {"scan": deps, "tag_reads": replace(deps, iam=IamGateway(client, role_details=False))}
+    # One untimed run of each before the clock starts (lazy imports, first-use caches), as the clients
+    # are warmed above: the rounds then compare steady states.
+    run_floor(floor_client)
+    run_floor(client)
+    for listed in listings.values():
+        run_deputy_guard(listed)
     baseline = current_rss_mb()
     floors: list[float] = []
-    scans: list[float] = []
     floor_cpu: list[float] = []
-    scan_cpu: list[float] = []
+    floor_bytes = 0
+    timed: dict[str, dict[str, Any]] = {key: {"rounds": [], "cpu": []} for key in listings}
     peak = 0.0
-    last: dict[str, Any] = {}
     default_pages: list[float] = []
     default_page_count = 0
     for index in range(spec["rounds"]):
-        steps = ("floor", "scan") if index % 2 == 0 else ("scan", "floor")
+        steps = ("floor", "scan", "tag_reads") if index % 2 == 0 else ("tag_reads", "scan", "floor")
         for step in (*steps, "default_page") if spec.get("default_page") else steps:
             if step == "default_page":
                 seconds, roles, default_page_count = run_default_page_listing(client)
@@ -253,31 +292,38 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
                 default_pages.append(seconds)
                 continue
             if step == "floor":
-                cpu = time.process_time()
-                seconds, roles, pages = run_floor(client)
+                cpu, before = time.process_time(), received.total()
+                seconds, roles, pages = run_floor(floor_client)
                 floor_cpu.append(time.process_time() - cpu)
+                floor_bytes = received.total() - before
                 assert roles == spec["size"], (roles, spec["size"])
                 floors.append(seconds)
+                text_floors.append(run_floor(client)[0])
                 continue
             counter.reset()
             sent = attempts.snapshot()
+            before = received.total()
             reset_peak_rss()
-            profile = spec.get("profile", False) and index == spec["rounds"] - 1
+            profile = spec.get("profile", False) and index == spec["rounds"] - 1 and step == "scan"
             cpu = time.process_time()
-            seconds, report, log_lines = run_deputy_guard(deps, profile=profile)
-            scan_cpu.append(time.process_time() - cpu)
+            seconds, report, log_lines = run_deputy_guard(listings[step], profile=profile)
+            timed[step]["cpu"].append(time.process_time() - cpu)
             api = api_body(report)  # inside the measured window, as the API serialises it
-            peak = max(peak, peak_rss_mb())
+            if step == "scan":
+                peak = max(peak, peak_rss_mb())
             figures = report_figures(report, api, expected)
             del api
-            scans.append(seconds)
-            last = {
-                "calls": counter.snapshot(),
-                "http_requests": since(attempts.snapshot(), sent),
-                "summary": {k: v for k, v in report.summary.items() if v},
-                "log_lines": log_lines,
-                "report": figures,
-            }
+            timed[step]["rounds"].append(seconds)
+            timed[step].update(
+                {
+                    "calls": counter.snapshot(),
+                    "http_requests": since(attempts.snapshot(), sent),
+                    "bytes_received": received.total() - before,
+                    "summary": {k: v for k, v in report.summary.items() if v},
+                    "log_lines": log_lines,
+                    "report": figures,
+                }
+            )
             del report
     concurrency = getattr(deps.settings, "scan_concurrency", None) or getattr(
         scan_module, "SCAN_READ_CONCURRENCY", None
@@ -296,12 +342,21 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     naive_counter.reset()
     naive_sent = naive_attempts.snapshot()
     naive = run_naive(naive_client, expected, spec["naive_sample"])
+    last = {k: v for k, v in timed["scan"].items() if k not in ("rounds", "cpu")}
+    fallback = timed["tag_reads"]
     return {
         "floor_rounds": [round(s, 3) for s in floors],
-        "scan_rounds": [round(s, 3) for s in scans],
+        "scan_rounds": [round(s, 3) for s in timed["scan"]["rounds"]],
         # CPU seconds of the scanning process (every thread): what no overlap can hide.
         "floor_cpu": round(statistics.median(floor_cpu), 3),
-        "scan_cpu": round(statistics.median(scan_cpu), 3),
+        "scan_cpu": round(statistics.median(timed["scan"]["cpu"]), 3),
+        "floor_bytes": floor_bytes,
+        "text_floor_rounds": [round(s, 3) for s in text_floors],
+        "tag_reads": {
+            "rounds": [round(s, 3) for s in fallback["rounds"]],
+            "cpu": round(statistics.median(fallback["cpu"]), 3),
+            **{k: v for k, v in fallback.items() if k not in ("rounds", "cpu")},
+        },
         "floor_pages": pages,
         "default_page_rounds": [round(s, 3) for s in default_pages],
         "default_page_pages": default_page_count,

@@ -21,10 +21,20 @@ from chalicelib.domain.settings import load_settings
 from chalicelib.runtime.wiring import CountingMetrics, build_deps
 from chalicelib.service.deps import Deps
 from tests.documents import ACCOUNT, COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE
-from tests.reliability.support import WriteGuard
+from tests.reliability.support import Faults, WriteGuard
 
 EVENTS = Path(__file__).resolve().parent / "fixtures" / "events"
-__all__ = ["ACCOUNT", "COMPLIANT", "FOREIGN", "LAMBDA_ONLY", "VULNERABLE", "World", "load_event", "make_world"]
+__all__ = [
+    "ACCOUNT",
+    "COMPLIANT",
+    "FOREIGN",
+    "LAMBDA_ONLY",
+    "VULNERABLE",
+    "World",
+    "deny_authorization_details",
+    "load_event",
+    "make_world",
+]
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -93,6 +103,17 @@ def make_signing_key() -> str:
     """A KMS HMAC key in the current (mocked) account, as the stack creates for the bot; its key id."""
     key = boto3.client("kms", region_name="us-east-1").create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
     return str(key["KeyMetadata"]["KeyId"])
+
+
+def deny_authorization_details() -> Faults:
+    """IAM refuses the bot GetAccountAuthorizationDetails (a role granted only the older read permissions).
+
+    Scans then list with ListRoles and read a flagged role's tags on their own: the path these tests pin.
+    Call after the world is built (the fault sits on the bot's IAM client).
+    """
+    faults = Faults()
+    faults.inject("iam", "GetAccountAuthorizationDetails", "AccessDenied", status=403)
+    return faults
 
 
 @pytest.fixture

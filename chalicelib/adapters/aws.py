@@ -11,6 +11,7 @@ limiting), so throttling is retried with backoff, and paced, before an error rea
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -22,6 +23,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.hooks import HierarchicalEmitter
+from botocore.parsers import ResponseParserFactory
 
 from chalicelib.adapters.credentials import CredentialCache, TemporaryCredentials
 from chalicelib.adapters.errors import (
@@ -81,7 +84,7 @@ def make_client(service: str, region: str | None = None) -> Any:
         client = _clients.get(key)
         if client is None:
             config = _client_config()
-            session = _session()
+            session = _session(service)
             client = session.client(service, region_name=region or session.region_name or "us-east-1", config=config)  # type: ignore[call-overload]
             _clients[key] = client
         return client
@@ -110,21 +113,25 @@ def _client_config() -> Config:
     )
 
 
-def _session() -> boto3.session.Session:
-    """One session per process: building a session loads botocore's data files, which cold starts pay for."""
-    session = _clients.get(("__session__", None))
+def _session(service: str = "") -> boto3.session.Session:
+    """One session per process (one more for IAM): building one loads botocore's data, which cold starts pay for."""
+    key = ("__session__", _parsing(service))
+    session = _clients.get(key)
     if session is None:
-        session = _boto3_session(_core_session())
-        _clients[("__session__", None)] = session
+        session = _boto3_session(_core_session(service))
+        _clients[key] = session
     return session
+
+
+def _parsing(service: str) -> str | None:
+    return "text-timestamps" if service == "iam" else None
 
 
 def _boto3_session(core: botocore.session.Session, **kwargs: Any) -> boto3.session.Session:
     """A boto3 session on ``core`` (``kwargs`` as boto3's Session takes them); call with ``_client_lock`` held.
 
-    boto3 appends its own data folder to the loader's search path for every session it makes. The loader
-    is shared by every session of the process (one per member account), so without this the path would
-    grow by one entry per account for as long as the process lives.
+    boto3 appends its data folder to the loader's search path for every session it makes; the loader is
+    shared by the process's sessions, so an entry already there is dropped again.
     """
     session = boto3.session.Session(botocore_session=core, **kwargs)
     paths = core.get_component("data_loader").search_paths
@@ -133,15 +140,26 @@ def _boto3_session(core: botocore.session.Session, **kwargs: Any) -> boto3.sessi
     return session
 
 
-def _core_session() -> botocore.session.Session:
-    core = botocore.session.get_session()
-    # The service models are static data: a new session (new endpoint or credentials after
-    # reset_clients, a member account's session) reuses the loader that already parsed them.
-    loader = _loader.get("data_loader")
-    if loader is None:
-        _loader["data_loader"] = core.get_component("data_loader")
-    else:
-        core.register_component("data_loader", loader)
+def _core_session(service: str = "") -> botocore.session.Session:
+    """A botocore session on the process's loader and built-in handlers; for ``service`` "iam", text timestamps.
+
+    A member account's first client pays for a new session. Most of that is registering botocore's
+    built-in handlers (each checked by introspection) and parsing the service models: both are done once
+    per process, and each new session starts from a copy of the handlers and shares the loader.
+    """
+    shared = _loader.get("handlers")
+    if shared is None:
+        shared = HierarchicalEmitter()
+        first = botocore.session.Session(event_hooks=shared)  # registers the built-in handlers on ``shared``
+        _loader.update(handlers=shared, data_loader=first.get_component("data_loader"))
+    core = botocore.session.Session(event_hooks=copy.copy(shared), include_builtin_handlers=False)
+    core.register_component("data_loader", _loader["data_loader"])
+    if _parsing(service):
+        # IAM timestamps stay text: deputy-guard reads none, and parsing them is about three quarters of the
+        # client's CPU for a page of roles (bench/README.md). STS keeps its datetimes (credentials expire).
+        parsers = ResponseParserFactory()
+        parsers.set_parser_defaults(timestamp_parser=str)
+        core.register_component("response_parser_factory", parsers)
     return core
 
 
@@ -149,7 +167,7 @@ def _core_session() -> botocore.session.Session:
 
 MEMBER_SESSION_SECONDS = 3600  # the most role chaining allows (the bot's own credentials are a role session)
 _member_clients: dict[tuple[str, str, str | None], Any] = {}
-_member_sessions: dict[str, boto3.session.Session] = {}
+_member_sessions: dict[tuple[str, str | None], botocore.session.Session] = {}
 
 
 def _assume(role_arn: str) -> TemporaryCredentials:
@@ -187,24 +205,26 @@ def member_client(role_arn: str, service: str, region: str | None = None) -> Any
     per role and refreshed shortly before they expire, so a long-lived client keeps working.
     """
     key = (role_arn, service, region)
+    session_key = (role_arn, _parsing(service))
     with _client_lock:
         client = _member_clients.get(key)
         if client is not None:
             return client
-        session = _member_sessions.get(role_arn)
+        session = _member_sessions.get(session_key)
     if session is None:
         # Outside the lock: assuming the role is a network call, and other accounts must not wait for it.
-        core = _core_session()
+        core = _core_session(service)
         resolver = CredentialResolver(providers=[_MemberCredentialProvider(role_arn)])
         core.register_component("credential_provider", resolver)
         core.get_credentials()  # assume now, so that a refusal is reported here, naming the role
         with _client_lock:
-            session = _member_sessions.get(role_arn) or _member_sessions.setdefault(role_arn, _boto3_session(core))
+            session = _member_sessions.setdefault(session_key, core)
     with _client_lock:
         client = _member_clients.get(key)
         if client is None:
-            name = region or session.region_name or current_region()
-            client = session.client(service, region_name=name, config=_client_config())  # type: ignore[call-overload]
+            # botocore's client, as boto3's Session.client makes it, without a boto3 session per account.
+            name = region or session.get_config_variable("region") or current_region()
+            client = session.create_client(service, region_name=name, config=_client_config())
             _member_clients[key] = client
         return client
 

@@ -45,13 +45,15 @@ class RolePage:
 class IamGateway:
     """The IAM calls deputy-guard makes, and no others."""
 
-    def __init__(self, client: IAMClient) -> None:
+    def __init__(self, client: IAMClient, *, role_details: bool = True) -> None:
+        """``role_details=False`` lists as an account that denies GetAccountAuthorizationDetails (ListRoles)."""
         self._client = client
         # botocore decodes IAM's policy documents with json.loads, which keeps the last of duplicate keys and
         # rewrites number literals (1.10 -> 1.1). The engine reads IAM's own text instead, so it can refuse a
         # document with duplicate keys and write back every untouched literal exactly as it was.
         client.meta.events.unregister("after-call.iam", json_decode_policies)
         self._tags_denied = False  # ListRoleTags refused once: read tags with GetRole from then on
+        self._details_denied = not role_details  # GetAccountAuthorizationDetails refused once: ListRoles from then on
 
     def get_role(self, name: str) -> RoleRecord | None:
         """The role with its trust document and tags, or None when it does not exist."""
@@ -94,6 +96,27 @@ class IamGateway:
             kwargs["Marker"] = marker
         response = _call("ListRoles", self._client.list_roles, **kwargs)
         roles = tuple(_role(r, tags_loaded=False) for r in response.get("Roles", []))
+        next_marker = response.get("Marker") if response.get("IsTruncated") else None
+        return RolePage(roles=roles, marker=next_marker)
+
+    def list_role_details_page(self, *, marker: str | None = None, max_items: int = 1000) -> RolePage | None:
+        """One page of GetAccountAuthorizationDetails' roles, or None when that call is denied.
+
+        The page carries each role's trust document, path and tags, so a whole-account scan needs no call
+        per role. A denial (a member role deployed before ``iam:GetAccountAuthorizationDetails`` was granted)
+        is remembered: the account pays one refused call and is listed with ListRoles from then on.
+        """
+        if self._details_denied:
+            return None
+        kwargs: dict[str, Any] = {"Filter": ["Role"], "MaxItems": max_items}
+        if marker:
+            kwargs["Marker"] = marker
+        try:
+            response = _call("GetAccountAuthorizationDetails", self._client.get_account_authorization_details, **kwargs)
+        except AccessDenied:
+            self._details_denied = True
+            return None
+        roles = tuple(_role(r, tags_loaded=True) for r in response.get("RoleDetailList", []))
         next_marker = response.get("Marker") if response.get("IsTruncated") else None
         return RolePage(roles=roles, marker=next_marker)
 

@@ -132,16 +132,18 @@ def process_role(
     evaluation: Evaluation | None = None,
     read: Future[RoleRecord | None] | None = None,
     evaluations: Evaluations | None = None,
+    listed: bool = False,
 ) -> RoleResult:
     """Evaluate one role, decide, act (fix under the audit rule), and queue the owners' notice.
 
     A dry-run scan hands in the listing's ``evaluation``, the ``read`` it already started for the role and
-    its shared ``evaluations``.
+    its shared ``evaluations``. A ``listed`` role comes from a listing: one that carries tags is good for
+    every decision but a write, which is decided again on a fresh read (GetRole) just before writing.
     """
     memo = evaluations or Evaluations()
     if evaluation is None:
         evaluation = memo.of(role, deps)
-    if needs_read(role, evaluation, deps):
+    if needs_read(role, evaluation, deps) or (listed and _would_write(role, evaluation, deps, run)):
         try:
             fresh = read.result() if read is not None else deps.iam.get_role(role.name)
         except AccessDenied as exc:
@@ -171,6 +173,10 @@ def process_role(
             else:
                 result = _replace(result, Action.SKIPPED, "the trust policy kept changing; left for the next run")
     return _finish(role, result, deps, run, ref)
+
+
+def _would_write(role: RoleRecord, evaluation: Evaluation, deps: Deps, run: Run) -> bool:
+    return decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())[0] is Action.FIXED
 
 
 def _finish(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: RoleRef | None) -> RoleResult:

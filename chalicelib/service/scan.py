@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import hashlib
-import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +17,21 @@ from chalicelib.domain.plan import RoleResult, Run
 from chalicelib.service.deps import Deps
 from chalicelib.service.enforce import Evaluations, needs_read, process_role, send_notices
 from chalicelib.service.findings import record_findings
+from chalicelib.service.listing import LISTING_ROLES, Listing
+from chalicelib.service.listing import BadToken as BadToken
+from chalicelib.service.listing import decode_token as decode_token
+from chalicelib.service.listing import encode_token as encode_token
+from chalicelib.service.listing import request_digest as request_digest
 
-# A dry run overlaps its IAM calls; a run that may write makes them one at a time, each read just before
-# its decision (issue 14, item 4).
+# A whole-account scan lists with GetAccountAuthorizationDetails (Filter Role): up to 1,000 roles a call,
+# each with its trust document, path and tags, so a dry run or a sweep that only notifies makes no call
+# per role, and a run that may write re-reads (GetRole) only the roles it is about to write. A scan under
+# a path prefix lists with ListRoles, which filters by path on IAM's side (the other call has no such
+# filter, and reading every role to keep a few would cost more than the tag reads it saves), as does an
+# account that denies GetAccountAuthorizationDetails (bench/README.md compares the two listings).
+#
+# On a ListRoles listing a dry run overlaps its IAM calls; a run that may write makes them one at a time,
+# each read just before its decision.
 #
 # * ListRoles pages chain by marker, so the only overlap they allow is fetching page N+1 while page N is
 #   evaluated and decided: one ListRoles ahead, never more.
@@ -51,10 +59,6 @@ from chalicelib.service.findings import record_findings
 SCAN_REPORT_SCHEMA_VERSION = "1"
 
 # --- scans ------------------------------------------------------------------------------------------
-
-
-class BadToken(ValueError):
-    """A next_token that deputy-guard did not issue (or for another request)."""
 
 
 @dataclass(frozen=True)
@@ -91,29 +95,6 @@ class ScanReport:
         return any(
             r.verdict in (Verdict.NON_COMPLIANT, Verdict.NEEDS_REVIEW) and r.action not in settled for r in self.results
         )
-
-
-def request_digest(role_names: Sequence[str] | None, path_prefix: str) -> str:
-    """What a continuation token is bound to: a digest, so a token for 1,000 role names stays short."""
-    request = json.dumps({"names": list(role_names or []), "prefix": path_prefix}, separators=(",", ":"))
-    return hashlib.sha256(request.encode()).hexdigest()[:32]
-
-
-def encode_token(state: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
-
-
-def decode_token(token: str) -> dict[str, Any]:
-    try:
-        state = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise BadToken("next_token is not one deputy-guard issued") from exc
-    if not isinstance(state, dict):
-        raise BadToken("next_token is not one deputy-guard issued")
-    skip, marker = state.get("skip", 0), state.get("marker")
-    if type(skip) is not int or skip < 0 or not (marker is None or isinstance(marker, str)):
-        raise BadToken("next_token is not one deputy-guard issued")
-    return state
 
 
 def scan(
@@ -167,6 +148,7 @@ def scan(
                 path_prefix=path_prefix,
                 marker=state.get("marker"),
                 skip=int(state.get("skip", 0)),
+                listing=state.get("listing", LISTING_ROLES) if state else None,
                 request_key=request_key,
                 results=results,
                 progress=progress,
@@ -216,6 +198,7 @@ def _scan_listing(
     path_prefix: str,
     marker: str | None,
     skip: int,
+    listing: str | None,
     request_key: str,
     results: list[RoleResult],
     progress: Callable[[int], None] | None,
@@ -224,11 +207,13 @@ def _scan_listing(
 
     The time budget is checked before every role. A dry run overlaps its IAM calls (see the top of this
     module); a run that may write fetches each page when it gets to it and reads each role just before
-    deciding on it, one call at a time, keeping the read-to-write window short.
+    deciding on it (on a tag-carrying listing: just before writing it), one call at a time, keeping the
+    read-to-write window short.
     """
+    pages = Listing(deps.iam, path_prefix, listing)
 
     def cut(page_marker: str | None, index: int) -> str:
-        return encode_token({"request": request_key, "marker": page_marker, "skip": index})
+        return encode_token({"request": request_key, "listing": pages.source, "marker": page_marker, "skip": index})
 
     def keep(result: RoleResult) -> None:
         results.append(_kept(result))
@@ -240,7 +225,7 @@ def _scan_listing(
         return _scan_overlapped(
             deps,
             run,
-            path_prefix=path_prefix,
+            pages=pages,
             marker=marker,
             skip=skip,
             cut=cut,
@@ -249,12 +234,12 @@ def _scan_listing(
             evaluations=evaluations,
         )
     while True:
-        page = deps.iam.list_roles_page(path_prefix=path_prefix, marker=marker)
+        page = pages.page(marker)
         listed = _evaluate_page(page.roles[skip:], deps, run, started=bool(results), evaluations=evaluations)
         for index, item in enumerate(listed, start=skip):
             if run.out_of_time() and results:
                 return cut(marker, index)
-            keep(process_role(item.role, deps, run, evaluation=item.evaluation, evaluations=evaluations))
+            keep(process_role(item.role, deps, run, evaluation=item.evaluation, evaluations=evaluations, listed=True))
         if skip + len(listed) < len(page.roles):
             return cut(marker, skip + len(listed))
         if page.marker is None:
@@ -268,7 +253,7 @@ def _scan_overlapped(
     deps: Deps,
     run: Run,
     *,
-    path_prefix: str,
+    pages: Listing,
     marker: str | None,
     skip: int,
     cut: Callable[[str | None, int], str],
@@ -281,7 +266,7 @@ def _scan_overlapped(
     Page N+1 is fetched while page N is evaluated and decided. While a decision waits for its read, page
     N+1, once it has arrived, is evaluated and its reads queued behind page N's, so the readers do not
     idle at a page boundary. At most three pages are held: one being decided, one evaluated ahead, one on
-    its way.
+    its way. A listing that carries tags leaves nothing to read: its reader threads are never started.
     """
     lister = ThreadPoolExecutor(1, thread_name_prefix="scan-list")
     reader = ThreadPoolExecutor(deps.settings.scan_concurrency, thread_name_prefix="scan-read")
@@ -291,7 +276,7 @@ def _scan_overlapped(
 
     def fetch(page_marker: str | None, page_skip: int) -> None:
         nonlocal upcoming
-        future = lister.submit(deps.iam.list_roles_page, path_prefix=path_prefix, marker=page_marker)
+        future = lister.submit(pages.page, page_marker)
         upcoming = (page_marker, page_skip, future)
 
     def evaluate_upcoming() -> None:
@@ -309,8 +294,10 @@ def _scan_overlapped(
         ahead.append(_Page(page_marker, page_skip, len(page.roles), page.marker, listed))
 
     try:
+        # The readers start while the first page is on its way, if the scan lists with ListRoles; a listing
+        # refused on its first page switches to ListRoles from the lister's thread, which starts them then.
+        pages.when_roles(lambda: _start_threads(reader, deps.settings.scan_concurrency))
         fetch(marker, skip)
-        _start_threads(reader, deps.settings.scan_concurrency)
         evaluate_upcoming()
         while ahead:
             page = ahead[0]

@@ -232,6 +232,7 @@ def test_the_scan_finds_the_known_gateway_calls() -> None:
         "iam:GetRole",
         "iam:ListRoleTags",
         "iam:ListRoles",
+        "iam:GetAccountAuthorizationDetails",
         "iam:UpdateAssumeRolePolicy",
         "iam:TagRole",
         "iam:GetAccountSummary",
@@ -293,7 +294,12 @@ def test_no_action_is_a_wildcard_and_no_allow_uses_not_elements(bot_policy: Poli
 
 def test_the_only_star_resources_are_actions_without_resource_types(bot_policy: PolicyEvaluator) -> None:
     star = {a for s in bot_policy.statements if s["Resource"] == "*" for a in _listify(s["Action"])}
-    assert star == {"iam:ListRoles", "iam:GetAccountSummary", "organizations:ListAccounts"}
+    assert star == {
+        "iam:ListRoles",
+        "iam:GetAccountAuthorizationDetails",
+        "iam:GetAccountSummary",
+        "organizations:ListAccounts",
+    }
 
 
 def test_the_bot_assumes_only_the_member_role(bot_policy: PolicyEvaluator) -> None:

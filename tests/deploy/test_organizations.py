@@ -55,6 +55,8 @@ def test_the_member_role_has_the_bots_iam_permissions_and_denies(packaged: Packa
         assert {k: v for k, v in granted[sid].items() if k != "Resource"} == {
             k: v for k, v in bot[sid].items() if k != "Resource"
         }, sid
+    # The whole-account listing included (scans of a member read its roles and tags 1,000 at a time)
+    assert granted["ListRoleDetails"]["Action"] == "iam:GetAccountAuthorizationDetails"
     # The resources are the member account's own
     assert granted["ReadRoles"]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"}
     # And the bot never rewrites the role it acts through, nor the forwarder

@@ -14,7 +14,7 @@ from chalicelib.domain.plan import Run
 from chalicelib.service.enforce import process_role
 from chalicelib.service.scan import scan, sweep
 from tests.reliability.support import RecordingLogger
-from tests.world import COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World
+from tests.world import COMPLIANT, FOREIGN, LAMBDA_ONLY, VULNERABLE, World, deny_authorization_details
 
 MakeWorld = Callable[..., World]
 
@@ -29,14 +29,15 @@ def seed(world: World, counts: dict[str, int]) -> None:
 def test_scan_evaluates_from_the_listing_and_reads_only_flagged_roles(make_world: MakeWorld) -> None:
     # Given 1,030 roles: 1,000 unrelated, 20 compliant, 7 vulnerable, 3 with a foreign account
     world = make_world(idempotent=False)
+    deny_authorization_details()  # (the ListRoles listing, whose flagged roles are read one by one)
     seed(world, {"lambda": 1000, "compliant": 20, "vulnerable": 7, "foreign": 3})
     world.calls.clear()
     # When the account is scanned as a dry run
     report = scan(world.deps, dry_run=True)
-    # Then two ListRoles pages and one tag read (ListRoleTags) per flagged role, and no write
+    # Then one refused call, two ListRoles pages and one tag read (ListRoleTags) per flagged role, no write
     assert report.complete and len(report.results) == 1030
     assert report.summary == {"compliant": 20, "not_applicable": 1000, "non_compliant": 7, "needs_review": 3}
-    assert world.aws_calls() == {"iam.ListRoles": 2, "iam.ListRoleTags": 10}
+    assert world.aws_calls() == {"iam.GetAccountAuthorizationDetails": 1, "iam.ListRoles": 2, "iam.ListRoleTags": 10}
 
 
 def test_dry_run_scan_writes_nothing_anywhere(make_world: MakeWorld) -> None:

@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 from chalicelib.adapters.iam import IamGateway
 from chalicelib.domain.models import RoleRecord
 from chalicelib.service.scan import scan
-from tests.world import VULNERABLE, World
+from tests.world import VULNERABLE, World, deny_authorization_details
 
 MakeWorld = Callable[..., World]
 ARN = "arn:aws:iam::111122223333:role/orders-sfn"
@@ -80,6 +80,7 @@ def test_a_role_that_may_not_be_tag_read_is_read_with_get_role() -> None:
 def test_a_dry_run_decides_on_the_tags_it_read(make_world: MakeWorld) -> None:
     # Given three vulnerable roles: one tagged exempt, one CloudFormation-managed, one plain
     world = make_world(mode="enforce", idempotent=False)
+    deny_authorization_details()  # (the ListRoles listing, whose flagged roles are read one by one)
     tags = {
         "exempt-sfn": [{"Key": "deputy-guard:mode", "Value": "exempt"}],
         "stack-sfn": [{"Key": "aws:cloudformation:stack-name", "Value": "orders"}],
@@ -90,6 +91,6 @@ def test_a_dry_run_decides_on_the_tags_it_read(make_world: MakeWorld) -> None:
     world.calls.clear()
     # When the account is scanned as a dry run
     actions = {r.role_name: r.action.value for r in scan(world.deps, dry_run=True).results}
-    # Then each role's tags decided its action, read with one ListRoleTags each and no GetRole
+    # Then each role's tags decided its action, read with one ListRoleTags each (after one refused call)
     assert actions == {"exempt-sfn": "exempt", "stack-sfn": "would_notify", "plain-sfn": "would_fix"}
-    assert world.aws_calls() == {"iam.ListRoles": 1, "iam.ListRoleTags": 3}
+    assert world.aws_calls() == {"iam.GetAccountAuthorizationDetails": 1, "iam.ListRoles": 1, "iam.ListRoleTags": 3}

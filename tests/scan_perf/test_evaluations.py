@@ -14,7 +14,7 @@ from chalicelib.service.deps import Deps
 from chalicelib.service.enforce import evaluate_role
 from chalicelib.service.scan import scan
 from tests.scan_perf.conftest import MakeWorld, seed
-from tests.world import VULNERABLE
+from tests.world import VULNERABLE, deny_authorization_details
 
 
 def test_roles_with_the_same_document_and_path_share_one_evaluation(
@@ -23,6 +23,7 @@ def test_roles_with_the_same_document_and_path_share_one_evaluation(
     # Given 90 roles with 4 distinct documents, and one more vulnerable document under the service-linked
     # path (which IAM lets no one edit: not applicable, whatever its document says)
     world = make_world(idempotent=False)
+    deny_authorization_details()  # (the ListRoles listing, whose flagged roles are read one by one)
     seed({"lambda": 40, "compliant": 30, "vulnerable": 15, "foreign": 5})
     world.iam.create_role(
         RoleName="AWSServiceRoleForStepFunctions",

@@ -12,6 +12,7 @@ from chalicelib.domain.models import Mode
 from chalicelib.service import scan as scan_module
 from chalicelib.service.scan import scan
 from tests.scan_perf.conftest import FLAGGED, MakeWorld, Probe, Timeline, rows, seed
+from tests.world import deny_authorization_details
 
 HOLD = 10.0  # seconds a held call waits at most for what it waits for; reaching it fails the test
 
@@ -19,6 +20,7 @@ HOLD = 10.0  # seconds a held call waits at most for what it waits for; reaching
 def test_a_dry_run_keeps_the_configured_reads_in_flight_and_never_more(make_world: MakeWorld) -> None:
     # Given 200 roles, 40 of them flagged, and room for 4 reads in flight
     world = make_world(idempotent=False, scan_concurrency="4")
+    deny_authorization_details()  # (the ListRoles listing, whose flagged roles are read one by one)
     seed({"lambda": 120, "compliant": 40, "vulnerable": 30, "foreign": 10})
     together = threading.Barrier(4, timeout=HOLD)
     # (the first four reads are held until all four have been sent: only reads in flight together pass)
@@ -39,6 +41,7 @@ def test_the_reader_threads_start_while_the_first_page_is_on_its_way(make_world:
     # Given room for 6 reads in flight, and a first ListRoles that waits until 6 reader threads exist
     # (counting only this scan's: an earlier test's read left behind at its deadline may still be ending)
     world = make_world(idempotent=False, scan_concurrency="6")
+    deny_authorization_details()  # (the ListRoles listing, whose flagged roles are read one by one)
     seed({"lambda": 20, "vulnerable": 12})
     earlier = scan_readers()
     readers_at_listing: list[int] = []
@@ -105,6 +108,7 @@ def test_a_reader_thread_that_cannot_start_does_not_stall_the_scan(
 def test_a_dry_run_fetches_the_next_page_while_it_reads_the_flagged_roles_of_this_one(make_world: MakeWorld) -> None:
     # Given two ListRoles pages
     world = make_world(idempotent=False)
+    deny_authorization_details()  # (the ListRoles listing, whose flagged roles are read one by one)
     seed({"lambda": 1000, "compliant": 60, "vulnerable": 40})
     second_page = threading.Event()
     lists = Probe("ListRoles", hold=lambda marker, _n: second_page.set() if marker else None).install()
@@ -121,6 +125,7 @@ def test_a_dry_run_fetches_the_next_page_while_it_reads_the_flagged_roles_of_thi
 def test_a_dry_run_reads_on_across_the_page_boundary(make_world: MakeWorld) -> None:
     # Given two ListRoles pages with flagged roles on both, and room for 4 reads in flight
     world = make_world(idempotent=False, scan_concurrency="4")
+    deny_authorization_details()  # (the ListRoles listing, whose flagged roles are read one by one)
     seed({"lambda": 1000, "compliant": 100, "vulnerable": 200})
     first_page: list[str] = []
     aws.make_client("iam").meta.events.register(
@@ -151,6 +156,7 @@ def test_a_dry_run_reads_on_across_the_page_boundary(make_world: MakeWorld) -> N
 def test_a_scan_that_may_write_reads_each_role_just_before_deciding_one_at_a_time(make_world: MakeWorld) -> None:
     # Given two ListRoles pages with flagged roles on both (notify mode: decisions, no writes to race)
     world = make_world(idempotent=False)
+    deny_authorization_details()  # (the ListRoles listing, whose flagged roles are read one by one)
     seed({"lambda": 1000, "compliant": 60, "vulnerable": 40})
     timeline = Timeline().install()
     reads = Probe("GetRole").install()
@@ -172,6 +178,7 @@ def test_a_scan_that_may_write_reads_each_role_just_before_deciding_one_at_a_tim
 def test_overlapped_and_one_at_a_time_scans_report_the_same_rows(make_world: MakeWorld) -> None:
     # Given an account over two pages
     world = make_world(idempotent=False, mode="dry-run")
+    deny_authorization_details()  # (the ListRoles listing, whose flagged roles are read one by one)
     seed({"lambda": 950, "compliant": 100, "vulnerable": 40, "foreign": 10})
     # When it is scanned with 16 reads in flight, and again with one
     overlapped = scan(world.deps, dry_run=True)
@@ -185,6 +192,7 @@ def test_a_read_that_outlasts_the_budget_ends_the_page_there_and_the_token_resum
     # Given 30 roles, 10 flagged, reads one at a time, and IAM answering every read after the first
     # only when the test says so
     world = make_world(idempotent=False, scan_concurrency="1")
+    deny_authorization_details()  # (the ListRoles listing, whose flagged roles are read one by one)
     seed({"lambda": 10, "compliant": 10, "vulnerable": 10})
     answer = threading.Event()
     Probe("ListRoleTags", hold=lambda _role, number: answer.wait(HOLD) if number > 0 else None).install()

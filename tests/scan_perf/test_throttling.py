@@ -6,6 +6,7 @@ from chalicelib.adapters import aws
 from chalicelib.domain.settings import MAX_SCAN_CONCURRENCY
 from chalicelib.service.scan import scan
 from tests.scan_perf.conftest import MakeWorld, ThrottleFirstAttempts, VirtualPacing, rows, seed
+from tests.world import deny_authorization_details
 
 
 def test_the_bot_clients_retry_in_adaptive_mode_within_the_api_time_bounds(make_world: MakeWorld) -> None:
@@ -22,6 +23,7 @@ def test_a_throttled_dry_run_scan_slows_down_retries_and_reports_every_verdict_u
     # Given 1,100 roles over two ListRoles pages, 60 of them flagged (so 60 ListRoleTags reads), and the
     # report of a scan IAM did not throttle
     world = make_world(idempotent=False)
+    deny_authorization_details()  # (the ListRoles listing, whose flagged roles are read one by one)
     seed({"lambda": 900, "compliant": 140, "vulnerable": 50, "foreign": 10})
     clean = scan(world.deps, dry_run=True)
     assert clean.complete and len(clean.results) == 1100
