@@ -79,6 +79,7 @@ def test_a_reader_thread_that_cannot_start_does_not_stall_the_scan(
     # Given a process that can start only two more threads
     world = make_world(idempotent=False, scan_concurrency="8")
     seed({"lambda": 20, "vulnerable": 12})
+    deny_authorization_details()  # (the ListRoles listing, whose flagged roles are read one by one)
     real_start = threading.Thread.start
     started = 0
 
