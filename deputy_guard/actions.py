@@ -200,8 +200,11 @@ def run_remediate(args: argparse.Namespace) -> int:
 
 def _remediate(args: argparse.Namespace) -> int:
     from chalicelib.service.enforce import remediate
+    from deputy_guard.commands import note_unsigned_fixes
 
     where = target(args, writes=not args.dry_run)
+    if not args.dry_run:
+        note_unsigned_fixes(where.deps.settings)
     result = remediate(args.role, where.deps, dry_run=args.dry_run, actor=where.actor)
     if result is None:
         return fail(f"role {args.role!r} does not exist{_in(where)}")

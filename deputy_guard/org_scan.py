@@ -158,7 +158,7 @@ def run_org_scan(args: argparse.Namespace) -> int:
     """The CLI entry point for ``scan --accounts`` (``run_scan`` has checked the filters and the format)."""
     from chalicelib.adapters import aws
     from chalicelib.runtime.organization import build_accounts
-    from deputy_guard.commands import _cli_deps, _cli_settings, _fail, note_lapsed_exemptions
+    from deputy_guard.commands import _cli_deps, _cli_settings, _fail, note_lapsed_exemptions, note_unsigned_fixes
 
     path_prefix = args.path_prefix or "/"
     try:
@@ -175,6 +175,8 @@ def run_org_scan(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     except aws.AwsError as exc:
         return _fail(f"could not list the organization's accounts: {exc}")
+    if args.fix:
+        note_unsigned_fixes(settings)
     workers = args.concurrency or DEFAULT_CONCURRENCY
     progress = _progress(len(accounts)) if sys.stderr.isatty() else None
     outcomes = scan_accounts(
