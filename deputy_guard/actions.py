@@ -285,8 +285,14 @@ def _remove_exemption(where: Target, role: Any) -> int:
     except (ClientError, BotoCoreError) as exc:
         error = aws.translate("UntagRole", exc)
         save_outcome(deps, record, ChangeStatus.FAILED, str(error))
-        # The member role may tag a role exempt, never untag it: that takes the account's own credentials.
-        hint = " (the member role may not untag: run it with that account's credentials)" if _in(where) else ""
+        # The member role may tag a role exempt, never untag it: that takes the account's own credentials, and
+        # `exempt --remove` run with those would look for the audit table in that account, so name the IAM call.
+        hint = (
+            "; the member role may not untag: with that account's own credentials run "
+            f"`aws iam untag-role --role-name {role.name} --tag-keys {' '.join(keys)}`"
+            if _in(where)
+            else ""
+        )
         return fail(f"{_prefix(where)}IAM refused to untag {role.name} ({error.code}): {error.message}{hint}")
     save_outcome(deps, record, ChangeStatus.APPLIED, None)
     print(f"{_prefix(where)}{role.name} is no longer exempt; change {record.change_id}")
