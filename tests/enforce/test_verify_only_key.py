@@ -17,7 +17,8 @@ from chalicelib.adapters.kms import KmsMacKey
 from chalicelib.adapters.signing import RecordSigner
 from chalicelib.adapters.store import AuditTrail, ChangeKind
 from chalicelib.domain.models import Action
-from chalicelib.service.enforce import handle_event, remediate
+from chalicelib.service.enforce import evaluate_role, handle_event, remediate
+from chalicelib.service.exempt import exempt_role
 from chalicelib.service.revert import revert
 from tests.world import ACCOUNT, VULNERABLE, World, load_event
 
@@ -86,5 +87,30 @@ def test_an_operators_fix_cannot_be_recorded_so_it_never_happens(make_world: Mak
     # When they remediate it from the CLI / Then it fails: no record, no change
     result = remediate(ROLE, world.deps, actor=OPERATOR)
     assert result is not None and result.action is Action.FAILED
+    assert "could not be signed" in result.reason and "api remediate" in result.reason
     assert world.trust(ROLE) == VULNERABLE
     assert world.audit().history(arn) == []
+
+
+def test_an_operators_exemption_is_applied_with_its_record_unsigned(make_world: MakeWorld) -> None:
+    # Given a vulnerable role and an operator who may not sign
+    world = make_world(mode="enforce")
+    world.create_role(ROLE, VULNERABLE)
+    as_operator(world)
+    role = world.deps.iam.get_role(ROLE)
+    assert role is not None
+    # When they exempt it from the CLI
+    result = exempt_role(
+        role,
+        world.deps,
+        actor=OPERATOR,
+        until=None,
+        reason="SEC-1",
+        trigger="cli",
+        verdict=evaluate_role(role, world.deps).verdict,
+    )
+    # Then the role is exempt, recorded first, the record unsigned (no revert ever acts on an exemption's record)
+    assert result.status == "exempt", result.message
+    assert world.tags(ROLE)["deputy-guard:mode"] == "exempt"
+    (record,) = world.audit().history(ROLE_ARN)
+    assert record.kind is ChangeKind.EXEMPT and "signature" not in record.item
