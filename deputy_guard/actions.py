@@ -179,12 +179,18 @@ def run_revert(args: argparse.Namespace) -> int:
 
 
 def _revert(args: argparse.Namespace) -> int:
+    from chalicelib.domain.policy import render_diff
+    from chalicelib.service.enforce import current_document
     from chalicelib.service.revert import revert
 
     where = target(args, writes=True)
+    # A forced revert discards a change nobody reviewed with it: show what it replaced, once written.
+    replaced = where.deps.iam.get_role(args.role) if args.force else None
     result = revert(args.role, where.deps, force=args.force, actor=where.actor, caller_credentials=True)
     if result.status in ("reverted", "already_reverted"):
         print(_prefix(where) + result.message)
+        if result.status == "reverted" and replaced is not None:
+            print(render_diff(current_document(replaced), result.restored, "replaced", "restored").rstrip())
         return EXIT_OK
     if result.status == "refused":
         print(f"deputy-guard: refused: {result.message}", file=sys.stderr)

@@ -165,3 +165,21 @@ def test_scan_fix_with_a_signing_key_signs_quietly(endpoint: str) -> None:
     assert fixed.returncode == 0 and "warning" not in fixed.stderr, fixed.stderr
     assert run(endpoint, "revert", "signed-sfn").returncode == 0
     assert trust("signed-sfn") == VULNERABLE
+
+
+def test_a_forced_revert_restores_the_signed_original_and_shows_what_it_replaced(endpoint: str) -> None:
+    # Given the bot's signed fix, and a later change someone made to the role (a second trusted service)
+    run(endpoint, "setup")
+    create_role("changed-sfn", VULNERABLE)
+    run(endpoint, "scan", "--fix")
+    changed = trust("changed-sfn")
+    changed["Statement"][0]["Principal"] = {"Service": ["states.amazonaws.com", "events.amazonaws.com"]}
+    client("iam").update_assume_role_policy(RoleName="changed-sfn", PolicyDocument=json.dumps(changed))
+    assert run(endpoint, "revert", "changed-sfn").returncode == 1  # refused: the role changed since the fix
+    # When the operator forces it
+    forced = run(endpoint, "revert", "changed-sfn", "--force")
+    # Then the recorded original is back, and the output shows the change it discarded
+    assert forced.returncode == 0, forced.stderr
+    assert trust("changed-sfn") == VULNERABLE
+    assert "--- replaced" in forced.stdout and "+++ restored" in forced.stdout
+    assert any(line.startswith("-") and "events.amazonaws.com" in line for line in forced.stdout.splitlines())
