@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.org.conftest import CLI, OrgWorld
+from tests.org.conftest import CLI, VULNERABLE, OrgWorld
 
 pytestmark = pytest.mark.e2e
 
@@ -71,6 +71,15 @@ def test_a_fix_across_accounts_without_a_signing_key_warns_once_and_a_dry_run_do
     assert fixed.returncode == 0, fixed.stderr
     (warning,) = [line for line in fixed.stderr.splitlines() if "warning" in line]
     assert "DEPUTY_GUARD_SIGNING_KEY is not set" in warning and "will not revert" in warning
+
+
+def test_a_fix_across_accounts_without_the_central_table_is_one_line_and_changes_nothing(org_world: OrgWorld) -> None:
+    listed = org_world.healthy[0]
+    fixed = scan(org_world, "--accounts", listed, "--fix", DEPUTY_GUARD_TABLE="no-such-table")
+    assert fixed.returncode == 2 and fixed.stdout == ""
+    (line,) = fixed.stderr.strip().splitlines()
+    assert "audit table 'no-such-table' does not exist" in line
+    assert org_world.trust(listed, "orders-sfn") == VULNERABLE
 
 
 def test_a_wrong_member_role_fails_every_account_without_a_traceback(org_world: OrgWorld) -> None:
