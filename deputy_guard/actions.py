@@ -179,12 +179,18 @@ def run_revert(args: argparse.Namespace) -> int:
 
 
 def _revert(args: argparse.Namespace) -> int:
+    from chalicelib.domain.policy import render_diff
+    from chalicelib.service.enforce import current_document
     from chalicelib.service.revert import revert
 
     where = target(args, writes=True)
+    # A forced revert discards a change nobody reviewed with it: show what it replaced, once written.
+    replaced = where.deps.iam.get_role(args.role) if args.force else None
     result = revert(args.role, where.deps, force=args.force, actor=where.actor, caller_credentials=True)
     if result.status in ("reverted", "already_reverted"):
         print(_prefix(where) + result.message)
+        if result.status == "reverted" and replaced is not None:
+            print(render_diff(current_document(replaced), result.restored, "replaced", "restored").rstrip())
         return EXIT_OK
     if result.status == "refused":
         print(f"deputy-guard: refused: {result.message}", file=sys.stderr)
@@ -200,8 +206,11 @@ def run_remediate(args: argparse.Namespace) -> int:
 
 def _remediate(args: argparse.Namespace) -> int:
     from chalicelib.service.enforce import remediate
+    from deputy_guard.commands import note_unsigned_fixes
 
     where = target(args, writes=not args.dry_run)
+    if not args.dry_run:
+        note_unsigned_fixes(where.deps.settings)
     result = remediate(args.role, where.deps, dry_run=args.dry_run, actor=where.actor)
     if result is None:
         return fail(f"role {args.role!r} does not exist{_in(where)}")
@@ -282,8 +291,14 @@ def _remove_exemption(where: Target, role: Any) -> int:
     except (ClientError, BotoCoreError) as exc:
         error = aws.translate("UntagRole", exc)
         save_outcome(deps, record, ChangeStatus.FAILED, str(error))
-        # The member role may tag a role exempt, never untag it: that takes the account's own credentials.
-        hint = " (the member role may not untag: run it with that account's credentials)" if _in(where) else ""
+        # The member role may tag a role exempt, never untag it: that takes the account's own credentials, and
+        # `exempt --remove` run with those would look for the audit table in that account, so name the IAM call.
+        hint = (
+            "; the member role may not untag: with that account's own credentials run "
+            f"`aws iam untag-role --role-name {role.name} --tag-keys {' '.join(keys)}`"
+            if _in(where)
+            else ""
+        )
         return fail(f"{_prefix(where)}IAM refused to untag {role.name} ({error.code}): {error.message}{hint}")
     save_outcome(deps, record, ChangeStatus.APPLIED, None)
     print(f"{_prefix(where)}{role.name} is no longer exempt; change {record.change_id}")

@@ -64,6 +64,15 @@ def check_audit_table(settings: Settings, *, acting_in: str | None = None) -> No
         raise Unready(f"the audit table {settings.table!r} cannot be read ({exc.code}): {exc.message}") from None
 
 
+def note_unsigned_fixes(settings: Settings) -> None:
+    """One stderr line before a fix from the CLI without a signing key: its records will not be revertable."""
+    if settings.signing_key is None:
+        sys.stderr.write(
+            "deputy-guard: warning: DEPUTY_GUARD_SIGNING_KEY is not set, so these fixes are recorded unsigned and "
+            "deputy-guard will not revert them (restore by hand: docs/security.md)\n"
+        )
+
+
 def _cli_settings(args: argparse.Namespace | None = None) -> Settings:
     """The settings from the environment with the exemptions of the file or SSM parameter they name;
     ``--services`` wins over its variable."""
@@ -120,6 +129,7 @@ def run_scan(args: argparse.Namespace) -> int:
         account, _arn = aws.StsGateway(aws.make_client("sts")).get_caller_arn()
         if args.fix:
             check_audit_table(settings)
+            note_unsigned_fixes(settings)
         progress.start(f"scanning account {account}")
         reports = []
         token = None

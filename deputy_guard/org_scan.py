@@ -188,7 +188,15 @@ def run_org_scan(args: argparse.Namespace) -> int:
     """The CLI entry point for ``scan --accounts`` (``run_scan`` has checked the filters and the formats)."""
     from chalicelib.adapters import aws
     from chalicelib.runtime.organization import build_accounts
-    from deputy_guard.commands import _cli_deps, _cli_settings, _fail, note_lapsed_exemptions
+    from deputy_guard.commands import (
+        Unready,
+        _cli_deps,
+        _cli_settings,
+        _fail,
+        check_audit_table,
+        note_lapsed_exemptions,
+        note_unsigned_fixes,
+    )
 
     path_prefix = args.path_prefix or "/"
     try:
@@ -199,14 +207,19 @@ def run_org_scan(args: argparse.Namespace) -> int:
     tally: Tally = args.tally
     try:
         settings = _cli_settings(args)
+        if args.fix:
+            # Every account's records go to the caller's (central) table: without it every fix would fail.
+            check_audit_table(settings)
         deps = _cli_deps(settings, verbose=args.verbose)
         directory = build_accounts(settings, deps, scope=scope, member_role=member_role)
         # A list scans exactly the accounts named; org scans every ACTIVE account of the organization.
         accounts = scope.accounts if scope.kind is ScopeKind.LIST else directory.accounts()
-    except SettingsError as exc:
+    except (SettingsError, Unready) as exc:
         return _fail(str(exc))
     except aws.AwsError as exc:
         return _fail(f"could not list the organization's accounts: {exc}")
+    if args.fix:
+        note_unsigned_fixes(settings)
     workers = args.concurrency or DEFAULT_CONCURRENCY
     progress = _progress(len(accounts)) if sys.stderr.isatty() else None
     again = "`deputy-guard scan --fix --accounts ...` again" if args.fix else "the scan again for a full report"

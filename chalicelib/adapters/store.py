@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from chalicelib.adapters.errors import AccessDenied
 from chalicelib.adapters.signing import RecordSigner
 from chalicelib.domain import jsontext
 from chalicelib.domain.models import PolicyDoc
@@ -150,8 +151,13 @@ class AuditTrail:
         trigger: str,
         reason: str,
         reverts: str | None = None,
+        unsigned_if_refused: bool = False,
     ) -> ChangeRecord:
-        """Write the pending record; raises chalicelib.adapters.aws.AwsError when the store is unavailable."""
+        """Write the pending record; raises chalicelib.adapters.aws.AwsError when the store is unavailable.
+
+        ``unsigned_if_refused``: when the key refuses to sign (the caller is not one of the bot's roles), write the
+        record unsigned instead of refusing; only for records no revert ever acts on (a revert's own record).
+        """
         now = self._clock().isoformat(timespec="microseconds")
         change_id = uuid.uuid4().hex
         record = ChangeRecord(
@@ -193,7 +199,11 @@ class AuditTrail:
         }
         if self._signer is not None:
             # Signed before the write: a record the key cannot sign is never written, so the change never happens.
-            item.update(self._signer.sign(item))
+            try:
+                item.update(self._signer.sign(item))
+            except AccessDenied:
+                if not unsigned_if_refused:
+                    raise
         self._table.put(item, condition="attribute_not_exists(pk)")
         record = replace(record, item=item)
         return record

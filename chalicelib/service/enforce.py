@@ -253,6 +253,14 @@ def _apply(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: Role
     except AwsError as exc:
         deps.metrics.add_metric("AuditWriteFailed")
         deps.logger.error("audit store unavailable: role not changed", extra={"role": role.name, "error": str(exc)})
+        if exc.operation == "GenerateMac":
+            # A person's credentials under the stack's key policy: only the bot's own roles may sign a fix.
+            return _replace(
+                result,
+                Action.FAILED,
+                f"the audit record could not be signed ({exc.code}): role not changed; only deputy-guard's own "
+                "roles may sign a fix, so ask the bot (POST /roles/NAME/remediate, deputy-guard api remediate)",
+            )
         return _replace(result, Action.FAILED, f"audit store unavailable ({exc.code}): role not changed")
     if time.monotonic() - started > RECHECK_AFTER_SECONDS:
         # A slow write-ahead stretched the window since the read: look again before writing.

@@ -83,7 +83,10 @@ def exempt_role(
 def record_tag_change(
     role: RoleRecord, deps: Deps, current: PolicyDoc, kind: ChangeKind, *, actor: str, trigger: str, reason: str
 ) -> ChangeRecord:
-    """The write-ahead record of a tag change: the document stays as it is (before == after)."""
+    """The write-ahead record of a tag change: the document stays as it is (before == after).
+
+    No revert acts on it, so a person whose credentials may not sign (the CLI) keeps it unsigned.
+    """
     return deps.audit.record_intent(
         role_arn=role.arn,
         role_name=role.name,
@@ -95,6 +98,7 @@ def record_tag_change(
         mode=trigger,
         trigger=trigger,
         reason=reason,
+        unsigned_if_refused=True,
     )
 
 

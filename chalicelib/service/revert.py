@@ -1,4 +1,4 @@
-"""Revert: restore the original the bot recorded, under the integrity rules of DESIGN section 5."""
+"""Revert: restore the original the bot recorded, only from a record it signed (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def revert(
         deps.metrics.add_metric("RevertRefused")
         result = RevertResult("refused", FORCE_REFUSED, role_name)
     else:
-        result = _revert(role_name, deps, force=force, actor=actor)
+        result = _revert(role_name, deps, force=force, actor=actor, caller_credentials=caller_credentials)
     # Every outcome is a decision worth a line: a refusal or a failure as much as a restore.
     deps.logger.info(
         "revert decision",
@@ -71,7 +71,7 @@ def revert(
     return result
 
 
-def _revert(role_name: str, deps: Deps, *, force: bool, actor: str | None) -> RevertResult:
+def _revert(role_name: str, deps: Deps, *, force: bool, actor: str | None, caller_credentials: bool) -> RevertResult:
     role = deps.iam.get_role(role_name)
     if role is None:
         return RevertResult("not_found", f"role {role_name!r} does not exist", role_name)
@@ -134,12 +134,12 @@ def _revert(role_name: str, deps: Deps, *, force: bool, actor: str | None) -> Re
         )
     who = actor or "deputy-guard revert"
     today = deps.clock().date().isoformat()
-    # Exempt first: if the restore then fails, the role is merely left alone, never fixed again in a loop.
     tags = {MODE_TAG: "exempt", REASON_TAG: _tag_text(f"reverted {today} by {who}")}
     if tag_value(role.tags, EXEMPT_UNTIL_TAG) is not None:
         # An earlier time-limited exemption must not make this one lapse (the bot may not untag).
         tags[EXEMPT_UNTIL_TAG] = NO_EXPIRY
-    deps.iam.tag_role(role.name, tags)
+    # Recorded before any write. A person's own credentials may not sign (only the bot's roles may), and no
+    # revert ever acts on a revert's record, so theirs is kept unsigned rather than refused.
     record = deps.audit.record_intent(
         role_arn=role.arn,
         role_name=role.name,
@@ -152,7 +152,14 @@ def _revert(role_name: str, deps: Deps, *, force: bool, actor: str | None) -> Re
         trigger="revert",
         reason=f"revert of change {change.change_id}" + (" (forced)" if force else ""),
         reverts=change.change_id,
+        unsigned_if_refused=caller_credentials,
     )
+    try:
+        # Exempt first: if the restore then fails, the role is merely left alone, never fixed again in a loop.
+        deps.iam.tag_role(role.name, tags)
+    except AwsError as exc:
+        save_outcome(deps, record, ChangeStatus.FAILED, str(exc))
+        raise
     try:
         deps.iam.update_assume_role_policy(role.name, change.before)
     except AwsError as exc:
@@ -165,11 +172,17 @@ def _revert(role_name: str, deps: Deps, *, force: bool, actor: str | None) -> Re
     return RevertResult(
         "reverted",
         f"restored the original trust policy of {role_name!r} recorded by change {change.change_id}; "
-        f"the role is now tagged {MODE_TAG}=exempt",
+        f"the role is now tagged {MODE_TAG}=exempt" + _unsigned_note(record),
         role_name,
         restored=change.before,
         change_id=change.change_id,
     )
+
+
+def _unsigned_note(record: ChangeRecord) -> str:
+    if record.item.get("signature"):
+        return ""
+    return f"; its record {record.change_id} is unsigned (only deputy-guard's own roles may sign)"
 
 
 def _last_fix_reverted(deps: Deps, role_arn: str) -> ChangeRecord | None:

@@ -195,6 +195,27 @@ def test_the_scp_guards_every_function_role_rule_bus_table_and_key_of_the_packag
     )
 
 
+# The actions that borrow or blind the bot, listed here and not read from deploy/guardrails.py, so that
+# dropping one there fails this test rather than shrinking what the coverage check asks for.
+REQUIRED = {
+    "function": "lambda:UpdateFunctionCode lambda:UpdateFunctionConfiguration lambda:InvokeFunction "
+    "lambda:AddPermission lambda:DeleteFunction lambda:PutFunctionConcurrency",
+    "event_source": "lambda:CreateEventSourceMapping lambda:UpdateEventSourceMapping",
+    "role": "iam:UpdateAssumeRolePolicy iam:PutRolePolicy iam:AttachRolePolicy iam:DeleteRolePolicy "
+    "iam:DetachRolePolicy iam:DeleteRole",
+    "rule": "events:DisableRule events:DeleteRule events:RemoveTargets events:PutRule events:PutTargets",
+    "table": "dynamodb:DeleteTable dynamodb:UpdateTable dynamodb:PutResourcePolicy dynamodb:DeleteResourcePolicy",
+    "key": "kms:ScheduleKeyDeletion kms:DisableKey kms:PutKeyPolicy",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REQUIRED))
+def test_the_scp_denies_every_action_that_borrows_or_blinds_the_bot(packaged: Packaged, kind: str) -> None:
+    # Given the actions the SCP checks for this kind of resource / Then none of the required ones is missing
+    checked = getattr(guardrails(), f"{kind.upper()}_ACTIONS")
+    assert sorted(set(REQUIRED[kind].split()) - set(checked)) == []
+
+
 def test_a_function_added_after_the_scp_was_built_is_reported_uncovered(packaged: Packaged) -> None:
     # Given an SCP built from the template, then a new function, role and key added to the template
     scp = guardrails().service_control_policy(packaged.template, DEPLOYER)

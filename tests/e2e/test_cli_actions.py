@@ -13,8 +13,10 @@ from tests.world import FOREIGN, VULNERABLE
 pytestmark = pytest.mark.e2e
 
 
-def run(endpoint: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, env=cli_env(endpoint), check=False)
+def run(endpoint: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, *args], capture_output=True, text=True, timeout=120, env=cli_env(endpoint, **env), check=False
+    )
 
 
 def tags(name: str) -> dict[str, str]:
@@ -59,3 +61,13 @@ def test_remediate_leaves_a_role_that_needs_review_alone_and_an_unknown_role_is_
     assert trust("partner-sfn") == FOREIGN
     unknown = run(endpoint, "remediate", "ghost")
     assert unknown.returncode == 2 and "'ghost' does not exist" in unknown.stderr
+
+
+def test_remediate_without_a_signing_key_warns_and_a_dry_run_does_not(endpoint: str) -> None:
+    assert run(endpoint, "setup").returncode == 0
+    create_role("unsigned-sfn", VULNERABLE)
+    preview = run(endpoint, "remediate", "unsigned-sfn", "--dry-run", DEPUTY_GUARD_SIGNING_KEY="")
+    assert "warning" not in preview.stderr, preview.stderr
+    fixed = run(endpoint, "remediate", "unsigned-sfn", DEPUTY_GUARD_SIGNING_KEY="")
+    assert fixed.returncode == 0 and "-> fixed" in fixed.stdout, fixed.stderr
+    assert "DEPUTY_GUARD_SIGNING_KEY is not set" in fixed.stderr and "will not revert" in fixed.stderr

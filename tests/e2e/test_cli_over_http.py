@@ -140,3 +140,46 @@ def test_revert_force_refuses_a_forged_record_and_writes_nothing(endpoint: str) 
     assert "forged1" in result.stderr and "unsigned" in result.stderr
     assert "restored" not in result.stdout
     assert trust("hand-pinned-sfn") == pinned
+
+
+def test_scan_fix_without_a_signing_key_warns_that_its_fixes_will_not_be_revertable(endpoint: str) -> None:
+    # Given a table and a vulnerable role, and a shell without DEPUTY_GUARD_SIGNING_KEY
+    run(endpoint, "setup")
+    create_role("unsigned-sfn", VULNERABLE)
+    # When it fixes the role
+    fixed = run(endpoint, "scan", "--fix", DEPUTY_GUARD_SIGNING_KEY="")
+    # Then it says once, before the fix, that deputy-guard will not revert it
+    assert fixed.returncode == 0, fixed.stderr
+    warnings = [line for line in fixed.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "DEPUTY_GUARD_SIGNING_KEY" in warnings[0] and "will not revert" in warnings[0]
+    # And so it is: even with the key configured, the unsigned record is refused and the fix stays
+    reverted = run(endpoint, "revert", "unsigned-sfn")
+    assert reverted.returncode == 1 and "unsigned" in reverted.stderr
+    assert trust("unsigned-sfn") != VULNERABLE
+
+
+def test_scan_fix_with_a_signing_key_signs_quietly(endpoint: str) -> None:
+    run(endpoint, "setup")
+    create_role("signed-sfn", VULNERABLE)
+    fixed = run(endpoint, "scan", "--fix")
+    assert fixed.returncode == 0 and "warning" not in fixed.stderr, fixed.stderr
+    assert run(endpoint, "revert", "signed-sfn").returncode == 0
+    assert trust("signed-sfn") == VULNERABLE
+
+
+def test_a_forced_revert_restores_the_signed_original_and_shows_what_it_replaced(endpoint: str) -> None:
+    # Given the bot's signed fix, and a later change someone made to the role (a second trusted service)
+    run(endpoint, "setup")
+    create_role("changed-sfn", VULNERABLE)
+    run(endpoint, "scan", "--fix")
+    changed = trust("changed-sfn")
+    changed["Statement"][0]["Principal"] = {"Service": ["states.amazonaws.com", "events.amazonaws.com"]}
+    client("iam").update_assume_role_policy(RoleName="changed-sfn", PolicyDocument=json.dumps(changed))
+    assert run(endpoint, "revert", "changed-sfn").returncode == 1  # refused: the role changed since the fix
+    # When the operator forces it
+    forced = run(endpoint, "revert", "changed-sfn", "--force")
+    # Then the recorded original is back, and the output shows the change it discarded
+    assert forced.returncode == 0, forced.stderr
+    assert trust("changed-sfn") == VULNERABLE
+    assert "--- replaced" in forced.stdout and "+++ restored" in forced.stdout
+    assert any(line.startswith("-") and "events.amazonaws.com" in line for line in forced.stdout.splitlines())

@@ -116,7 +116,8 @@ def test_a_record_signed_with_another_key_is_refused(make_world: MakeWorld) -> N
 
 
 def test_an_altered_signed_record_is_refused(make_world: MakeWorld) -> None:
-    # Given the bot's own signed fix, whose recorded original someone later edited in the table
+    # Given the bot's own signed fix, whose original and result someone later rewrote in the table, consistently
+    # (fixing the new "original" gives the new "result"), so that only the signature tells the change
     world = make_world(mode="enforce")
     arn = world.create_role(ROLE, VULNERABLE)
     handle_event(load_event("CreateRole-states-vulnerable.json"), world.deps)
@@ -124,12 +125,11 @@ def test_an_altered_signed_record_is_refused(make_world: MakeWorld) -> None:
     record = world.audit().history(arn)[0]
     assert world.audit().problem(record) is None
     table = boto3.resource("dynamodb", region_name="us-east-1").Table(world.deps.settings.table)
-    edited = {**VULNERABLE, "Statement": [{**VULNERABLE["Statement"][0], "Sid": "Edited"}]}
     table.update_item(
         Key={"pk": record.pk, "sk": record.sk},
-        UpdateExpression="SET #b = :b",
-        ExpressionAttributeNames={"#b": "before"},
-        ExpressionAttributeValues={":b": to_compact_json(edited)},
+        UpdateExpression="SET #b = :b, #a = :a",
+        ExpressionAttributeNames={"#b": "before", "#a": "after"},
+        ExpressionAttributeValues={":b": to_compact_json(BACKDOOR), ":a": to_compact_json(bots_fix(BACKDOOR))},
     )
     # When a revert is asked, even forced with the caller's credentials
     result = revert(ROLE, world.deps, force=True, caller_credentials=True)

@@ -18,8 +18,11 @@ import boto3
 import pytest
 
 from chalicelib.adapters.kms import DEFAULT_SIGNING_KEY_ALIAS
+from chalicelib.domain.engine import evaluate
+from chalicelib.domain.models import RoleContext
 from deputy_guard.embedded import EmbeddedAws
 from deputy_guard.embedded_org import Organization, member_client, member_iam, seed_organization
+from tests.documents import BACKDOOR
 from tests.org.conftest import CLI, TABLE, VULNERABLE
 
 pytestmark = pytest.mark.e2e
@@ -103,8 +106,33 @@ def test_remediate_then_revert_in_a_member_account_with_the_records_in_the_centr
         ("revert", "applied", members.member),
     ]
     assert all(r["actor"].startswith(f"arn:aws:sts::{members.org.management}:") for r in records)
+    assert all(r.get("signature") for r in records)  # signed, as the bot signs: the revert verified the fix's
     # And no table was made in the member account
     assert member_client(members.member, "dynamodb").list_tables()["TableNames"] == []
+
+
+def test_a_forced_revert_in_a_member_account_refuses_a_forged_record_and_writes_nothing(members: Members) -> None:
+    # Given the member's role pinned by its owner, and a self-consistent forged record in the central table whose
+    # "original" lets another account assume the role (written as anyone with dynamodb:PutItem could)
+    member = members.member
+    pinned = evaluate(VULNERABLE, RoleContext(account_id=member)).fixed_policy
+    forged = evaluate(BACKDOOR, RoleContext(account_id=member)).fixed_policy
+    assert pinned is not None and forged is not None
+    member_iam(member).update_assume_role_policy(RoleName=ROLE, PolicyDocument=json.dumps(pinned))
+    arn = f"arn:aws:iam::{member}:role/{ROLE}"
+    now = "2026-12-01T10:00:00.000000+00:00"
+    fields = {"pk": f"role#{arn}", "sk": f"change#{now}#forged2", "change_id": "forged2", "role_arn": arn}
+    fields.update(role_name=ROLE, account=member, kind="fix", status="applied", created_at=now)
+    fields.update(before=json.dumps(BACKDOOR), after=json.dumps(forged))
+    table = boto3.client("dynamodb", region_name="us-east-1")
+    table.put_item(TableName=TABLE, Item={key: {"S": value} for key, value in fields.items()})
+    # When the operator runs the break-glass revert there, with their own credentials
+    result = members.run("revert", ROLE, "--account", member, "--force")
+    # Then it is refused, naming the record: the role keeps its pins, gains no tag, and no record is added
+    assert result.returncode == 1, result.stderr
+    assert "forged2" in result.stderr and "unsigned" in result.stderr and "restored" not in result.stdout
+    assert members.role(member) == {"trust": pinned, "tags": {}}
+    assert [r["change_id"] for r in members.central_records(member)] == ["forged2"]
 
 
 def test_remediate_dry_run_changes_nothing_and_writes_no_record(members: Members) -> None:

@@ -7,14 +7,14 @@ import subprocess
 
 import pytest
 
-from tests.org.conftest import CLI, OrgWorld
+from tests.org.conftest import CLI, VULNERABLE, OrgWorld
 
 pytestmark = pytest.mark.e2e
 
 
-def scan(world: OrgWorld, *args: str) -> subprocess.CompletedProcess[str]:
+def scan(world: OrgWorld, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CLI, "scan", *args], capture_output=True, text=True, timeout=180, env=world.cli_env(), check=False
+        [CLI, "scan", *args], capture_output=True, text=True, timeout=180, env=world.cli_env(**env), check=False
     )
 
 
@@ -61,6 +61,25 @@ def test_fix_across_accounts_then_a_clean_rescan_exits_0(org_world: OrgWorld) ->
     for account in org_world.healthy[:4]:
         assert f"account {account}:" in again.stdout
     assert "4 accounts (0 failed)" in again.stdout
+
+
+def test_a_fix_across_accounts_without_a_signing_key_warns_once_and_a_dry_run_does_not(org_world: OrgWorld) -> None:
+    listed = org_world.healthy[0]
+    dry = scan(org_world, "--accounts", listed, DEPUTY_GUARD_SIGNING_KEY="")
+    assert "warning" not in dry.stderr, dry.stderr
+    fixed = scan(org_world, "--accounts", listed, "--fix", DEPUTY_GUARD_SIGNING_KEY="")
+    assert fixed.returncode == 0, fixed.stderr
+    (warning,) = [line for line in fixed.stderr.splitlines() if "warning" in line]
+    assert "DEPUTY_GUARD_SIGNING_KEY is not set" in warning and "will not revert" in warning
+
+
+def test_a_fix_across_accounts_without_the_central_table_is_one_line_and_changes_nothing(org_world: OrgWorld) -> None:
+    listed = org_world.healthy[0]
+    fixed = scan(org_world, "--accounts", listed, "--fix", DEPUTY_GUARD_TABLE="no-such-table")
+    assert fixed.returncode == 2 and fixed.stdout == ""
+    (line,) = fixed.stderr.strip().splitlines()
+    assert "audit table 'no-such-table' does not exist" in line
+    assert org_world.trust(listed, "orders-sfn") == VULNERABLE
 
 
 def test_a_wrong_member_role_fails_every_account_without_a_traceback(org_world: OrgWorld) -> None:
