@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from chalicelib.domain.catalogue import STATES
 from chalicelib.domain.models import EngineOptions, RoleContext
 from chalicelib.domain.policy import clone_json
 from deputy_guard.iac.values import STAND_IN, Resolution
@@ -50,7 +51,8 @@ def template_display(resolution: Resolution, context: RoleContext, options: Engi
     """Resolved text -> how the template writes it, with the deploying account and the fix's source ARNs."""
     mapping = dict(resolution.display)
     mapping.setdefault(context.account_id, _TEMPLATE_ACCOUNT)
-    for template in options.source_arns:
+    others = (entry.source_arn_template for entry in options.services if entry != STATES)
+    for template in (*options.source_arns, *others):
         rendered = template.format(partition=context.partition, account=context.account_id)
         written = template.format(partition="${AWS::Partition}", account="${AWS::AccountId}")
         mapping.setdefault(rendered, {"Fn::Sub": written})
