@@ -146,6 +146,16 @@ def test_a_symlink_to_dev_zero_in_a_walk_is_not_followed(tmp_path: Path) -> None
     assert line.endswith("x.json: a symbolic link out of the checked directory: not followed")
 
 
+def test_sarif_names_a_refused_symlink_by_its_place_in_the_repository_not_its_target(tmp_path: Path) -> None:
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "x.json").symlink_to("/dev/zero")
+    result = run_cli("check", "--format", "sarif", "infra", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    (invocation,) = json.loads(result.stdout)["runs"][0]["invocations"]
+    (notification,) = invocation["toolExecutionNotifications"]
+    assert notification["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "infra/x.json"
+
+
 def test_a_symlink_inside_the_tree_is_read(tmp_path: Path) -> None:
     (tmp_path / "policy.json").write_text(json.dumps(VULNERABLE), encoding="utf-8")
     (tmp_path / "alias.json").symlink_to(tmp_path / "policy.json")
