@@ -157,7 +157,13 @@ class TerraformReader:
             if only is not None and os.path.realpath(block.path) != only:
                 continue
             if block.type == "resource" and len(block.labels) == 2 and block.labels[0] in ROLE_TYPES:
-                site = self._role(module, block)
+                try:
+                    site = self._role(module, block)
+                except RecursionError:
+                    # A value nested thousands deep, or a chain of thousands of locals: hostile, not read.
+                    address = f"{module.prefix}{'.'.join(block.labels)}"
+                    self.failures.append((block.path, f"{address}: its trust policy is nested too deeply; not read"))
+                    continue
                 if site is not None:
                     yield site
             elif block.type == "module" and len(block.labels) == 1:

@@ -259,3 +259,20 @@ def test_module_calls_deeper_than_the_limit_are_refused_not_dropped(tmp_path: Pa
     (tmp_path / "main.tf").write_text(_calls("./m0"), encoding="utf-8")
     line = _one_error_line(run_cli("check", str(tmp_path)))
     assert line.endswith("main.tf: module m0: more than 16 levels of module calls; not read")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'resource "aws_iam_role" "r" {\n  assume_role_policy = jsonencode(' + "[" * 5_000 + "]" * 5_000 + ")\n}\n",
+        'locals {\n  a0 = "states.amazonaws.com"\n'
+        + "".join(f"  a{i + 1} = local.a{i}\n" for i in range(3_000))
+        + "}\n"
+        + _TF_ROLE.replace('"states.amazonaws.com"', "local.a3000").replace('"workflow"', '"r"'),
+    ],
+    ids=["nested-lists", "chain-of-locals"],
+)
+def test_a_terraform_value_nested_thousands_deep_is_one_line_not_a_traceback(tmp_path: Path, text: str) -> None:
+    (tmp_path / "main.tf").write_text(text, encoding="utf-8")
+    line = _one_error_line(run_cli("check", str(tmp_path)))
+    assert line.endswith("main.tf: aws_iam_role.r: its trust policy is nested too deeply; not read")
