@@ -23,11 +23,11 @@ from chalicelib.domain.policy import service_match
 from deputy_guard.exits import EXIT_ERROR as EXIT_BAD_INPUT
 from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
 from deputy_guard.iac.detect import sites_in
-from deputy_guard.iac.display import display_as_written, replace_text, template_display
+from deputy_guard.iac.display import display_as_written, fix_templates, replace_text, template_display
 from deputy_guard.iac.files import DEFAULT_MAX_FILE_SIZE, STDIN, TERRAFORM_SUFFIX, module_files, read_text, walk
 from deputy_guard.iac.site import InputError, Kind, Site
 from deputy_guard.iac.tfpolicy import marker
-from deputy_guard.iac.tfrender import ACCOUNT_REFERENCE, render_fix, to_terraform
+from deputy_guard.iac.tfrender import ACCOUNT_REFERENCE, PARTITION_REFERENCE, render_fix, to_terraform
 from deputy_guard.iac.tfsource import ROLE_TYPES, TerraformReader, local_sources
 from deputy_guard.iac.values import ACCOUNT_PLACEHOLDER, STAND_IN, Deployment, Resolution, Unresolved, resolve
 
@@ -376,7 +376,19 @@ class _Judge:
             fixed = display_as_written(fixed, mapping)
             # A Terraform fix is shown as the source writes it, not as a diff of the JSON: no original needed.
             original = display_as_written(original, mapping) if site.source_form is None else None
+        elif known is None and fixed is not None and site.source_form == "file":
+            pass  # file() reads the JSON as it is, never interpolating: the account stays a placeholder to fill in
         elif known is None and fixed is not None:
+            if site.source_form is not None and site.partition is None and self.options.partition is None:
+                # The added aws:SourceArn names the partition as the account is named: by its data source.
+                written = {"partition": "${" + PARTITION_REFERENCE + "}", "account": ACCOUNT_PLACEHOLDER}
+                fixed = display_as_written(
+                    fixed,
+                    {
+                        template.format(partition=partition, account=ACCOUNT_PLACEHOLDER): template.format(**written)
+                        for template in fix_templates(self.options.engine)
+                    },
+                )
             fixed = replace_text(fixed, ACCOUNT_PLACEHOLDER, _TERRAFORM_ACCOUNT)
         if site.source_form is None:
             return result(verdict, tuple(problems), original, fixed, evaluation.services)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from deputy_guard.checking import CheckOptions, check_paths
 from tests.check.conftest import run_cli
 
 _DYNAMIC_PRINCIPALS = """
@@ -171,3 +172,45 @@ def test_the_fix_for_another_service_names_the_account_and_partition_the_source_
     condition = row["fixed_policy"]["Statement"][0]["Condition"]
     assert condition["ArnLike"]["aws:SourceArn"] == {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:*"}
     assert condition["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+_UNPINNED_JSON = (
+    '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", '
+    '"Principal": {"Service": "states.amazonaws.com"}}]}'
+)
+
+
+def _fix_of(directory: Path) -> str:
+    rows = check_paths([str(directory / "main.tf")], CheckOptions()).results
+    assert len(rows) == 1 and rows[0].fixed_source is not None
+    return rows[0].fixed_source
+
+
+def test_a_heredoc_fix_names_the_partition_and_account_by_their_data_sources(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "main.tf",
+        f'resource "aws_iam_role" "r" {{\n  assume_role_policy = <<EOT\n{_UNPINNED_JSON}\nEOT\n}}\n',
+    )
+    fix = _fix_of(tmp_path)
+    assert (
+        '"arn:${data.aws_partition.current.partition}:states:*:${data.aws_caller_identity.current.account_id}:*"' in fix
+    )
+    # Pasted back beside the data sources it names, it reads as compliant
+    prelude = 'data "aws_caller_identity" "current" {}\ndata "aws_partition" "current" {}\n'
+    pasted = tmp_path / "pasted"
+    pasted.mkdir()
+    _write(pasted, "main.tf", prelude + f'resource "aws_iam_role" "r" {{\n{fix}}}\n')
+    assert _one(str(pasted))["verdict"] == "compliant"
+
+
+def test_a_file_fix_never_holds_an_interpolation_file_would_not_make(tmp_path: Path) -> None:
+    _write(tmp_path, "trust.json", _UNPINNED_JSON)
+    _write(tmp_path, "main.tf", 'resource "aws_iam_role" "r" {\n  assume_role_policy = file("trust.json")\n}\n')
+    fix = _fix_of(tmp_path)
+    assert "${" not in fix
+    assert "write the deploying account's id for <deploying-account>" in fix
+    # With the account written in, the file reads as compliant
+    body = fix.split("\n", 1)[1].replace("<deploying-account>", "111122223333")
+    _write(tmp_path, "trust.json", body)
+    assert _one("--account", "111122223333", str(tmp_path / "main.tf"))["verdict"] == "compliant"
