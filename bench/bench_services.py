@@ -262,7 +262,8 @@ def _as_document(value: Any) -> dict[str, Any]:
     return json.loads(unquote(value)) if isinstance(value, str) else dict(value)
 
 
-def _table(rows: Iterable[dict[str, Any]]) -> str:
+def render(rows: Iterable[dict[str, Any]]) -> str:
+    """The precision and recall table, one row per tool."""
     lines = ["| tool | flagged | TP | FP | FN | precision | recall |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(outcome, indent=2))
     else:
         print(f"{outcome['roles']} roles, {outcome['vulnerable']} vulnerable by the ground truth\n")
-        print(_table(outcome["scores"]))
+        print(render(outcome["scores"]))
         for row in outcome["scores"]:
             if row["false_positives"] or row["false_negatives"]:
                 missed = row["false_negatives"]

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_check, bench_coldstart, bench_events, bench_org, bench_scan
+from bench import bench_check, bench_coldstart, bench_events, bench_org, bench_scan, bench_services
 from bench.harness import ROOT, calls_text, machine, versions
 
 README = ROOT / "bench" / "README.md"
@@ -81,6 +81,7 @@ BENCHES = [
         )
         for key, model, accounts in (("org", "fastaws", 200), ("org_moto", "moto", 50))
     ),
+    Bench("services", "bench/bench_services.py", [], 300, []),
 ]
 # c7n-org, the organization benchmark's peer, runs from a virtualenv of its own (BENCH_C7N, or --c7n).
 C7N_ENV = "BENCH_C7N"
@@ -263,6 +264,17 @@ def summary(results: dict[str, Any]) -> tuple[str, bool]:
         rows.append(
             ("check DIR (in process): .tf files per second", f"≥ {target:,}", f"{terraform:,}", terraform >= target)
         )
+    services = results.get("services")
+    if services:
+        written = next(row for row in services["scores"] if row["tool"].endswith("would write"))
+        rows.append(
+            (
+                "Services (--services all): fixes written on safe roles",
+                "0",
+                f"{written['fp']} (of {written['flagged']} fixes, on {services['roles']} roles)",
+                written["fp"] == 0,
+            )
+        )
     lines = ["| benchmark | target | measured | met |", "|---|---|---|---|"]
     for name, target, measured, met in rows:
         met_all = met_all and met is not False
@@ -380,6 +392,17 @@ def block(results: dict[str, Any], commands: list[str], seconds: float, failed: 
             bench_check.render(check),
             "",
         ]
+    services = results.get("services")
+    if services:
+        parts += [
+            "### Services: precision and recall beside Prowler",
+            "",
+            f"`bench/bench_services.py`, {services['roles']} roles, {services['vulnerable']} vulnerable by the "
+            "ground truth (section above for the mix and the model of Prowler's check).",
+            "",
+            bench_services.render(services["scores"]),
+            "",
+        ]
     parts.append(END)
     return "\n".join(parts)
 
@@ -400,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller runs, README untouched; for trying things out")
     parser.add_argument("--naive-full", action="store_true", help="run the naive scanner in full (adds ~4 minutes)")
     parser.add_argument(
-        "--only", help="comma-separated subset: engine,check,events,coldstart,scan,scan_moto,org,org_moto"
+        "--only", help="comma-separated subset: engine,check,events,coldstart,scan,scan_moto,org,org_moto,services"
     )
     parser.add_argument("--c7n", type=Path, help=f"a virtualenv with c7n-org, the peer of the org scan (or {C7N_ENV})")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite bench/README.md")

@@ -16,17 +16,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from chalicelib.domain.catalogue import DEFAULT_SERVICES
+from chalicelib.domain.catalogue import DEFAULT_SERVICES, Entry
 from chalicelib.domain.engine import evaluate
 from chalicelib.domain.models import EngineOptions, Evaluation, Problem, ProblemCode, RoleContext, Verdict
-from chalicelib.domain.policy import service_kind
+from chalicelib.domain.policy import service_match
 from deputy_guard.exits import EXIT_ERROR as EXIT_BAD_INPUT
 from deputy_guard.exits import EXIT_FINDINGS, EXIT_OK
 from deputy_guard.iac.detect import sites_in
-from deputy_guard.iac.display import display_as_written, replace_text, template_display
+from deputy_guard.iac.display import display_as_written, fix_templates, replace_text, template_display
 from deputy_guard.iac.files import DEFAULT_MAX_FILE_SIZE, STDIN, TERRAFORM_SUFFIX, module_files, read_text, walk
 from deputy_guard.iac.site import InputError, Kind, Site
-from deputy_guard.iac.tfrender import ACCOUNT_REFERENCE, render_fix, to_terraform
+from deputy_guard.iac.tfpolicy import marker
+from deputy_guard.iac.tfrender import ACCOUNT_REFERENCE, PARTITION_REFERENCE, render_fix, to_terraform
 from deputy_guard.iac.tfsource import ROLE_TYPES, TerraformReader, local_sources
 from deputy_guard.iac.values import ACCOUNT_PLACEHOLDER, STAND_IN, Deployment, Resolution, Unresolved, resolve
 
@@ -160,16 +161,17 @@ def _role_facts(site: Site, options: CheckOptions) -> tuple[str | None, str]:
     return account, site.partition or options.partition or "aws"
 
 
-def _could_name_states(statement: Any) -> bool:
-    """Whether a statement may trust Step Functions, judged only from what is known about it."""
+def _could_name_selected(statement: Any, selection: tuple[Entry, ...]) -> bool:
+    """Whether a statement may trust a selected service, judged only from what is known about it."""
     if not isinstance(statement, dict) or "NotPrincipal" in statement:
         return True
     principal = statement.get("Principal")
-    if principal == "*" or not isinstance(principal, dict):
+    if principal == "*" or not isinstance(principal, dict) or marker(principal) is not None:
+        # A principal known only at deploy time (a dynamic block, a Ref) may name any service.
         return True
     for kind, value in principal.items():
         for item in value if isinstance(value, list) else [value]:
-            if item == "*" or (kind.lower() == "service" and service_kind(item) != "other"):
+            if item == "*" or (kind.lower() == "service" and service_match(item, selection) is not None):
                 return True
     return False
 
@@ -186,17 +188,29 @@ def _statement_at(document: Any, path: tuple[str | int, ...]) -> Any:
     return None
 
 
-def _blocking(unresolved: list[Unresolved], document: Any) -> list[Unresolved]:
+def _blocking(unresolved: list[Unresolved], document: Any, selection: tuple[Entry, ...]) -> list[Unresolved]:
     """The unknown values the engine cannot see and that may decide the verdict."""
     blocking: list[Unresolved] = []
     for item in unresolved:
         if item.engine_sees_it or item.path[:1] in (("Version",), ("Id",)):
             continue
         statement = _statement_at(document, item.path)
-        if statement is not None and (item.path[-1] == "Sid" or not _could_name_states(statement)):
+        if statement is not None and (item.path[-1] == "Sid" or not _could_name_selected(statement, selection)):
             continue
         blocking.append(item)
     return blocking
+
+
+def _unknown_principal_types(blocking: list[Unresolved], document: Any) -> dict[int | None, str]:
+    """Statement -> the intrinsic its whole Principal is written as, which the engine reads as a principal type."""
+    found: dict[int | None, str] = {}
+    for item in blocking:
+        statement = _statement_at(document, item.path)
+        if isinstance(statement, dict) and len(item.path) >= 2 and item.path[-1] in ("Principal", "NotPrincipal"):
+            key = marker(statement.get(item.path[-1]))
+            if key is not None:
+                found[_statement_of(item.path)] = key
+    return found
 
 
 def _statement_of(path: tuple[str | int, ...]) -> int | None:
@@ -320,10 +334,19 @@ class _Judge:
                     "template's reader kept only the last value; remove the duplicate",
                 )
             )
-        blocking = _blocking(unresolved, resolution.document) if resolution is not None else []
+        selection = self.options.engine.services
+        blocking = _blocking(unresolved, resolution.document, selection) if resolution is not None else []
         if blocking:
-            # What the engine says about a stand-in (or a policy it could not read because of one) is said better here.
-            problems = [p for p in problems if p.code != ProblemCode.UNPARSEABLE and STAND_IN not in p.message]
+            # What the engine says about a stand-in, about a principal known only at deploy time, or about a policy
+            # it could not read because of one, is said better here.
+            unknown = _unknown_principal_types(blocking, resolution.document) if resolution is not None else {}
+            problems = [
+                p
+                for p in problems
+                if p.code != ProblemCode.UNPARSEABLE
+                and STAND_IN not in p.message
+                and not (p.code == ProblemCode.INVALID_DOCUMENT and f"'{unknown.get(p.statement)}'" in p.message)
+            ]
             review.extend(
                 Problem(
                     ProblemCode.UNRESOLVED_VALUE,
@@ -353,7 +376,19 @@ class _Judge:
             fixed = display_as_written(fixed, mapping)
             # A Terraform fix is shown as the source writes it, not as a diff of the JSON: no original needed.
             original = display_as_written(original, mapping) if site.source_form is None else None
+        elif known is None and fixed is not None and site.source_form == "file":
+            pass  # file() reads the JSON as it is, never interpolating: the account stays a placeholder to fill in
         elif known is None and fixed is not None:
+            if site.source_form is not None and site.partition is None and self.options.partition is None:
+                # The added aws:SourceArn names the partition as the account is named: by its data source.
+                written = {"partition": "${" + PARTITION_REFERENCE + "}", "account": ACCOUNT_PLACEHOLDER}
+                fixed = display_as_written(
+                    fixed,
+                    {
+                        template.format(partition=partition, account=ACCOUNT_PLACEHOLDER): template.format(**written)
+                        for template in fix_templates(self.options.engine)
+                    },
+                )
             fixed = replace_text(fixed, ACCOUNT_PLACEHOLDER, _TERRAFORM_ACCOUNT)
         if site.source_form is None:
             return result(verdict, tuple(problems), original, fixed, evaluation.services)

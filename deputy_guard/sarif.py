@@ -141,7 +141,9 @@ def artifact_uri(path: str, root: str | None = None) -> str:
     """``path`` relative to ``root`` (the working directory) with forward slashes; stdin is ``stdin``."""
     if path == STDIN:
         return "stdin"
-    absolute = Path(path).resolve()
+    # The link itself, not its target: a refused symlink is named where the repository holds it.
+    written = Path(os.path.abspath(path))
+    absolute = written.parent.resolve() / written.name
     try:
         relative = absolute.relative_to(Path(root or os.getcwd()).resolve())
     except ValueError:

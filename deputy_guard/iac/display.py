@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from chalicelib.domain.catalogue import STATES
 from chalicelib.domain.models import EngineOptions, RoleContext
 from chalicelib.domain.policy import clone_json
 from deputy_guard.iac.values import STAND_IN, Resolution
 
-__all__ = ["display_as_written", "replace_text", "template_display"]
+__all__ = ["display_as_written", "fix_templates", "replace_text", "template_display"]
 
 # How a fix names the deploying account in a template.
 _TEMPLATE_ACCOUNT: Final = {"Ref": "AWS::AccountId"}
@@ -46,11 +47,17 @@ def replace_text(value: Any, old: str, new: str) -> Any:
     return value
 
 
+def fix_templates(options: EngineOptions) -> tuple[str, ...]:
+    """The aws:SourceArn templates a fix may add: Step Functions' setting, and each other selected entry's."""
+    others = (entry.source_arn_template for entry in options.services if entry != STATES)
+    return (*options.source_arns, *others)
+
+
 def template_display(resolution: Resolution, context: RoleContext, options: EngineOptions) -> dict[str, Any]:
     """Resolved text -> how the template writes it, with the deploying account and the fix's source ARNs."""
     mapping = dict(resolution.display)
     mapping.setdefault(context.account_id, _TEMPLATE_ACCOUNT)
-    for template in options.source_arns:
+    for template in fix_templates(options):
         rendered = template.format(partition=context.partition, account=context.account_id)
         written = template.format(partition="${AWS::Partition}", account="${AWS::AccountId}")
         mapping.setdefault(rendered, {"Fn::Sub": written})

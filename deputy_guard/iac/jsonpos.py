@@ -1,8 +1,8 @@
-"""JSON with line numbers: where each object starts, and which objects repeat a key.
+"""JSON with line numbers: where each object and array starts, and which objects repeat a key.
 
-The standard library's pure-Python scanner calls back for every object with its offset; swapping in a
-``parse_object`` that records that offset keeps ``json``'s own grammar and error messages. It is slower
-than the C scanner, so only CloudFormation templates, whose roles need a line, are read this way.
+The standard library's pure-Python scanner calls back for every object and array with its offset; swapping in
+a ``parse_object`` and a ``parse_array`` that record that offset keeps ``json``'s own grammar and error
+messages. It is slower than the C scanner, so only CloudFormation templates, whose roles need a line, are read this way.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ __all__ = ["LoadedJson", "load"]
 # Public in the json package but missing from typeshed's stubs.
 _py_make_scanner: Final[Callable[[Any], Any]] = scanner.py_make_scanner  # type: ignore[attr-defined]
 _json_object: Final[Callable[..., tuple[Any, int]]] = decoder.JSONObject  # type: ignore[attr-defined]
+_json_array: Final[Callable[..., tuple[Any, int]]] = decoder.JSONArray  # type: ignore[attr-defined]
 
 
 class LoadedJson:
-    """A decoded document plus the offset of every object in the text."""
+    """A decoded document plus the offset of every object and array in the text."""
 
     def __init__(self, data: Any, text: str, starts: dict[int, int], duplicated: set[int]) -> None:
         self.data = data
@@ -60,6 +61,7 @@ class _PositionDecoder(json.JSONDecoder):
         self.duplicated: set[int] = set()
         self._pending_duplicate = False
         self.parse_object = self._parse_object
+        self.parse_array = self._parse_array
         self.scan_once = _py_make_scanner(self)
 
     def _pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -76,6 +78,12 @@ class _PositionDecoder(json.JSONDecoder):
             self.duplicated.add(id(obj))
             self._pending_duplicate = False
         return obj, end
+
+    def _parse_array(self, s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
+        # Arrays too: a Fn::ForEach loop is one, and the roles it makes are shown at its line.
+        array, end = _json_array(s_and_end, *args)
+        self.starts[id(array)] = s_and_end[1] - 1
+        return array, end
 
 
 def load(text: str) -> LoadedJson:

@@ -28,6 +28,8 @@ FOR_EACH: Final = "Fn::ForEach::"
 _NOT_ALPHANUMERIC: Final = re.compile(r"[^A-Za-z0-9]")
 # More copies than CloudFormation's 500-resource quota could ever use: a bound on hostile nesting.
 MAX_EXPANDED: Final = 10_000
+# Keys and values the copies may hold in all: a small loop over a large fragment is bounded too.
+MAX_EXPANDED_VALUES: Final = 1_000_000
 
 
 def transforms(template: Mapping[str, Any]) -> list[Any]:
@@ -51,7 +53,8 @@ def _has(value: Any, predicate: Any) -> bool:
     return False
 
 
-def _substitute(value: Any, identifier: str, item: str) -> Any:
+def _substitute(value: Any, identifier: str, item: str, budget: list[int]) -> Any:
+    """``value`` with the loop's identifier replaced by ``item``; each value made is taken from ``budget``."""
     plain, compact = "${" + identifier + "}", "&{" + identifier + "}"
     stripped = _NOT_ALPHANUMERIC.sub("", item)
 
@@ -59,6 +62,9 @@ def _substitute(value: Any, identifier: str, item: str) -> Any:
         return raw.replace(plain, item).replace(compact, stripped)
 
     def walk(node: Any) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise InputError(f"Fn::ForEach loops expand past {MAX_EXPANDED_VALUES:,} values; not read")
         if isinstance(node, str):
             return text(node)
         if isinstance(node, list):
@@ -75,6 +81,7 @@ def _substitute(value: Any, identifier: str, item: str) -> Any:
 class _Expander:
     def __init__(self) -> None:
         self.copies = 0
+        self.budget = [MAX_EXPANDED_VALUES]
 
     def loop(self, name: str, argument: Any) -> dict[str, Any]:
         """One ``Fn::ForEach`` as the keys and values it expands to."""
@@ -94,7 +101,7 @@ class _Expander:
             self.copies += 1
             if self.copies > MAX_EXPANDED:
                 raise InputError(f"Fn::ForEach loops expand past {MAX_EXPANDED} copies; not read")
-            out.update(self.value(_substitute(fragment, identifier, item)))
+            out.update(self.value(_substitute(fragment, identifier, item, self.budget)))
         return out
 
     def value(self, value: Any) -> Any:
@@ -151,14 +158,18 @@ def expand(template: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]
         raise InputError(f"Fn::ForEach needs the {LANGUAGE_EXTENSIONS} transform, which the template does not name")
     expander = _Expander()
     origins: dict[str, str] = {}
-    resources = template.get("Resources")
-    if isinstance(resources, dict):
-        for key, item in resources.items():
-            if isinstance(key, str) and key.startswith(FOR_EACH):
-                for logical_id in expander.loop(key, item):
-                    origins[logical_id] = key
-    expanded = {
-        key: expander.value(item) if key in ("Resources", "Conditions", "Outputs") else item
-        for key, item in template.items()
-    }
+    expanded: dict[str, Any] = {}
+    for key, item in template.items():
+        if key == "Resources" and isinstance(item, dict):
+            resources: dict[str, Any] = {}
+            for name, resource in item.items():
+                if isinstance(name, str) and name.startswith(FOR_EACH):
+                    made = expander.loop(name, resource)
+                    origins.update(dict.fromkeys(made, name))
+                    resources.update(made)
+                else:
+                    resources[name] = expander.value(resource)
+            expanded[key] = resources
+        else:
+            expanded[key] = expander.value(item) if key in ("Conditions", "Outputs") else item
     return expanded, origins

@@ -13,6 +13,7 @@ import re
 from typing import Any, Final
 
 from deputy_guard.iac.tfpolicy import STATEMENT_KEYS
+from deputy_guard.iac.values import ACCOUNT_PLACEHOLDER
 
 __all__ = ["ACCOUNT_REFERENCE", "PARTITION_REFERENCE", "render_fix", "to_terraform"]
 
@@ -115,5 +116,11 @@ def render_fix(policy: Any, form: str, attribute: str) -> str:
         return f"{attribute} = jsonencode({_hcl(policy, 0)})\n"
     body = json.dumps(policy, indent=2, ensure_ascii=False).replace("${!", "$${")
     if form == "file":
-        return f"# the JSON file that {attribute} reads with file():\n{body}\n"
+        fill = (
+            f" (file() does not interpolate: write the deploying account's id for {ACCOUNT_PLACEHOLDER}, or run with "
+            "--account)"
+            if ACCOUNT_PLACEHOLDER in body
+            else ""
+        )
+        return f"# the JSON file that {attribute} reads with file(){fill}:\n{body}\n"
     return f"{attribute} = <<EOT\n{body}\nEOT\n"

@@ -45,6 +45,9 @@ _PSEUDO: Final = {
 }
 _STATE_MACHINES: Final = {"aws_sfn_state_machine": "stateMachine", "aws_sfn_activity": "activity"}
 _MAX_MODULE_DEPTH: Final = 16
+# Module instances read from one root: far more than a real configuration calls, and a bound on a hostile
+# tree whose modules each call the next several times.
+MAX_MODULE_INSTANCES: Final = 1_000
 _SOURCE_LINE: Final = re.compile(r'^\s*source\s*=\s*"(\.\.?/[^"]*)"', re.MULTILINE)
 
 
@@ -67,6 +70,7 @@ class _Module:
     blocks: list[Block]
     inputs: dict[str, Any] | None
     depth: int
+    chain: frozenset[str] = frozenset()  # the real directories of this module and of every module above it
     locals: dict[str, Any] = field(default_factory=dict)
     resolving: set[str] = field(default_factory=set)
     translator: Translator | None = None
@@ -91,6 +95,7 @@ class TerraformReader:
         self._parsed: dict[str, list[Block]] = {}
         self.failures: list[tuple[str, str]] = []
         self.modules: list[_Module] = []
+        self._instances = 0
 
     def close(self) -> None:
         """Drop the parse trees now (each module's translator refers back to its module: a cycle)."""
@@ -131,11 +136,16 @@ class TerraformReader:
 
         ``only`` keeps the roles declared in that file (and in the modules called from it).
         """
-        module = self._module(directory, "", None, 0)
+        self._instances = 0
+        module = self._module(directory, "", None, 0, frozenset())
         return list(self._module_sites(module, os.path.realpath(only) if only is not None else None))
 
-    def _module(self, directory: str, prefix: str, inputs: dict[str, Any] | None, depth: int) -> _Module:
-        module = _Module(directory, prefix, self.blocks(directory), inputs, depth)
+    def _module(
+        self, directory: str, prefix: str, inputs: dict[str, Any] | None, depth: int, above: frozenset[str]
+    ) -> _Module:
+        self._instances += 1
+        chain = above | {os.path.realpath(directory)}
+        module = _Module(directory, prefix, self.blocks(directory), inputs, depth, chain)
         module.translator = Translator(
             lambda parts, node: self._reference(module, parts, node), lambda path: self._file(module, path)
         )
@@ -147,7 +157,13 @@ class TerraformReader:
             if only is not None and os.path.realpath(block.path) != only:
                 continue
             if block.type == "resource" and len(block.labels) == 2 and block.labels[0] in ROLE_TYPES:
-                site = self._role(module, block)
+                try:
+                    site = self._role(module, block)
+                except RecursionError:
+                    # A value nested thousands deep, or a chain of thousands of locals: hostile, not read.
+                    address = f"{module.prefix}{'.'.join(block.labels)}"
+                    self.failures.append((block.path, f"{address}: its trust policy is nested too deeply; not read"))
+                    continue
                 if site is not None:
                     yield site
             elif block.type == "module" and len(block.labels) == 1:
@@ -156,11 +172,32 @@ class TerraformReader:
     def _call(self, caller: _Module, block: Block) -> Iterator[Site]:
         arguments = attributes(block.body)
         source = _literal_text(arguments.get("source"))
-        if not is_local_source(source) or caller.depth >= _MAX_MODULE_DEPTH:
+        if not is_local_source(source):
+            return
+        if caller.depth >= _MAX_MODULE_DEPTH:
+            self.failures.append(
+                (
+                    block.path,
+                    f"module {block.labels[0]}: more than {_MAX_MODULE_DEPTH} levels of module calls; not read",
+                )
+            )
             return
         directory = os.path.normpath(os.path.join(caller.directory, str(source)))
         if not os.path.isdir(directory):
             self.failures.append((block.path, f"module {block.labels[0]}: source {source} is not a directory"))
+            return
+        if os.path.realpath(directory) in caller.chain:
+            self.failures.append(
+                (
+                    block.path,
+                    f"module {block.labels[0]}: source {source} calls a module that calls it (a cycle); not read",
+                )
+            )
+            return
+        if self._instances >= MAX_MODULE_INSTANCES:
+            self.failures.append(
+                (block.path, f"module {block.labels[0]}: more than {MAX_MODULE_INSTANCES:,} module instances; not read")
+            )
             return
         translator = caller.translator
         assert translator is not None
@@ -170,7 +207,7 @@ class TerraformReader:
             if name not in ("source", "version", "count", "for_each", "providers", "depends_on")
         }
         address = f"{caller.prefix}module.{block.labels[0]}{_instance(arguments)}."
-        module = self._module(directory, address, inputs, caller.depth + 1)
+        module = self._module(directory, address, inputs, caller.depth + 1, caller.chain)
         yield from self._module_sites(module, None)
 
     # --- values --------------------------------------------------------------------------------------

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from deputy_guard.iac.langext import expand
+from deputy_guard.iac import cfnyaml
+from deputy_guard.iac.langext import MAX_EXPANDED, MAX_EXPANDED_VALUES, expand
 from deputy_guard.iac.site import InputError
 from tests.check.conftest import IAC, run_cli
 
@@ -121,3 +123,45 @@ def test_length_and_to_json_string_are_evaluated_inside_loops() -> None:
 def test_foreach_without_the_transform_is_refused() -> None:
     with pytest.raises(InputError, match="needs the AWS::LanguageExtensions transform"):
         expand({"Resources": {"Fn::ForEach::X": ["I", ["a"], {"R${I}": {"Type": "AWS::SNS::Topic"}}]}})
+
+
+def _topics_loop(count: int, fragment: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A template with one loop of ``count`` topics, each ``fragment`` (a bare topic by default)."""
+    topic = fragment or {"Type": "AWS::SNS::Topic"}
+    items = [f"t{index}" for index in range(count)]
+    return {
+        "Transform": "AWS::LanguageExtensions",
+        "Resources": {"Fn::ForEach::Topics": ["N", items, {"T${N}": topic}]},
+    }
+
+
+def test_a_loop_makes_up_to_the_documented_number_of_copies_and_no_more() -> None:
+    expanded, loops = expand(_topics_loop(MAX_EXPANDED))
+    assert len(expanded["Resources"]) == len(loops) == MAX_EXPANDED
+    with pytest.raises(InputError, match=f"past {MAX_EXPANDED} copies"):
+        expand(_topics_loop(MAX_EXPANDED + 1))
+
+
+def test_a_small_loop_over_a_large_fragment_is_refused_in_one_line(tmp_path: Path) -> None:
+    # 400 copies of a topic with 3,000 tags: a 200 KB file that would expand to millions of values.
+    tags = [{"Key": f"k{index}", "Value": "v"} for index in range(3_000)]
+    template = _topics_loop(400, {"Type": "AWS::SNS::Topic", "Properties": {"Tags": tags}})
+    path = tmp_path / "topics.json"
+    path.write_text(json.dumps(template), encoding="utf-8")
+    result = run_cli("check", str(path))
+    assert result.returncode == 2, result.stdout
+    assert result.stderr == f"deputy-guard: error: {path}: Fn::ForEach loops expand past 1,000,000 values; not read\n"
+    assert MAX_EXPANDED_VALUES == 1_000_000
+
+
+def test_a_role_made_by_a_loop_in_a_json_template_is_shown_at_the_loop(tmp_path: Path) -> None:
+    # The YAML fixture written as JSON, as CDK or a generator would write it.
+    text = json.dumps(cfnyaml.load(WORKFLOWS.read_text(encoding="utf-8")).data, indent=2)
+    path = tmp_path / "workflows.json"
+    path.write_text(text, encoding="utf-8")
+    result = run_cli("check", "--format", "json", str(path))
+    assert result.returncode == 1, result.stderr
+    lines = {item["resource"]: item["line"] for item in json.loads(result.stdout)["results"]}
+    loop = next(number for number, line in enumerate(text.splitlines(), 1) if '"Fn::ForEach::Stages"' in line)
+    assert lines["DeveastBatchRole"] == lines["ProdwestBatchRole"] == loop
+    assert lines["AuditRole"] < loop

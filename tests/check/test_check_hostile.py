@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from deputy_guard.iac import cfnyaml
+from deputy_guard.iac.tfsource import MAX_MODULE_INSTANCES
 from tests.check.conftest import OWN, run_cli
 from tests.documents import VULNERABLE
 
@@ -146,6 +147,16 @@ def test_a_symlink_to_dev_zero_in_a_walk_is_not_followed(tmp_path: Path) -> None
     assert line.endswith("x.json: a symbolic link out of the checked directory: not followed")
 
 
+def test_sarif_names_a_refused_symlink_by_its_place_in_the_repository_not_its_target(tmp_path: Path) -> None:
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "x.json").symlink_to("/dev/zero")
+    result = run_cli("check", "--format", "sarif", "infra", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    (invocation,) = json.loads(result.stdout)["runs"][0]["invocations"]
+    (notification,) = invocation["toolExecutionNotifications"]
+    assert notification["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "infra/x.json"
+
+
 def test_a_symlink_inside_the_tree_is_read(tmp_path: Path) -> None:
     (tmp_path / "policy.json").write_text(json.dumps(VULNERABLE), encoding="utf-8")
     (tmp_path / "alias.json").symlink_to(tmp_path / "policy.json")
@@ -186,3 +197,82 @@ def test_control_characters_in_file_names_and_logical_ids_are_escaped_in_text(tm
     assert result.returncode == 1, result.stderr
     assert "\x1b" not in result.stdout
     assert "ok\\x1b[2J.yaml:6: Role\\x1b[1A\\x1b[2K: non_compliant" in result.stdout
+
+
+_TF_ROLE = """
+resource "aws_iam_role" "workflow" {
+  assume_role_policy = jsonencode({
+    Statement = [{ Effect = "Allow", Action = "sts:AssumeRole", Principal = { Service = "states.amazonaws.com" } }]
+  })
+}
+"""
+
+
+def _calls(*sources: str) -> str:
+    return "".join(f'module "m{index}" {{\n  source = "{source}"\n}}\n' for index, source in enumerate(sources))
+
+
+def test_a_module_that_calls_itself_is_one_line_not_an_endless_tree(tmp_path: Path) -> None:
+    # Three calls of the module's own directory: each level would triple the work.
+    (tmp_path / "main.tf").write_text(_calls("./", "./", "./") + _TF_ROLE, encoding="utf-8")
+    result = run_cli("check", "--format", "json", str(tmp_path))
+    line = _one_error_line(result)
+    assert line.endswith("main.tf: module m0: source ./ calls a module that calls it (a cycle); not read")
+    assert [item["resource"] for item in json.loads(result.stdout)["results"]] == ["aws_iam_role.workflow"]
+
+
+def test_modules_calling_each_other_are_read_once_each(tmp_path: Path) -> None:
+    for name, other in (("a", "b"), ("b", "a")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "main.tf").write_text(_calls(f"../{other}") + _TF_ROLE, encoding="utf-8")
+    (tmp_path / "main.tf").write_text(_calls("./a"), encoding="utf-8")
+    result = run_cli("check", "--format", "json", str(tmp_path))
+    assert result.returncode == 2
+    assert [item["resource"] for item in json.loads(result.stdout)["results"]] == [
+        "module.m0.module.m0.aws_iam_role.workflow",
+        "module.m0.aws_iam_role.workflow",
+    ]
+    assert result.stderr.endswith("calls a module that calls it (a cycle); not read\n")
+
+
+def test_a_chain_of_modules_each_calling_the_next_thrice_stops_at_the_instance_limit(tmp_path: Path) -> None:
+    # 3^12 module instances if every call were followed: far past the limit, refused instead.
+    for level in range(12):
+        (tmp_path / f"m{level}").mkdir()
+        below = f"../m{level + 1}"
+        text = _calls(below, below, below) if level < 11 else _TF_ROLE
+        (tmp_path / f"m{level}" / "main.tf").write_text(text, encoding="utf-8")
+    (tmp_path / "main.tf").write_text(_calls("./m0"), encoding="utf-8")
+    result = run_cli("check", "--format", "json", str(tmp_path))
+    assert result.returncode == 2
+    assert f"more than {MAX_MODULE_INSTANCES:,} module instances; not read" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(json.loads(result.stdout)["results"]) < MAX_MODULE_INSTANCES
+
+
+def test_module_calls_deeper_than_the_limit_are_refused_not_dropped(tmp_path: Path) -> None:
+    for level in range(20):
+        (tmp_path / f"m{level}").mkdir()
+        (tmp_path / f"m{level}" / "main.tf").write_text(_calls(f"../m{level + 1}"), encoding="utf-8")
+    (tmp_path / "m20").mkdir()
+    (tmp_path / "m20" / "main.tf").write_text(_TF_ROLE, encoding="utf-8")
+    (tmp_path / "main.tf").write_text(_calls("./m0"), encoding="utf-8")
+    line = _one_error_line(run_cli("check", str(tmp_path)))
+    assert line.endswith("main.tf: module m0: more than 16 levels of module calls; not read")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'resource "aws_iam_role" "r" {\n  assume_role_policy = jsonencode(' + "[" * 5_000 + "]" * 5_000 + ")\n}\n",
+        'locals {\n  a0 = "states.amazonaws.com"\n'
+        + "".join(f"  a{i + 1} = local.a{i}\n" for i in range(3_000))
+        + "}\n"
+        + _TF_ROLE.replace('"states.amazonaws.com"', "local.a3000").replace('"workflow"', '"r"'),
+    ],
+    ids=["nested-lists", "chain-of-locals"],
+)
+def test_a_terraform_value_nested_thousands_deep_is_one_line_not_a_traceback(tmp_path: Path, text: str) -> None:
+    (tmp_path / "main.tf").write_text(text, encoding="utf-8")
+    line = _one_error_line(run_cli("check", str(tmp_path)))
+    assert line.endswith("main.tf: aws_iam_role.r: its trust policy is nested too deeply; not read")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ from tests.cli.conftest import run
 from tests.e2e.conftest import CLI, create_role
 
 pytestmark = pytest.mark.e2e
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
 ACCOUNT = "111122223333"
 
 
@@ -91,8 +93,15 @@ def test_scan_with_services_states_prints_exactly_what_the_default_prints(endpoi
     # When scanned by default and with --services states
     default = run(endpoint, "scan", *roles, "--format", "json")
     explicit = run(endpoint, "scan", *roles, "--format", "json", "--services", "states")
-    # Then the reports are the same; with every service the Scheduler role is a finding too
-    assert json.loads(explicit.stdout) == json.loads(default.stdout)
+    # Then the reports are the same, byte for byte in every format; with every service the Scheduler role is a
+    # finding too
+    assert (explicit.stdout, explicit.returncode) == (default.stdout, default.returncode)
+    for output in ("table", "sarif", "csv", "asff"):
+        same = [run(endpoint, "scan", *roles, "--format", output, *more) for more in ((), ("--services", "states"))]
+        # ASFF stamps each finding with the time it was made; everything else is the same
+        stdout = [_TIMESTAMP.sub("<time>", result.stdout) for result in same]
+        assert stdout[0] == stdout[1], output
+        assert same[0].returncode == same[1].returncode, output
     verdicts = {row["role_name"]: row["verdict"] for row in json.loads(default.stdout)["results"]}
     assert verdicts == {f"sfn-{suffix}": "non_compliant", f"sched-{suffix}": "not_applicable"}
     wide = json.loads(run(endpoint, "scan", *roles, "--format", "json", "--services", "all").stdout)

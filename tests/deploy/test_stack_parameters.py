@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain.catalogue import CATALOGUE, DEFAULT_SERVICES
 from chalicelib.domain.models import Mode
 from chalicelib.domain.settings import DEFAULT_OWNER_TAGS, load_settings
 from tests.deploy.stack import FUNCTIONS, STACK, Stack, physical
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.slow
 # Parameter -> the environment variable it sets in every function.
 PARAMETER_VARIABLES = {
     "Mode": "DEPUTY_GUARD_MODE",
+    "Services": "DEPUTY_GUARD_SERVICES",
     "Exemptions": "DEPUTY_GUARD_EXEMPTIONS",
     "MaxFixesPerRun": "DEPUTY_GUARD_MAX_FIXES_PER_RUN",
     "OwnerTags": "DEPUTY_GUARD_OWNER_TAGS",
@@ -68,6 +70,7 @@ def test_the_defaults_are_valid_settings(packaged: Packaged, function: str) -> N
             assert PARAMETER_VARIABLES[parameter] not in environment, parameter
     settings = load_settings(environment)
     assert settings.mode is Mode.NOTIFY
+    assert settings.services == DEFAULT_SERVICES
     assert settings.table == physical("Table")
     assert settings.table.startswith(STACK)
     assert settings.owner_tags == DEFAULT_OWNER_TAGS
@@ -83,6 +86,7 @@ def test_notify_to_enforce_and_the_other_settings_are_a_stack_update(packaged: P
     stack = Stack(
         packaged,
         Mode="enforce",
+        Services="states,scheduler.amazonaws.com,vpc-flow-logs",
         Exemptions='[{"name": "legacy-etl-*", "expires": "2030-12-31", "reason": "SEC-123"}, {"path": "/vendor/"}]',
         MaxFixesPerRun="5",
         OwnerTags="team,owner",
@@ -95,6 +99,7 @@ def test_notify_to_enforce_and_the_other_settings_are_a_stack_update(packaged: P
     environment = stack.environment(function)
     settings = load_settings(environment)
     assert settings.mode is Mode.ENFORCE
+    assert [entry.name for entry in settings.services] == ["states", "scheduler", "vpc-flow-logs"]
     assert settings.max_fixes_per_run == 5
     assert settings.owner_tags == ("team", "owner")
     assert [e.name_glob or e.path_prefix for e in settings.exemptions] == ["legacy-etl-*", "/vendor/"]
@@ -128,6 +133,12 @@ def test_every_default_is_a_value_cloudformation_accepts(packaged: Packaged) -> 
 @pytest.mark.parametrize(
     ("parameter", "value", "accepted"),
     [
+        ("Services", "states", True),
+        ("Services", "all", True),
+        ("Services", "states,scheduler.amazonaws.com,ssm-incidents", True),
+        ("Services", "", False),
+        ("Services", "states, scheduler", False),
+        ("Services", "states;rm", False),
         ("MaxFixesPerRun", "0", True),
         ("MaxFixesPerRun", "-1", False),
         ("MaxFixesPerRun", "ten", False),
@@ -150,6 +161,13 @@ def test_parameters_refuse_what_the_bot_would_refuse(
 ) -> None:
     pattern = packaged.template["Parameters"][parameter]["AllowedPattern"]
     assert bool(re.fullmatch(pattern, value)) is accepted
+
+
+def test_the_services_parameter_accepts_every_catalogue_name(packaged: Packaged) -> None:
+    pattern = packaged.template["Parameters"]["Services"]["AllowedPattern"]
+    for entry in CATALOGUE:
+        assert re.fullmatch(pattern, entry.name) and re.fullmatch(pattern, entry.principal), entry.name
+    assert re.fullmatch(pattern, ",".join(entry.name for entry in CATALOGUE))
 
 
 def test_every_variable_the_template_sets_is_one_the_bot_reads(packaged: Packaged) -> None:
