@@ -485,5 +485,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+def run() -> NoReturn:
+    """The console script: ``main``'s status as the process's exit status.
+
+    After Ctrl-C the process ends as soon as its closing line is out: a read still in flight on a worker
+    thread (a dry run's listing) must not hold the terminal until its timeout.
+    """
+    status = main()
+    if status == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

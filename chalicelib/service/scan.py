@@ -330,6 +330,9 @@ def _scan_overlapped(
                     fetch(page.next_marker, 0)
                 evaluate_upcoming()
         return None
+    except KeyboardInterrupt:
+        stuck = True  # Ctrl-C in the CLI: a call in flight is left to end on its own, not waited for
+        raise
     finally:
         for pool in (lister, reader):
             # Calls not yet started when the scan stops early are cancelled; one already sent is waited

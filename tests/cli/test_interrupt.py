@@ -14,8 +14,12 @@ import pty
 import re
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -95,6 +99,64 @@ def on_terminal(
     return process.returncode, out.decode(), seen.decode()
 
 
+class HeldCall:
+    """A loopback proxy in front of the embedded AWS that holds one API action until released.
+
+    A dry run lists a whole account in one call: holding that call keeps the scan verifiably mid-way, however
+    fast or loaded the machine, so Ctrl-C lands while it reads and never after it has finished.
+    """
+
+    def __init__(self, upstream: str, action: str) -> None:
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        self.held = 0  # how many times the action was asked for (a client that timed out asks again)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        held = self
+
+        class Forward(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if f"Action={action}".encode() in body:
+                    held.held += 1
+                    held.arrived.set()
+                    held.release.wait(120)
+                skip = {"host", "content-length", "connection"}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+                request = urllib.request.Request(upstream + self.path, data=body, method="POST", headers=headers)
+                try:
+                    with opener.open(request, timeout=60) as answer:
+                        status, answer_headers, data = answer.status, answer.headers, answer.read()
+                except urllib.error.HTTPError as refused:
+                    status, answer_headers, data = refused.code, refused.headers, refused.read()
+                self.send_response(status)
+                for key, value in answer_headers.items():
+                    if key.lower() not in {"content-length", "connection", "transfer-encoding", "date", "server"}:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@contextlib.contextmanager
+def held_call(upstream: str, action: str) -> Iterator[HeldCall]:
+    proxy = HeldCall(upstream, action)
+    serving = threading.Thread(target=proxy.server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        yield proxy
+    finally:
+        proxy.release.set()
+        proxy.server.shutdown()
+        proxy.server.server_close()
+
+
 def any_fixed() -> bool:
     """Whether the scan has fixed a role yet (one ListRoles call: IAM lists in no promised order)."""
     roles = boto3.client("iam", region_name="us-east-1").list_roles(MaxItems=1000)["Roles"]
@@ -132,7 +194,12 @@ def test_scan_fix_stops_between_roles_with_every_fix_audited(many_roles: str) ->
 
 
 def test_a_dry_run_scan_stops_with_the_line_and_nothing_changed(many_roles: str) -> None:
-    status, out, shown = on_terminal(["scan"], cli_env(many_roles), "scanning account")
+    # Given a dry run whose account listing is on its way (held until Ctrl-C has come)
+    with held_call(many_roles, "GetAccountAuthorizationDetails") as proxy:
+        status, out, shown = on_terminal(["scan"], cli_env(proxy.url), "scanning account", then=proxy.arrived.is_set)
+        # (and it ended without waiting out the call in flight: no timeout, so the listing was never asked again)
+        assert proxy.held == 1
+    # Then one line, exit 130, nothing on stdout and nothing changed
     assert status == 130 and out == ""
     fixed, _scanned, left = closing(shown)
     assert fixed == 0 and "nothing was changed" in left
