@@ -1,4 +1,4 @@
-"""The organization's two templates (DESIGN section 11), generated from the project's own sources.
+"""The organization's two templates, generated from the project's own sources.
 
 python deploy/organizations.py central DIST/sam.json
     Adds to the packaged central template what must come from the code: a second rule on the

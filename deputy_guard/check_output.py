@@ -1,4 +1,4 @@
-"""What ``deputy-guard check`` prints: text for people, the JSON of DESIGN section 12, or SARIF."""
+"""What ``deputy-guard check`` prints: text for people, the JSON of docs/shift-left.md, or SARIF."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ plan's caller identity) or from the flags, resolves CloudFormation values, and t
 could not see (a value known only at deploy time, a literal account when the deploying one is unknown,
 a duplicate key lost by the loader). Such a result is ``needs_review``, never a pass.
 
-DESIGN section 12 is the contract; docs/shift-left.md explains the choices.
+docs/shift-left.md gives the output and explains the choices.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class Result:
         return self.verdict in PASSING
 
     def to_dict(self, *, with_services: bool = False) -> dict[str, Any]:
-        """The contract's result object (DESIGN section 12); ``services``/``auto_fix`` beyond the default selection."""
+        """The contract's result object; ``services``/``auto_fix`` beyond the default selection."""
         row = {
             "path": self.path,
             "resource": self.resource,

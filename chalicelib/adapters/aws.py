@@ -163,7 +163,7 @@ def _core_session(service: str = "") -> botocore.session.Session:
     return core
 
 
-# --- member accounts (DESIGN section 11) ------------------------------------------------------------
+# --- member accounts ------------------------------------------------------------
 
 MEMBER_SESSION_SECONDS = 3600  # the most role chaining allows (the bot's own credentials are a role session)
 _member_clients: dict[tuple[str, str, str | None], Any] = {}

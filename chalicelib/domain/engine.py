@@ -1,6 +1,6 @@
 """The confused-deputy engine: evaluate a trust policy and plan its fix (pure, no I/O).
 
-DESIGN sections 3 and 4 are the contract implemented here. Everything reads the normalised view from
+What "protected" means and how a fix narrows are the README's "How it works". Everything reads the normalised view from
 ``chalicelib.domain.policy``; ``chalicelib.domain.fix`` builds the fix on a deep copy of the document as written.
 """
 
@@ -46,7 +46,7 @@ _DEFAULT_OPTIONS: Final = EngineOptions()
 _ASSUME_ROLE: Final = "sts:AssumeRole"
 _TWELVE_DIGITS: Final = re.compile(r"\d{12}")
 
-# Operators that can pin each key (folded, without ForAnyValue:); DESIGN 3.
+# Operators that can pin each key (folded, without ForAnyValue:).
 _ACCOUNT_OPERATORS: Final = frozenset({"stringequals", "stringlike", "stringequalsignorecase"})
 _ARN_OPERATORS: Final = frozenset({"arnlike", "arnequals", "stringlike", "stringequals"})
 
@@ -341,7 +341,7 @@ def _evaluate(document: Mapping[str, Any] | str, ctx: RoleContext, options: Engi
 
 
 def _refused(read: ParsedPolicy) -> Evaluation | None:
-    """needs_review for a document IAM would refuse or read ambiguously (DESIGN 3): never judged, never fixed."""
+    """needs_review for a document IAM would refuse or read ambiguously: never judged, never fixed."""
     if read.duplicate_keys:
         names = ", ".join(_shown(key) for key in read.duplicate_keys[:5])
         more = f" and {len(read.duplicate_keys) - 5} more" if len(read.duplicate_keys) > 5 else ""
@@ -368,7 +368,7 @@ def _refused(read: ParsedPolicy) -> Evaluation | None:
 
 
 def _judge(read: ParsedPolicy, ctx: RoleContext, options: EngineOptions) -> Evaluation:
-    """The verdict on a document IAM would accept (DESIGN 3), with its fix (DESIGN 4)."""
+    """The verdict on a document IAM would accept, with its fix."""
     parsed = read.document
     problems: list[Problem] = []
     review = False

@@ -1,4 +1,4 @@
-"""The fix (DESIGN 4): add the missing pins to a deep copy of the document, splitting mixed statements (pure).
+"""The fix: add the missing pins to a deep copy of the document, splitting mixed statements (pure).
 
 Only narrows: conditions are added, never changed or removed, and a statement that trusts principals
 besides the service it pins keeps them untouched while that service's principals move to a copy, one copy

@@ -266,7 +266,7 @@ class Notice:
     revert_command: str | None = None
     change_id: str | None = None
     trigger: str = "event"  # event | sweep | scan | api | slack
-    # Approval buttons (Slack only; DESIGN section 13): minted by the service, rendered by render_slack.
+    # Approval buttons (Slack only; docs/slack.md): minted by the service, rendered by render_slack.
     buttons: tuple[ActionButton, ...] = ()
     # The guarded principals the role trusts: each one's evidence is linked in the message.
     services: tuple[str, ...] = ()

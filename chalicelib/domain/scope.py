@@ -8,7 +8,7 @@ from typing import Final
 
 from chalicelib.domain.names import valid_account_id, valid_role_name
 
-# The role deputy-guard assumes in every member account (contract: DESIGN section 11).
+# The role deputy-guard assumes in every member account (a name operators and the member template rely on).
 DEFAULT_MEMBER_ROLE: Final = "deputy-guard-member"
 ORG_SCOPE: Final = "org"
 

@@ -57,14 +57,14 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything deputy-guard can be told through its environment (DESIGN section 7)."""
+    """Everything deputy-guard can be told through its environment."""
 
     mode: Mode = Mode.NOTIFY
     require: Require = Require.BOTH
     sns_topic_arn: str | None = None
     slack_webhook_url: str | None = field(default=None, repr=False)
     slack_webhook_parameter: str | None = None
-    # Slack approvals (DESIGN section 13): who may click, how Slack's requests are verified, where answers go.
+    # Slack approvals: who may click, how Slack's requests are verified, where answers go.
     slack_approvers: frozenset[str] = frozenset()
     slack_signing_secret: str | None = field(default=None, repr=False)
     slack_signing_secret_parameter: str | None = None
@@ -91,7 +91,7 @@ class Settings:
     scan_concurrency: int = DEFAULT_SCAN_CONCURRENCY
     # The bot's own roles (one per function when deployed); empty: discovered with sts:GetCallerIdentity.
     self_role_arns: tuple[str, ...] = ()
-    # Organizations (DESIGN section 11): which accounts, the role assumed in them, the sweep's work queue.
+    # Organizations: which accounts, the role assumed in them, the sweep's work queue.
     accounts: AccountScope = field(default_factory=AccountScope)
     member_role: str = DEFAULT_MEMBER_ROLE
     work_queue_url: str | None = None

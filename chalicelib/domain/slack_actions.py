@@ -1,4 +1,4 @@
-"""Slack approvals, the pure part (DESIGN section 13): request signatures, clicks, tokens and the answers.
+"""Slack approvals, the pure part: request signatures, clicks, tokens and the answers.
 
 No I/O: the service mints tokens and runs the pipelines; this module only checks and shapes data.
 """

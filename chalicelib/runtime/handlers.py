@@ -120,7 +120,7 @@ def on_iam_event(event: Any, context: Any) -> dict[str, Any]:
 def sweep(context: Any) -> dict[str, Any]:
     current = container.deps_or_raise()
     if current.settings.accounts.multi_account:
-        # One message per account; scan_account sweeps each (DESIGN section 11).
+        # One message per account; scan_account sweeps each.
         from chalicelib.runtime.organization import work_queue
 
         return fan_out(container.accounts_or_raise(), work_queue(), current.settings.work_queue_url)

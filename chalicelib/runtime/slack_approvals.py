@@ -87,7 +87,7 @@ def build_approvals(deps: Deps) -> Approvals:
 
 
 def _member_deps(announce: Any) -> Callable[[str], Deps | None]:
-    """The Deps acting in an account of the organization (DESIGN section 11); None when out of scope or unreachable."""
+    """The Deps acting in an account of the organization; None when out of scope or unreachable."""
     from chalicelib.adapters.errors import AwsError
     from chalicelib.service.accounts import AccountOutOfScope, AccountUnavailable
 

@@ -1,4 +1,4 @@
-"""Which accounts deputy-guard guards, and the service's dependencies in each of them (DESIGN section 11).
+"""Which accounts deputy-guard guards, and the service's dependencies in each of them.
 
 The bot's own account uses the bot's own credentials and Deps. Any other account in scope gets the same
 Deps with three differences: IAM calls go through the member role (sts:AssumeRole, credentials cached per

@@ -1,4 +1,4 @@
-"""Slack approvals (DESIGN section 13): buttons on the owners' messages, and what a click may do.
+"""Slack approvals: buttons on the owners' messages, and what a click may do.
 
 Minting: the notifier asks ``ButtonMinter`` for a notice's buttons; each button is one random token stored in
 the table, bound to the account, role, action and digests of the document shown and of the planned change.

@@ -64,7 +64,7 @@ def evaluate_role(role: RoleRecord, deps: Deps) -> Evaluation:
 
 # Trust documents repeat across an account: every Lambda function's role trusts lambda.amazonaws.com the
 # same way, and CDK or SAM write the same document for every state machine. The engine's answer depends
-# on the document and the role's context only (account, partition, path and tags: DESIGN section 3), so a
+# on the document and the role's context only (account, partition, path and tags), so a
 # scan evaluates each document once per context, and renders each shared fix's diff once. The shared
 # evaluations are never changed (the engine returns new documents). At most this many are kept, so a
 # scan of documents that are all different holds no more than that.

@@ -140,7 +140,7 @@ def test_revert_refusal_after_a_foreign_change(client: Client, world: World) -> 
     world.iam.update_assume_role_policy(RoleName="vulnerable-sfn", PolicyDocument=json.dumps(COMPLIANT))
     refused = post(client, "/roles/vulnerable-sfn/revert")
     assert refused.status_code == 409 and "--force" in refused.json_body["message"]
-    # force runs only from the CLI with the caller's own credentials, never with the bot's (DESIGN section 5)
+    # force runs only from the CLI with the caller's own credentials, never with the bot's
     forced = post(client, "/roles/vulnerable-sfn/revert", {"force": True})
     assert forced.status_code == 409 and "CLI" in forced.json_body["message"]
     assert world.trust("vulnerable-sfn") == COMPLIANT

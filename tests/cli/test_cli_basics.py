@@ -91,7 +91,7 @@ def test_a_bad_shared_setting_is_one_line_naming_the_variable(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and "DEPUTY_GUARD_REQUIRE" in captured.err
-    # as for the bot, a bad value fails fast (DESIGN section 7), even beside the flag that would win
+    # as for the bot, a bad value fails fast, even beside the flag that would win
     assert cli.main(["check", "--account", ACCOUNT, "--require", "both", str(path)]) == 2
 
 

@@ -33,7 +33,7 @@ PARAMETER_VARIABLES = {
     "SlackSigningSecretParameter": "DEPUTY_GUARD_SLACK_SIGNING_SECRET_PARAMETER",
     "SlackWebhookParameter": "DEPUTY_GUARD_SLACK_WEBHOOK_PARAMETER",
 }
-# Contract settings (DESIGN sections 11 and 13) whose code is being written: wired now, read once it lands.
+# Contract settings whose code is being written: wired now, read once it lands.
 PENDING_CONTRACT_VARIABLES = {"DEPUTY_GUARD_ACCOUNTS", "DEPUTY_GUARD_MEMBER_ROLE", "DEPUTY_GUARD_SLACK_APPROVERS"}
 # Empty means "unset": the variable is left out, so the code's own default applies.
 OPTIONAL = ("Exemptions", "OwnerTags", "Accounts", "MemberRole", "SlackApprovers", "SlackSigningSecretParameter")

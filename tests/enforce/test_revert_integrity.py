@@ -1,4 +1,4 @@
-"""Revert integrity: a record in the audit table steers nothing the bot did not compute itself (DESIGN section 5).
+"""Revert integrity: a record in the audit table steers nothing the bot did not compute itself.
 
 The attacker here holds dynamodb:PutItem on the table and execute-api:Invoke on the API, and no IAM rights.
 """

@@ -15,7 +15,7 @@ from chalicelib.domain.settings import (
 from chalicelib.service.scan import scan
 from tests.scan_perf.conftest import MakeWorld, seed
 
-CONTRACT = {"role_name", "role_arn", "verdict", "problems", "action", "diff"}  # DESIGN section 7
+CONTRACT = {"role_name", "role_arn", "verdict", "problems", "action", "diff"}
 
 
 def test_findings_carry_the_contract_fields_and_the_rest_carry_no_diff(make_world: MakeWorld) -> None:

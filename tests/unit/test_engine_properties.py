@@ -1,4 +1,4 @@
-"""Hypothesis properties of the engine over generated trust policies (DESIGN 4 and 10)."""
+"""Hypothesis properties of the engine over generated trust policies."""
 
 from __future__ import annotations
 
