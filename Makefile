@@ -8,7 +8,7 @@ BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.deputy-guard-installed
 DEMO_STAMP := $(VENV)/.deputy-guard-demo-installed
 
-.PHONY: test lint typecheck pytest demo package bench requirements clean
+.PHONY: test lint typecheck pytest chromium demo package bench requirements clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "deputy-guard needs Python 3.11 or newer (PYTHON=$(PYTHON))" >&2; exit 1; }
@@ -39,8 +39,15 @@ typecheck: $(STAMP)
 # In parallel, one worker per core (each with its own moto server); a file's tests share a worker, so each
 # session fixture (the package build, the demo run) is built once. PYTEST_WORKERS=0 runs serially.
 PYTEST_WORKERS ?= auto
-pytest: $(STAMP)
+pytest: $(STAMP) chromium
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+# The HTML report's tests run in a real headless Chromium (Debian's package): installed here when it is missing
+# and apt-get may be used (root); otherwise those tests fail with the command that installs it.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get update -qq && apt-get install -y -qq chromium; } >&2; } || \
+		echo "make: chromium is missing (sudo apt-get install chromium): the HTML report's tests will fail" >&2
 
 demo: $(DEMO_STAMP)
 	@$(BIN)/deputy-guard demo $(ARGS)
