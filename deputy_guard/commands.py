@@ -114,7 +114,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
         return run_org_scan(args)
     from chalicelib.adapters import aws
-    from chalicelib.service.scan import scan
+    from chalicelib.service.scan import ScanReport, scan_to_end
 
     tally: Tally = args.tally
     tally.left = (
@@ -131,25 +131,18 @@ def run_scan(args: argparse.Namespace) -> int:
             check_audit_table(settings)
             note_unsigned_fixes(settings)
         progress.start(f"scanning account {account}")
-        reports = []
-        token = None
+        reports: list[ScanReport] = []
         # A dry run writes nothing: Ctrl-C stops it at once. A run with fixes stops before its next write.
         with stop_between_roles(tally) if args.fix else contextlib.nullcontext():
-            while True:
-                counter = Counter(tally, progress if progress.enabled else None)
-                report = scan(
-                    deps,
-                    dry_run=not args.fix,
-                    role_names=args.role or None,
-                    path_prefix=path_prefix,
-                    next_token=token,
-                    account=account,
-                    progress=counter,
-                )
-                reports.append(report)
-                if report.complete:
-                    break
-                token = report.next_token
+            pages = scan_to_end(
+                deps,
+                dry_run=not args.fix,
+                role_names=args.role or None,
+                path_prefix=path_prefix,
+                account=account,
+                progress=lambda: Counter(tally, progress if progress.enabled else None),
+            )
+            reports.extend(pages)
     except (SettingsError, Unready) as exc:
         return _fail(str(exc))
     except aws.AwsError as exc:

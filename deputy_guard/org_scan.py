@@ -141,7 +141,7 @@ def scan_one(
 ) -> AccountOutcome:
     """One account, page after page until complete; a failure becomes the outcome's error."""
     from chalicelib.service.accounts import AccountUnavailable
-    from chalicelib.service.scan import ScanReport, scan
+    from chalicelib.service.scan import ScanReport, scan_to_end
 
     started = time.monotonic()
     outcome = AccountOutcome(account)
@@ -150,22 +150,15 @@ def scan_one(
         deps = directory.deps_for(account)
         if tally is not None:
             deps = watched(deps, tally)
-        token = None
-        while True:
-            counter = Counter(tally) if tally is not None else None
-            report = scan(
-                deps,
-                dry_run=dry_run,
-                role_names=role_names,
-                path_prefix=path_prefix,
-                next_token=token,
-                account=account,
-                progress=counter,
-            )
-            reports.append(report)
-            if report.complete:
-                break
-            token = report.next_token
+        pages = scan_to_end(
+            deps,
+            dry_run=dry_run,
+            role_names=role_names,
+            path_prefix=path_prefix,
+            account=account,
+            progress=lambda: Counter(tally) if tally is not None else None,
+        )
+        reports.extend(pages)  # page by page: a failure keeps the pages already scanned
         outcome.complete = True
     except AccountUnavailable as exc:
         outcome.status = "failed"

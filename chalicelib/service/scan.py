@@ -6,7 +6,7 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -441,6 +441,36 @@ def _queue_read(reads: ThreadPoolExecutor, role: RoleRecord, deps: Deps) -> Futu
         return reads.submit(deps.iam.read_tags, role)
     except RuntimeError:
         return None
+
+
+def scan_to_end(
+    deps: Deps,
+    *,
+    dry_run: bool,
+    role_names: Sequence[str] | None = None,
+    path_prefix: str = "/",
+    account: str = "",
+    progress: Callable[[], Callable[[int], None] | None] = lambda: None,
+) -> Iterator[ScanReport]:
+    """A scan run to its end: each report continues where the last one stopped (its ``next_token``).
+
+    ``progress`` gives each page's progress callback (a caller without a time budget, such as the CLI).
+    """
+    token = None
+    while True:
+        report = scan(
+            deps,
+            dry_run=dry_run,
+            role_names=role_names,
+            path_prefix=path_prefix,
+            next_token=token,
+            account=account,
+            progress=progress(),
+        )
+        yield report
+        if report.complete:
+            return
+        token = report.next_token
 
 
 def sweep(deps: Deps, *, budget_seconds: float | None = None) -> dict[str, Any]:
