@@ -143,7 +143,12 @@ def process_role(
     memo = evaluations or Evaluations()
     if evaluation is None:
         evaluation = memo.of(role, deps)
-    if needs_read(role, evaluation, deps) or (listed and _would_write(role, evaluation, deps, run)):
+    decided: tuple[Action, str] | None = None
+    reread = needs_read(role, evaluation, deps)
+    if not reread and listed:
+        decided = decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())
+        reread = decided[0] is Action.FIXED  # a write is decided again on a fresh read, just before writing
+    if reread:
         try:
             fresh = read.result() if read is not None else deps.iam.get_role(role.name)
         except AccessDenied as exc:
@@ -156,8 +161,10 @@ def process_role(
             return _finish(role, _result(role, evaluation, Action.FAILED, reason, memo), deps, run, ref)
         if fresh is None:
             return _gone(role, evaluation, deps, run, ref)
-        role, evaluation = fresh, memo.of(fresh, deps)
-    action, reason = decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())
+        role, evaluation, decided = fresh, memo.of(fresh, deps), None
+    if decided is None:
+        decided = decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())
+    action, reason = decided
     result = _result(role, evaluation, action, reason, memo)
     if action is Action.WOULD_FIX:
         run.fixes += 1  # a preview reaches the per-run cap where the run with fixes would
@@ -173,10 +180,6 @@ def process_role(
             else:
                 result = _replace(result, Action.SKIPPED, "the trust policy kept changing; left for the next run")
     return _finish(role, result, deps, run, ref)
-
-
-def _would_write(role: RoleRecord, evaluation: Evaluation, deps: Deps, run: Run) -> bool:
-    return decide(evaluation, role, settings=deps.settings, run=run, today=deps.clock())[0] is Action.FIXED
 
 
 def _finish(role: RoleRecord, result: RoleResult, deps: Deps, run: Run, ref: RoleRef | None) -> RoleResult:
@@ -420,6 +423,11 @@ def handle_ref(ref: RoleRef, deps: Deps) -> dict[str, Any]:
     own = own_event(ref, lambda session: session.issuer in deps.self_roles())
     if own is not None:
         return report_skip(own, deps.logger, deps.metrics)
+    return run_ref(ref, deps)
+
+
+def run_ref(ref: RoleRef, deps: Deps) -> dict[str, Any]:
+    """A role reference the echo test has passed: re-read the role and act; at most once per event id."""
     if deps.once is None:
         return _handle_ref(ref, deps)
     return deps.once.run(ref.event_id, lambda: _handle_ref(ref, deps))
