@@ -151,9 +151,11 @@ def accounts_or_raise() -> Any:
         raise Misconfigured(f"deputy-guard is misconfigured: {exc}") from exc
 
 
-def built() -> bool:
-    """Whether the Deps exist yet (an irrelevant event is answered without building them)."""
-    return "deps" in _state
+def built() -> Any:
+    """The Deps if they exist yet, else None: an irrelevant event is answered without building them, and
+    without reading the exemption document, which decides nothing for it."""
+    with _lock:
+        return _state.get("deps")
 
 
 def has_metrics() -> bool:

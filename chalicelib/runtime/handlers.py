@@ -104,10 +104,10 @@ def on_iam_event(event: Any, context: Any) -> dict[str, Any]:
     # dependency exists, so they never import boto3 nor create clients.
     parsed = to_role_ref(event, services=container.settings_or_raise().services)
     if isinstance(parsed, Skip):
-        if not container.built():
+        existing = container.built()
+        if existing is None:
             return report_skip(parsed, logger(), PowertoolsMetrics(metrics()))
-        current = container.deps_or_raise()
-        return report_skip(parsed, current.logger, current.metrics)
+        return report_skip(parsed, existing.logger, existing.metrics)
     current = container.deps_or_raise()
     once = getattr(current, "once", None)
     if once is not None and hasattr(once, "lambda_context"):
