@@ -154,9 +154,10 @@ def build_deps(
     log = logger if logger is not None else make_logger(settings.service_name, level=settings.log_level, to_stderr=True)
     counter: Metrics = metrics if metrics is not None else CountingMetrics()
     table = aws.DynamoTable(aws.make_client("dynamodb"), settings.table)
-    signer = record_signer(settings)
-    if verify_table and settings.signing_key is not None:
-        _check_table_origin(table, KmsMacKey(aws.make_client("kms"), settings.signing_key))
+    key = KmsMacKey(aws.make_client("kms"), settings.signing_key) if settings.signing_key is not None else None
+    signer = RecordSigner(key) if key is not None else None
+    if verify_table and key is not None:
+        _check_table_origin(table, key)
     channels: list[Any] = []
     if settings.sns_topic_arn:
         channels.append(SnsChannel(aws.SnsGateway(aws.make_client("sns")), settings.sns_topic_arn))
@@ -197,13 +198,6 @@ def _check_table_origin(table: aws.DynamoTable, key: KmsMacKey) -> None:
     problem = table_origin_problem(table.name, table_created, key.created_at())
     if problem is not None:
         raise TableNotTrusted(problem)
-
-
-def record_signer(settings: Settings) -> RecordSigner | None:
-    """The audit records' signer on the KMS key DEPUTY_GUARD_SIGNING_KEY names (None when unset)."""
-    if settings.signing_key is None:
-        return None
-    return RecordSigner(KmsMacKey(aws.make_client("kms"), settings.signing_key))
 
 
 def _security_hub(settings: Settings) -> FindingsHub | None:
