@@ -46,14 +46,18 @@ def _parse_yaml(text: str, origin: str) -> tuple[Exemption, ...]:
         raise ExemptionError(
             f"{VARIABLE}: {origin} is YAML, which needs PyYAML (pip install PyYAML); the deployed bot reads JSON"
         ) from None
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # One pass: the composed nodes give each entry's line, and the same nodes are built into the data.
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ExemptionError(f"{VARIABLE}: {origin}{line}: not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
     return exemptions_from_document(data, origin, _yaml_lines(node, data))
 
 
