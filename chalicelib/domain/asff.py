@@ -20,11 +20,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
-from chalicelib.domain.catalogue import STATES
+from chalicelib.domain.catalogue import STATES, entries_of
 from chalicelib.domain.models import Action, ProblemCode, RoleContext, Verdict
 from chalicelib.domain.plan import RoleResult
 from chalicelib.domain.policy import to_compact_json
-from chalicelib.domain.render import evidence_entries
 
 SCHEMA_VERSION: Final = "2018-10-08"
 GENERATOR_ID: Final = "deputy-guard/step-functions-trust-policy"
@@ -192,7 +191,7 @@ def _recommendation(result: RoleResult, context: RoleContext) -> str:
             "A human must decide: deputy-guard never rewrites such a policy. Remove what the problems name, "
             "then pin aws:SourceAccount and aws:SourceArn to this account. The policy is in Resources[0].Details."
         )
-    entries = evidence_entries(result.evaluation.services) or [STATES]
+    entries = entries_of(result.evaluation.services) or (STATES,)
     pins = "; ".join(
         (f"StringEquals aws:SourceAccount={account} and " if entry.sends_source_account else "")
         + f"ArnLike aws:SourceArn=arn:{context.partition}:{entry.arn_prefix}:*:{account}:* to each statement "

@@ -243,6 +243,11 @@ def entry_named(name: str) -> Entry | None:
     return _BY_NAME.get(name.strip().lower())
 
 
+def entries_of(names: Iterable[str]) -> tuple[Entry, ...]:
+    """The catalogue entries of ``names`` (short names or principals), unknown names left out."""
+    return tuple(entry for name in names if (entry := entry_named(name)) is not None)
+
+
 def parse_services(raw: str | None) -> tuple[Entry, ...]:
     """``states`` when unset; ``all``; or a comma-separated list of short names or principals, in catalogue order.
 

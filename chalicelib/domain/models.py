@@ -9,7 +9,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from chalicelib.domain.catalogue import DEFAULT_SERVICES, Entry, Level, entry_named
+from chalicelib.domain.catalogue import DEFAULT_SERVICES, Entry, Level, entries_of
 
 PolicyDoc = dict[str, Any]
 
@@ -134,7 +134,7 @@ class EngineOptions:
 
 def auto_fixable(services: tuple[str, ...]) -> bool:
     """Whether the bot may write a fix for roles trusting ``services``: none of them is advise-level."""
-    return all(entry.level is Level.ENFORCE for name in services if (entry := entry_named(name)) is not None)
+    return all(entry.level is Level.ENFORCE for entry in entries_of(services))
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class Evaluation:
 
     @property
     def entries(self) -> tuple[Entry, ...]:
-        return tuple(entry for name in self.services if (entry := entry_named(name)) is not None)
+        return entries_of(self.services)
 
     @property
     def auto_fix(self) -> bool:

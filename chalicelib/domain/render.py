@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from chalicelib.domain.catalogue import Entry, Level, entry_named
+from chalicelib.domain.catalogue import Entry, Level, entries_of
 from chalicelib.domain.models import NOTICE_SCHEMA_VERSION, Action, Notice, Problem, Verdict
 
 DEFAULT_WINDOW_SECONDS: Final = 24 * 60 * 60
@@ -161,11 +161,6 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def evidence_entries(services: Sequence[str]) -> list[Entry]:
-    """The catalogue entries of the guarded principals a finding is about."""
-    return [entry for name in services if (entry := entry_named(name)) is not None]
-
-
 def evidence_line(entry: Entry) -> str:
     """Where AWS documents a service's pin; for an advise-level service, why the bot does not apply it."""
     line = f"evidence: {entry.label} ({entry.level.value}): {entry.evidence}"
@@ -175,13 +170,13 @@ def evidence_line(entry: Entry) -> str:
 
 
 def evidence_lines(services: Sequence[str]) -> list[str]:
-    return [evidence_line(entry) for entry in evidence_entries(services)]
+    return [evidence_line(entry) for entry in entries_of(services)]
 
 
 def evidence_dicts(services: Sequence[str]) -> list[dict[str, str]]:
     return [
         {"service": e.principal, "level": e.level.value, "url": e.evidence, "note": e.note}
-        for e in evidence_entries(services)
+        for e in entries_of(services)
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chalicelib.domain.catalogue import Level
+from chalicelib.domain.catalogue import Level, entries_of
 from chalicelib.domain.models import Notice, Problem
 from chalicelib.domain.render import (
     ELLIPSIS,
@@ -22,7 +22,6 @@ from chalicelib.domain.render import (
     clip_text,
     console_url,
     count_values,
-    evidence_entries,
     one_line,
     worst_first,
 )
@@ -145,7 +144,7 @@ def render_slack(notice: Notice) -> dict[str, Any]:
         links.append(f"<{url}|Open {_esc(notice.role_name)} in the IAM console>")
     if notice.revert_command:
         links.append(f"*Revert:* {_code_span(notice.revert_command)}")
-    for entry in evidence_entries(notice.services):
+    for entry in entries_of(notice.services):
         advice = (
             f" \u2014 advise only, verify before applying: {_esc(entry.note)}" if entry.level is Level.ADVISE else ""
         )
