@@ -145,7 +145,11 @@ def target(args: argparse.Namespace, *, writes: bool) -> Target:
         # A refused member role is this command's one line of error: the service's log record of it stays quiet.
         quiet = replace(central, logger=_QUIET)
         directory = build_accounts(
-            settings, quiet, scope=AccountScope(ScopeKind.LIST, (account,)), member_role=member_role
+            settings,
+            quiet,
+            scope=AccountScope(ScopeKind.LIST, (account,)),
+            member_role=member_role,
+            identity=(caller_account, actor.split(":")[1]),  # the caller's, asked of STS above
         )
         try:
             member = replace(directory.deps_for(account), logger=central.logger)

@@ -22,8 +22,12 @@ def build_accounts(
     *,
     scope: AccountScope | None = None,
     member_role: str | None = None,
+    identity: tuple[str, str] | None = None,
 ) -> Accounts:
-    """The accounts in scope and the Deps for each of them, for the current (central) credentials."""
+    """The accounts in scope and the Deps for each of them, for the current (central) credentials.
+
+    ``identity`` is the caller's (account, partition) when it is known already (no sts:GetCallerIdentity).
+    """
     table = aws.DynamoTable(aws.make_client("dynamodb"), settings.table)
 
     def cursor_for(account: str) -> SweepCursor:
@@ -33,7 +37,7 @@ def build_accounts(
         central,
         scope=scope if scope is not None else settings.accounts,
         member_role=member_role or settings.member_role,
-        own_identity=lambda: own_identity(settings),
+        own_identity=(lambda: identity) if identity is not None else (lambda: own_identity(settings)),
         list_org_accounts=lambda: aws.OrganizationsGateway(aws.make_client("organizations")).list_active_accounts(),
         member_iam=member_iam,
         cursor_for=cursor_for,
